@@ -1,0 +1,148 @@
+//! `roofline labels` and `roofline inspect`.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::CityConfig;
+use crate::error::Result;
+use crate::io::output::write_table;
+use crate::label::{label_city, percentile::percentile_sorted, LabelTable};
+use crate::progress::Progress;
+
+pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
+    crate::io::output::Format::from_path(output)?;
+    let cfg = CityConfig::load(city)?;
+    let start = std::time::Instant::now();
+    let (footprints, labels) = label_city(&cfg, &progress)?;
+    let seconds = start.elapsed().as_secs_f64();
+    write_table(&labels.to_table(Some(&footprints)), output)?;
+    print_summary(&labels, seconds);
+    println!(
+        "wrote {} ({} rows, geometry in {})",
+        output.display(),
+        labels.rows.len(),
+        labels.crs.label
+    );
+    Ok(())
+}
+
+/// Counts per flag and height quantiles of the `ok` labels.
+pub fn print_summary(labels: &LabelTable, seconds: f64) {
+    println!(
+        "{}: {} buildings, label '{}' ({})",
+        labels.city,
+        labels.rows.len(),
+        labels.definition.name,
+        labels.definition.detail
+    );
+    if labels.points_read > 0 {
+        println!(
+            "  points read: {} in {:.1} s ({:.0} points/s)",
+            labels.points_read,
+            seconds,
+            labels.points_read as f64 / seconds.max(1e-9)
+        );
+    }
+    let counts: Vec<String> = labels
+        .flag_counts()
+        .iter()
+        .map(|(f, n)| format!("{f} {n}"))
+        .collect();
+    println!("  flags: {}", counts.join(", "));
+    let mut h = labels.ok_heights();
+    h.sort_unstable_by(f64::total_cmp);
+    if h.is_empty() {
+        println!("  no ok labels");
+    } else {
+        let q = |p: f64| percentile_sorted(&h, p);
+        println!(
+            "  height_m of ok labels: min {:.2}  p10 {:.2}  p25 {:.2}  median {:.2}  p75 {:.2}  p90 {:.2}  max {:.2}",
+            h[0],
+            q(10.0),
+            q(25.0),
+            q(50.0),
+            q(75.0),
+            q(90.0),
+            h[h.len() - 1]
+        );
+    }
+}
+
+pub fn inspect(configs: &[PathBuf]) -> Result<()> {
+    for path in configs {
+        let cfg = CityConfig::load(path)?;
+        println!("{} ({})", cfg.name, path.display());
+        let mut working = cfg.working_crs.clone();
+        if let Some(f) = &cfg.footprints {
+            let fp =
+                crate::io::footprints::read_footprints(f, working.as_ref(), &Default::default())?;
+            println!(
+                "  footprints: {} from {} layer '{}' in {} -> working CRS {} ({} repaired, {} skipped)",
+                fp.len(),
+                fp.path.display(),
+                fp.layer,
+                fp.source_crs.label,
+                fp.crs.label,
+                fp.repaired,
+                fp.skipped.len()
+            );
+            working = Some(fp.crs.clone());
+        }
+        if let Some(l) = &cfg.lidar {
+            let working = match &working {
+                Some(w) => w.clone(),
+                None => {
+                    let fallback = l
+                        .crs
+                        .as_deref()
+                        .map(crate::crs::Crs::from_user)
+                        .transpose()?;
+                    let first = crate::io::pointcloud::PointCloudFile::open(
+                        &l.files[0],
+                        fallback.as_ref(),
+                        l.z_unit_m,
+                        &crate::crs::Crs::from_epsg(4326)?,
+                    )?;
+                    first.crs.working_for((
+                        (first.native_bounds[0] + first.native_bounds[3]) / 2.0,
+                        (first.native_bounds[1] + first.native_bounds[4]) / 2.0,
+                    ))?
+                }
+            };
+            for c in crate::io::pointcloud::open_point_clouds(l, &working)? {
+                println!(
+                    "  point cloud: {} LAS {} format {} {} points, CRS {} ({:?}), z unit {} m",
+                    c.path.display(),
+                    c.version,
+                    c.point_format,
+                    c.points,
+                    c.crs.label,
+                    c.crs_source,
+                    c.z_unit_m
+                );
+            }
+        }
+        for im in &cfg.imagery {
+            let r = crate::io::raster::open_raster(&im.path, im.crs.as_deref())?;
+            println!(
+                "  raster: {} {}x{} px, {} bands ({}), CRS {}",
+                im.path.display(),
+                r.width,
+                r.height,
+                r.bands.len(),
+                r.bands
+                    .iter()
+                    .map(|b| b.data_type.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.crs
+                    .as_ref()
+                    .map_or("none".to_string(), |c| c.label.clone())
+            );
+        }
+        if let Some(label) = &cfg.label {
+            let d = label.definition();
+            println!("  label: {} ({})", d.name, d.detail);
+        }
+    }
+    Ok(())
+}

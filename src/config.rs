@@ -1,0 +1,423 @@
+//! City configuration: one TOML file per city (or prediction region) saying where its footprints,
+//! point clouds and imagery are and how its height labels are defined. Paths are relative to the
+//! config file, so a folder of data plus its configs can be moved as a whole.
+//!
+//! ```toml
+//! name = "amsterdam-centre"
+//!
+//! [footprints]
+//! path = "amsterdam-centre/footprints/bag_pand.geojson"
+//! id = "identification"
+//!
+//! [lidar]
+//! paths = ["amsterdam-centre/lidar/*.laz"]
+//! crs = "EPSG:28992"          # the LAZ files carry no CRS record
+//!
+//! [label]
+//! source = "lidar"            # roof p70 of class 6 minus ground p5 of classes 2, 9 within 4 m
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crs::Crs;
+use crate::error::{AtFile, Error, Result};
+
+/// A city or region as written in its TOML file, with paths resolved.
+#[derive(Clone, Debug)]
+pub struct CityConfig {
+    pub name: String,
+    /// The config file itself (named in errors).
+    pub path: PathBuf,
+    /// Overrides the working-CRS rule (footprint CRS if metric, else its UTM zone).
+    pub working_crs: Option<Crs>,
+    pub footprints: Option<FootprintsConfig>,
+    pub lidar: Option<LidarConfig>,
+    pub imagery: Vec<ImageryConfig>,
+    pub label: Option<LabelConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FootprintsConfig {
+    pub path: PathBuf,
+    /// Layer name; the first layer when absent.
+    pub layer: Option<String>,
+    /// Attribute holding the building id (unique, non-null); the feature id (FID) when absent.
+    pub id: Option<String>,
+    /// CRS to assume when the file has none or a wrong one.
+    pub crs: Option<String>,
+    #[serde(default)]
+    pub invalid: InvalidPolicy,
+}
+
+/// What to do with footprints that are not valid polygons (self-intersections, empty rings).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidPolicy {
+    /// Repair with GEOS MakeValid; features that cannot be repaired are skipped with a warning.
+    #[default]
+    Repair,
+    /// Skip invalid features with a warning.
+    Skip,
+    /// Stop with an error naming the first invalid feature.
+    Error,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LidarConfig {
+    /// Files or glob patterns (LAS/LAZ).
+    pub paths: Vec<String>,
+    /// CRS for files without a CRS record (a CRS record in the file wins).
+    pub crs: Option<String>,
+    /// Metres per z unit, when the file's CRS does not say (e.g. 0.3048 for feet).
+    pub z_unit_m: Option<f64>,
+    /// Resolved file list (filled in by [`CityConfig::load`]).
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageryConfig {
+    pub path: PathBuf,
+    /// A short name used as the feature-name prefix, e.g. `l8`.
+    pub name: String,
+    /// One name per band, in band order (`red` and `nir` enable NDVI).
+    pub bands: Vec<String>,
+    pub crs: Option<String>,
+    /// A classification raster (e.g. Landsat cfmask) and the values that count as clear.
+    pub mask: Option<MaskConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskConfig {
+    pub path: PathBuf,
+    pub clear: Vec<i64>,
+}
+
+/// How a city's height labels are defined.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum LabelConfig {
+    Lidar(LidarLabelConfig),
+    Attribute(AttributeLabelConfig),
+}
+
+/// Height = roof statistic of roof-class points inside the footprint minus ground statistic of
+/// ground-class points within `ring_m` of it. Defaults follow 3DBAG (roof p70, ground p5, 4 m).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LidarLabelConfig {
+    /// Family name for compatibility checks; `roof-<statistic>` when absent.
+    pub name: Option<String>,
+    #[serde(default = "default_roof")]
+    pub roof: Statistic,
+    #[serde(default = "default_roof_classes")]
+    pub roof_classes: Vec<u8>,
+    #[serde(default = "default_ground")]
+    pub ground: Statistic,
+    #[serde(default = "default_ground_classes")]
+    pub ground_classes: Vec<u8>,
+    #[serde(default = "default_ring")]
+    pub ring_m: f64,
+    /// Fewer roof points than this flags a label `sparse`.
+    #[serde(default = "default_min_roof_points")]
+    pub min_roof_points: usize,
+    /// Footprints with less than this share of their area inside the survey's tiles are
+    /// flagged `outside_lidar`.
+    #[serde(default = "default_min_lidar_share")]
+    pub min_lidar_share: f64,
+}
+
+fn default_roof() -> Statistic {
+    Statistic::Percentile(70.0)
+}
+fn default_ground() -> Statistic {
+    Statistic::Percentile(5.0)
+}
+fn default_roof_classes() -> Vec<u8> {
+    vec![6]
+}
+fn default_ground_classes() -> Vec<u8> {
+    vec![2, 9]
+}
+fn default_ring() -> f64 {
+    4.0
+}
+fn default_min_roof_points() -> usize {
+    5
+}
+/// A roof percentile stays representative while three quarters of the roof is sampled; below
+/// that the label is flagged rather than trusted.
+fn default_min_lidar_share() -> f64 {
+    0.75
+}
+
+impl Default for LidarLabelConfig {
+    fn default() -> Self {
+        LidarLabelConfig {
+            name: None,
+            roof: default_roof(),
+            roof_classes: default_roof_classes(),
+            ground: default_ground(),
+            ground_classes: default_ground_classes(),
+            ring_m: default_ring(),
+            min_roof_points: default_min_roof_points(),
+            min_lidar_share: default_min_lidar_share(),
+        }
+    }
+}
+
+/// Heights given by an attribute of the footprints (e.g. BD TOPO `HAUTEUR`, 3DBAG `h_70p`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeLabelConfig {
+    /// Family name, e.g. `roof-p70` or `eave`; labels of different names are never mixed.
+    pub name: String,
+    /// Field with the height in metres (or the roof altitude when `ground_field` is set).
+    pub field: String,
+    /// Field with the ground altitude, subtracted from `field`.
+    pub ground_field: Option<String>,
+    /// OGR SQL condition; footprints failing it keep no label (flag `filtered`).
+    pub filter: Option<String>,
+}
+
+/// A statistic of point heights: `p70`, `p5`, `median`, `max`, `min`, `mean`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Statistic {
+    Percentile(f64),
+    Min,
+    Max,
+    Mean,
+}
+
+impl Statistic {
+    /// The statistic of sorted values; `None` when there are none.
+    pub fn of_sorted(&self, sorted: &[f64]) -> Option<f64> {
+        if sorted.is_empty() {
+            return None;
+        }
+        Some(match *self {
+            Statistic::Percentile(p) => crate::label::percentile::percentile_sorted(sorted, p),
+            Statistic::Min => sorted[0],
+            Statistic::Max => sorted[sorted.len() - 1],
+            Statistic::Mean => sorted.iter().sum::<f64>() / sorted.len() as f64,
+        })
+    }
+}
+
+impl fmt::Display for Statistic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Statistic::Percentile(p) => write!(f, "p{p}"),
+            Statistic::Min => f.write_str("min"),
+            Statistic::Max => f.write_str("max"),
+            Statistic::Mean => f.write_str("mean"),
+        }
+    }
+}
+
+impl std::str::FromStr for Statistic {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "min" => Ok(Statistic::Min),
+            "max" => Ok(Statistic::Max),
+            "mean" => Ok(Statistic::Mean),
+            "median" => Ok(Statistic::Percentile(50.0)),
+            _ => {
+                let p: f64 = t
+                    .strip_prefix('p')
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        format!("unknown statistic '{s}' (use p0..p100, median, min, max, mean)")
+                    })?;
+                if (0.0..=100.0).contains(&p) {
+                    Ok(Statistic::Percentile(p))
+                } else {
+                    Err(format!("percentile '{s}' is outside p0..p100"))
+                }
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Statistic {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Statistic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// The name (family) and full description of a label definition. Two cities can share a model
+/// or a cross-validation only when their names agree.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct LabelDefinition {
+    pub name: String,
+    pub detail: String,
+}
+
+impl LabelConfig {
+    pub fn definition(&self) -> LabelDefinition {
+        match self {
+            LabelConfig::Lidar(l) => LabelDefinition {
+                name: l.name.clone().unwrap_or_else(|| format!("roof-{}", l.roof)),
+                detail: format!(
+                    "LiDAR: roof {} of classes {:?} inside the footprint minus ground {} of classes {:?} within {} m",
+                    l.roof, l.roof_classes, l.ground, l.ground_classes, l.ring_m
+                ),
+            },
+            LabelConfig::Attribute(a) => LabelDefinition {
+                name: a.name.clone(),
+                detail: format!(
+                    "attribute {}{}{}",
+                    a.field,
+                    a.ground_field.as_ref().map(|g| format!(" minus {g}")).unwrap_or_default(),
+                    a.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default()
+                ),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: String,
+    working_crs: Option<String>,
+    footprints: Option<FootprintsConfig>,
+    lidar: Option<LidarConfig>,
+    #[serde(default)]
+    imagery: Vec<ImageryConfig>,
+    label: Option<LabelConfig>,
+}
+
+impl CityConfig {
+    /// Reads and checks a config; every referenced file must exist and every glob must match.
+    pub fn load(path: impl AsRef<Path>) -> Result<CityConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).at(path)?;
+        let raw: RawConfig = toml::from_str(&text).at(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| -> Result<PathBuf> {
+            let full = dir.join(p);
+            if full.exists() {
+                Ok(full)
+            } else {
+                Err(Error::file(
+                    path,
+                    format!("{} does not exist", full.display()),
+                ))
+            }
+        };
+        let working_crs = raw
+            .working_crs
+            .as_deref()
+            .map(Crs::from_user)
+            .transpose()
+            .at(path)?;
+        let footprints = match raw.footprints {
+            Some(mut f) => {
+                f.path = resolve(&f.path)?;
+                Some(f)
+            }
+            None => None,
+        };
+        let lidar = match raw.lidar {
+            Some(mut l) => {
+                l.files = expand_globs(path, dir, &l.paths)?;
+                if let Some(z) = l.z_unit_m {
+                    if !(z.is_finite() && z > 0.0) {
+                        return Err(Error::file(
+                            path,
+                            format!("lidar.z_unit_m must be positive, got {z}"),
+                        ));
+                    }
+                }
+                Some(l)
+            }
+            None => None,
+        };
+        let mut imagery = raw.imagery;
+        for im in &mut imagery {
+            im.path = resolve(&im.path)?;
+            if let Some(m) = &mut im.mask {
+                m.path = resolve(&m.path)?;
+            }
+        }
+        if let Some(LabelConfig::Lidar(l)) = &raw.label {
+            if l.roof_classes.is_empty() || l.ground_classes.is_empty() {
+                return Err(Error::file(
+                    path,
+                    "label.roof_classes and label.ground_classes must not be empty",
+                ));
+            }
+            if !(l.ring_m.is_finite() && l.ring_m > 0.0) {
+                return Err(Error::file(
+                    path,
+                    format!("label.ring_m must be positive, got {}", l.ring_m),
+                ));
+            }
+            if lidar.is_none() {
+                return Err(Error::file(
+                    path,
+                    "label.source = \"lidar\" needs a [lidar] section",
+                ));
+            }
+        }
+        if raw.label.is_some() && footprints.is_none() {
+            return Err(Error::file(path, "a [label] needs a [footprints] section"));
+        }
+        Ok(CityConfig {
+            name: raw.name,
+            path: path.to_path_buf(),
+            working_crs,
+            footprints,
+            lidar,
+            imagery,
+            label: raw.label,
+        })
+    }
+
+    /// The footprints section, or an error saying this config has none.
+    pub fn require_footprints(&self) -> Result<&FootprintsConfig> {
+        self.footprints
+            .as_ref()
+            .ok_or_else(|| Error::file(&self.path, "has no [footprints] section"))
+    }
+}
+
+fn expand_globs(config: &Path, dir: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for pattern in patterns {
+        let full = dir.join(pattern);
+        let full_str = full.to_string_lossy();
+        let matched: Vec<PathBuf> = glob::glob(&full_str)
+            .map_err(|e| Error::file(config, format!("bad glob '{pattern}': {e}")))?
+            .filter_map(|p| p.ok())
+            .filter(|p| p.is_file())
+            .collect();
+        if matched.is_empty() {
+            return Err(Error::file(
+                config,
+                format!("{full_str} does not exist (or matches no file)"),
+            ));
+        }
+        files.extend(matched);
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

@@ -1,0 +1,213 @@
+//! Coordinate reference systems, kept as WKT so tables and models can carry them between threads
+//! and files; GDAL/OSR objects are made on demand.
+//!
+//! Every city is processed in one metric *working CRS*: the footprints' own CRS when it is
+//! projected in metres, otherwise the UTM zone of the footprints' centre (WGS 84), so that areas,
+//! distances and heights are all in metres.
+
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Crs {
+    /// Short label for tables and messages: `EPSG:28992` when known, else the CRS name.
+    pub label: String,
+    /// WKT2 definition.
+    pub wkt: String,
+}
+
+impl PartialEq for Crs {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_as(other)
+    }
+}
+
+impl Crs {
+    /// Parses what a user may write: `EPSG:28992`, a WKT string, a PROJ string.
+    pub fn from_user(definition: &str) -> Result<Crs> {
+        let srs = SpatialRef::from_definition(definition.trim())
+            .map_err(|e| Error::invalid(format!("unknown CRS '{definition}': {e}")))?;
+        Self::from_srs(&srs)
+    }
+
+    pub fn from_epsg(code: u32) -> Result<Crs> {
+        let srs = SpatialRef::from_epsg(code)
+            .map_err(|e| Error::invalid(format!("unknown CRS EPSG:{code}: {e}")))?;
+        Self::from_srs(&srs)
+    }
+
+    pub fn from_wkt(wkt: &str) -> Result<Crs> {
+        let srs = SpatialRef::from_wkt(wkt)
+            .or_else(|_| SpatialRef::from_esri(wkt))
+            .map_err(|e| Error::invalid(format!("unreadable WKT CRS: {e}")))?;
+        Self::from_srs(&srs)
+    }
+
+    pub fn from_srs(srs: &SpatialRef) -> Result<Crs> {
+        let wkt = srs
+            .to_wkt()
+            .map_err(|e| Error::invalid(format!("CRS cannot be written as WKT: {e}")))?;
+        Ok(Crs {
+            label: label_of(srs),
+            wkt,
+        })
+    }
+
+    /// The OSR object, always in traditional GIS axis order (x = easting/longitude).
+    pub fn srs(&self) -> SpatialRef {
+        let mut srs = SpatialRef::from_wkt(&self.wkt).expect("Crs holds WKT that OSR produced");
+        srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        srs
+    }
+
+    pub fn epsg(&self) -> Option<u32> {
+        self.label
+            .strip_prefix("EPSG:")
+            .and_then(|c| c.parse().ok())
+    }
+
+    pub fn is_geographic(&self) -> bool {
+        self.srs().is_geographic()
+    }
+
+    /// Metres per unit of the horizontal axes (1 for metres, 0.3048 for international feet).
+    pub fn linear_unit_m(&self) -> f64 {
+        let srs = self.srs();
+        if srs.is_geographic() {
+            1.0
+        } else {
+            srs.linear_units()
+        }
+    }
+
+    /// Metres per unit of the vertical axis: the vertical CRS unit of a compound CRS, else the
+    /// horizontal unit (LAS files in US feet use feet for z too), else metres.
+    pub fn vertical_unit_m(&self) -> f64 {
+        let srs = self.srs();
+        if srs.is_compound() {
+            if let Some(unit) = target_linear_units(&srs, "VERT_CS") {
+                return unit;
+            }
+        }
+        self.linear_unit_m()
+    }
+
+    pub fn is_metric_projected(&self) -> bool {
+        let srs = self.srs();
+        srs.is_projected() && (srs.linear_units() - 1.0).abs() < 1e-12
+    }
+
+    pub fn same_as(&self, other: &Crs) -> bool {
+        self.wkt == other.wkt || self.srs() == other.srs()
+    }
+
+    /// The WGS 84 UTM zone containing a longitude/latitude.
+    pub fn utm_for(lon: f64, lat: f64) -> Result<Crs> {
+        let zone = (((lon + 180.0) / 6.0).floor() as i64).clamp(0, 59) as u32 + 1;
+        let code = if lat >= 0.0 { 32600 } else { 32700 } + zone;
+        Crs::from_epsg(code)
+    }
+
+    /// The working CRS for data in this CRS: itself when projected in metres, else the UTM zone
+    /// of `centre` (given in this CRS).
+    pub fn working_for(&self, centre: (f64, f64)) -> Result<Crs> {
+        if self.is_metric_projected() {
+            return Ok(self.clone());
+        }
+        let wgs84 = Crs::from_epsg(4326)?;
+        let t = Transform::new(self, &wgs84)?;
+        let (mut x, mut y) = ([centre.0], [centre.1]);
+        t.apply(&mut x, &mut y)?;
+        Crs::utm_for(x[0], y[0])
+    }
+
+    pub fn projjson(&self) -> Result<String> {
+        self.srs().to_projjson().map_err(|e| {
+            Error::invalid(format!(
+                "CRS {} cannot be written as PROJJSON: {e}",
+                self.label
+            ))
+        })
+    }
+}
+
+fn label_of(srs: &SpatialRef) -> String {
+    let mut srs = srs.clone();
+    if srs.auth_name().is_none() {
+        let _ = srs.auto_identify_epsg();
+    }
+    match (srs.auth_name(), srs.auth_code()) {
+        (Some(name), Ok(code)) => format!("{name}:{code}"),
+        _ => srs.name().unwrap_or_else(|| "unnamed CRS".into()),
+    }
+}
+
+fn target_linear_units(srs: &SpatialRef, target: &str) -> Option<f64> {
+    let key = std::ffi::CString::new(target).ok()?;
+    let mut name: *mut std::os::raw::c_char = std::ptr::null_mut();
+    // SAFETY: OSRGetTargetLinearUnits reads the SRS handle and writes a borrowed name pointer.
+    let v = unsafe { gdal_sys::OSRGetTargetLinearUnits(srs.to_c_hsrs(), key.as_ptr(), &mut name) };
+    (v > 0.0).then_some(v)
+}
+
+/// A coordinate transformation that is skipped when both CRSs are the same.
+pub struct Transform {
+    inner: Option<CoordTransform>,
+    from: String,
+    to: String,
+}
+
+impl Transform {
+    pub fn new(from: &Crs, to: &Crs) -> Result<Transform> {
+        let inner = if from.same_as(to) {
+            None
+        } else {
+            Some(CoordTransform::new(&from.srs(), &to.srs()).map_err(|e| {
+                Error::invalid(format!(
+                    "no transformation from {} to {}: {e}",
+                    from.label, to.label
+                ))
+            })?)
+        };
+        Ok(Transform {
+            inner,
+            from: from.label.clone(),
+            to: to.label.clone(),
+        })
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    pub fn apply(&self, x: &mut [f64], y: &mut [f64]) -> Result<()> {
+        match &self.inner {
+            None => Ok(()),
+            Some(ct) => ct.transform_coords(x, y, &mut []).map_err(|e| {
+                Error::invalid(format!(
+                    "cannot transform from {} to {}: {e}",
+                    self.from, self.to
+                ))
+            }),
+        }
+    }
+
+    /// Transforms an axis-aligned box, densifying its edges so curved images are enclosed.
+    pub fn apply_bounds(&self, b: [f64; 4]) -> Result<[f64; 4]> {
+        match &self.inner {
+            None => Ok(b),
+            Some(ct) => ct.transform_bounds(&b, 21).map_err(|e| {
+                Error::invalid(format!(
+                    "cannot transform bounds from {} to {}: {e}",
+                    self.from, self.to
+                ))
+            }),
+        }
+    }
+
+    pub fn gdal(&self) -> Option<&CoordTransform> {
+        self.inner.as_ref()
+    }
+}

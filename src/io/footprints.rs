@@ -1,0 +1,440 @@
+//! Building footprints through GDAL/OGR (GeoPackage, GeoJSON, Shapefile, SQLite, FlatGeobuf, …),
+//! reprojected into the city's metric working CRS as `geo` multipolygons.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use gdal::vector::{FieldValue, Geometry, LayerAccess, OGRwkbGeometryType};
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use geo::MultiPolygon;
+
+use crate::config::{FootprintsConfig, InvalidPolicy};
+use crate::crs::{Crs, Transform};
+use crate::error::{AtFile, Error, Result};
+
+/// Footprints of one city in its working CRS, in file order.
+#[derive(Clone, Debug)]
+pub struct Footprints {
+    pub path: PathBuf,
+    pub layer: String,
+    /// CRS of the file (or of the config override).
+    pub source_crs: Crs,
+    /// The metric CRS the geometries are in.
+    pub crs: Crs,
+    pub ids: Vec<String>,
+    pub geometries: Vec<MultiPolygon<f64>>,
+    /// Numeric attributes asked for in [`Request::numeric`]; `None` where null or not numeric.
+    pub numeric: BTreeMap<String, Vec<Option<f64>>>,
+    /// Whether each footprint passes [`Request::filter`] (all true without a filter).
+    pub passes_filter: Vec<bool>,
+    /// Invalid geometries repaired by MakeValid.
+    pub repaired: usize,
+    /// Ids of features skipped (empty, non-areal or irreparable geometry).
+    pub skipped: Vec<String>,
+}
+
+/// Extra things to read along with ids and geometries.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub numeric: Vec<String>,
+    /// An OGR SQL condition evaluated by the driver.
+    pub filter: Option<String>,
+}
+
+impl Footprints {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Opens a vector file for reading; for a Shapefile whose `.cpg` is missing or empty but whose
+/// attributes are valid UTF-8 (IGN's BD TOPO exports), reads it as UTF-8 instead of GDAL's
+/// ISO-8859-1 default.
+pub fn open_vector(path: &Path) -> Result<Dataset> {
+    if !path.exists() {
+        return Err(Error::file(path, "does not exist"));
+    }
+    let utf8 = ["ENCODING=UTF-8"];
+    let mut options = DatasetOptions {
+        open_flags: GdalOpenFlags::GDAL_OF_VECTOR,
+        ..Default::default()
+    };
+    if shapefile_text_is_utf8(path) {
+        options.open_options = Some(&utf8);
+    }
+    Dataset::open_ex(path, options)
+        .map_err(|e| Error::file(path, format!("cannot open as a vector dataset: {e}")))
+}
+
+fn shapefile_text_is_utf8(path: &Path) -> bool {
+    let is_shp = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("shp") || e.eq_ignore_ascii_case("dbf"));
+    if !is_shp {
+        return false;
+    }
+    let cpg = path.with_extension("cpg");
+    let cpg_says = std::fs::read_to_string(&cpg).unwrap_or_default();
+    if !cpg_says.trim().is_empty() {
+        return false; // GDAL honours a non-empty .cpg itself
+    }
+    std::fs::read(path.with_extension("dbf"))
+        .map(|bytes| {
+            !bytes.is_ascii() && std::str::from_utf8(&bytes[dbf_header_len(&bytes)..]).is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn dbf_header_len(bytes: &[u8]) -> usize {
+    if bytes.len() < 10 {
+        return bytes.len();
+    }
+    (u16::from_le_bytes([bytes[8], bytes[9]]) as usize).min(bytes.len())
+}
+
+/// Reads footprints; `working` overrides the working-CRS rule.
+pub fn read_footprints(
+    cfg: &FootprintsConfig,
+    working: Option<&Crs>,
+    req: &Request,
+) -> Result<Footprints> {
+    let path = cfg.path.as_path();
+    let ds = open_vector(path)?;
+    let mut layer = match &cfg.layer {
+        Some(name) => ds.layer_by_name(name).map_err(|_| {
+            let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
+            Error::file(
+                path,
+                format!("no layer '{name}' (layers: {})", names.join(", ")),
+            )
+        })?,
+        None => ds
+            .layer(0)
+            .map_err(|_| Error::file(path, "has no layers"))?,
+    };
+    let layer_name = layer.name();
+    if layer.feature_count() == 0 {
+        return Err(Error::file(
+            path,
+            format!("layer '{layer_name}' has no features"),
+        ));
+    }
+    let field_names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+    let field_idx = |name: &str| -> Result<usize> {
+        field_names.iter().position(|f| f == name).ok_or_else(|| {
+            Error::file(
+                path,
+                format!(
+                    "layer '{layer_name}' has no field '{name}' (fields: {})",
+                    field_names.join(", ")
+                ),
+            )
+        })
+    };
+    let id_idx = cfg.id.as_deref().map(field_idx).transpose()?;
+    let id_name = cfg.id.as_deref().unwrap_or("FID");
+    let numeric_idx: Vec<(String, usize)> = req
+        .numeric
+        .iter()
+        .map(|n| Ok((n.clone(), field_idx(n)?)))
+        .collect::<Result<_>>()?;
+
+    let source_crs =
+        match &cfg.crs {
+            Some(def) => Crs::from_user(def).at(path)?,
+            None => match layer.spatial_ref() {
+                Some(srs) => Crs::from_srs(&srs).at(path)?,
+                None => return Err(Error::file(
+                    path,
+                    format!(
+                        "layer '{layer_name}' has no CRS; set footprints.crs in the city config"
+                    ),
+                )),
+            },
+        };
+    let crs = match working {
+        Some(c) => c.clone(),
+        None => {
+            let e = layer.get_extent().at(path)?;
+            source_crs
+                .working_for(((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0))
+                .at(path)?
+        }
+    };
+    let transform = Transform::new(&source_crs, &crs).at(path)?;
+
+    let mut out = Footprints {
+        path: path.to_path_buf(),
+        layer: layer_name.clone(),
+        source_crs,
+        crs,
+        ids: Vec::new(),
+        geometries: Vec::new(),
+        numeric: numeric_idx
+            .iter()
+            .map(|(n, _)| (n.clone(), Vec::new()))
+            .collect(),
+        passes_filter: Vec::new(),
+        repaired: 0,
+        skipped: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    for (i, feature) in layer.features().enumerate() {
+        let id = feature_id(&feature, id_idx, i).at(path)?.ok_or_else(|| {
+            Error::file(
+                path,
+                format!(
+                    "feature {} has a null id in field '{id_name}'",
+                    feature.fid().unwrap_or(i as u64)
+                ),
+            )
+        })?;
+        if !seen.insert(id.clone()) {
+            return Err(Error::file(
+                path,
+                format!("id '{id}' (field '{id_name}') occurs more than once"),
+            ));
+        }
+        let geom = match feature.geometry() {
+            Some(g) if !g.is_empty() => g,
+            _ => {
+                reject(path, &id, "has no geometry", cfg.invalid, &mut out.skipped)?;
+                continue;
+            }
+        };
+        let Some(mp) = to_multipolygon(path, &id, geom, cfg.invalid, &transform, &mut out)? else {
+            continue;
+        };
+        for (name, idx) in &numeric_idx {
+            let v = feature.field(*idx).at(path)?.and_then(field_to_f64);
+            out.numeric
+                .get_mut(name)
+                .expect("column made above")
+                .push(v);
+        }
+        out.ids.push(id);
+        out.geometries.push(mp);
+    }
+    if out.ids.is_empty() {
+        return Err(Error::file(
+            path,
+            format!("layer '{layer_name}' has no usable polygon"),
+        ));
+    }
+    if !out.skipped.is_empty() {
+        tracing::warn!(
+            "{}: skipped {} footprints without a usable polygon (first: {})",
+            path.display(),
+            out.skipped.len(),
+            out.skipped
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if out.repaired > 0 {
+        tracing::info!(
+            "{}: repaired {} invalid footprints with MakeValid",
+            path.display(),
+            out.repaired
+        );
+    }
+    out.passes_filter = match &req.filter {
+        None => vec![true; out.ids.len()],
+        Some(expr) => {
+            layer
+                .set_attribute_filter(expr)
+                .map_err(|e| Error::file(path, format!("bad filter '{expr}': {e}")))?;
+            let mut pass = HashSet::new();
+            for (i, f) in layer.features().enumerate() {
+                if let Some(id) = feature_id(&f, id_idx, i).at(path)? {
+                    pass.insert(id);
+                }
+            }
+            layer.clear_attribute_filter();
+            out.ids.iter().map(|id| pass.contains(id)).collect()
+        }
+    };
+    Ok(out)
+}
+
+/// The id of a feature: its id field, else its FID, else its position.
+fn feature_id(
+    f: &gdal::vector::Feature,
+    id_idx: Option<usize>,
+    position: usize,
+) -> gdal::errors::Result<Option<String>> {
+    Ok(match id_idx {
+        Some(idx) => f.field(idx)?.map(|v| field_to_string(&v)),
+        None => Some(f.fid().unwrap_or(position as u64).to_string()),
+    })
+}
+
+fn reject(
+    path: &Path,
+    id: &str,
+    why: &str,
+    policy: InvalidPolicy,
+    skipped: &mut Vec<String>,
+) -> Result<()> {
+    match policy {
+        InvalidPolicy::Error => Err(Error::file(path, format!("footprint '{id}' {why}"))),
+        _ => {
+            skipped.push(id.to_string());
+            Ok(())
+        }
+    }
+}
+
+/// Flattens, checks, repairs and reprojects one geometry; `None` when it is skipped.
+fn to_multipolygon(
+    path: &Path,
+    id: &str,
+    geom: &Geometry,
+    policy: InvalidPolicy,
+    transform: &Transform,
+    out: &mut Footprints,
+) -> Result<Option<MultiPolygon<f64>>> {
+    let mut g = geom.clone();
+    g.flatten_to_2d();
+    let ty = gdal::vector::geometry_type_flatten(g.geometry_type());
+    if !matches!(
+        ty,
+        OGRwkbGeometryType::wkbPolygon | OGRwkbGeometryType::wkbMultiPolygon
+    ) {
+        if is_curved_areal(ty) {
+            match linearise(&g) {
+                Some(lin) => g = lin,
+                None => {
+                    reject(
+                        path,
+                        id,
+                        "is a curved polygon that cannot be linearised",
+                        policy,
+                        &mut out.skipped,
+                    )?;
+                    return Ok(None);
+                }
+            }
+        } else if ty != OGRwkbGeometryType::wkbGeometryCollection {
+            return Err(Error::file(
+                path,
+                format!(
+                    "footprint '{id}' is a {}, not a polygon",
+                    gdal::vector::geometry_type_to_name(ty)
+                ),
+            ));
+        }
+    }
+    if !g.is_valid() {
+        match policy {
+            InvalidPolicy::Error => {
+                return Err(Error::file(
+                    path,
+                    format!("footprint '{id}' is not a valid polygon"),
+                ));
+            }
+            InvalidPolicy::Skip => {
+                out.skipped.push(id.to_string());
+                return Ok(None);
+            }
+            InvalidPolicy::Repair => match g.make_valid(&Default::default()) {
+                Ok(v) if !v.is_empty() => {
+                    g = v;
+                    out.repaired += 1;
+                }
+                _ => {
+                    out.skipped.push(id.to_string());
+                    return Ok(None);
+                }
+            },
+        }
+    }
+    if let Some(ct) = transform.gdal() {
+        g.transform_inplace(ct).map_err(|e| {
+            Error::file(path, format!("footprint '{id}' cannot be reprojected: {e}"))
+        })?;
+    }
+    let polys = polygons_of(&g.to_geo().at(path)?);
+    if polys.0.is_empty() {
+        reject(path, id, "has no polygon area", policy, &mut out.skipped)?;
+        return Ok(None);
+    }
+    Ok(Some(polys))
+}
+
+/// Curve polygons (GML, some GeoPackages) as plain polygons; the gdal crate has no wrapper for
+/// OGR_G_GetLinearGeometry, so go through it and WKT.
+fn linearise(g: &Geometry) -> Option<Geometry> {
+    // SAFETY: the linear geometry and the WKT buffer are owned here and freed before returning.
+    let wkt = unsafe {
+        let lin = gdal_sys::OGR_G_GetLinearGeometry(g.c_geometry(), 0.0, std::ptr::null_mut());
+        if lin.is_null() {
+            return None;
+        }
+        let mut buf: *mut std::os::raw::c_char = std::ptr::null_mut();
+        let err = gdal_sys::OGR_G_ExportToIsoWkt(lin, &mut buf);
+        gdal_sys::OGR_G_DestroyGeometry(lin);
+        if err != gdal_sys::OGRErr::OGRERR_NONE || buf.is_null() {
+            return None;
+        }
+        let s = std::ffi::CStr::from_ptr(buf).to_string_lossy().into_owned();
+        gdal_sys::VSIFree(buf.cast());
+        s
+    };
+    Geometry::from_wkt(&wkt).ok()
+}
+
+fn is_curved_areal(ty: OGRwkbGeometryType::Type) -> bool {
+    matches!(
+        ty,
+        OGRwkbGeometryType::wkbCurvePolygon | OGRwkbGeometryType::wkbMultiSurface
+    )
+}
+
+/// The polygons of a geometry (MakeValid may return a collection with stray lines).
+fn polygons_of(g: &geo::Geometry<f64>) -> MultiPolygon<f64> {
+    let mut polys = Vec::new();
+    collect_polygons(g, &mut polys);
+    MultiPolygon(polys)
+}
+
+fn collect_polygons(g: &geo::Geometry<f64>, out: &mut Vec<geo::Polygon<f64>>) {
+    match g {
+        geo::Geometry::Polygon(p) => out.push(p.clone()),
+        geo::Geometry::MultiPolygon(mp) => out.extend(mp.0.iter().cloned()),
+        geo::Geometry::GeometryCollection(gc) => gc.0.iter().for_each(|g| collect_polygons(g, out)),
+        _ => {}
+    }
+}
+
+/// Ids as text: integers without a decimal point even when the driver stores them as reals
+/// (Amsterdam's BAG ids come as `363100012078463.0`).
+pub fn field_to_string(v: &FieldValue) -> String {
+    match v {
+        FieldValue::IntegerValue(i) => i.to_string(),
+        FieldValue::Integer64Value(i) => i.to_string(),
+        FieldValue::RealValue(r) if r.fract() == 0.0 && r.abs() < 9.0e15 => {
+            format!("{}", *r as i64)
+        }
+        FieldValue::RealValue(r) => r.to_string(),
+        FieldValue::StringValue(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn field_to_f64(v: FieldValue) -> Option<f64> {
+    match v {
+        FieldValue::IntegerValue(i) => Some(i as f64),
+        FieldValue::Integer64Value(i) => Some(i as f64),
+        FieldValue::RealValue(r) if r.is_finite() => Some(r),
+        FieldValue::StringValue(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,9 @@
+//! Readers and writers: everything that touches a file format lives here, so later stages work
+//! on typed in-memory tables only.
+
+pub mod footprints;
+pub mod gdal_setup;
+pub mod output;
+pub mod pointcloud;
+pub mod raster;
+pub mod table;

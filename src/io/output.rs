@@ -1,0 +1,560 @@
+//! Writing (and reading back) tables: CSV and GeoParquet through polars, GeoPackage, GeoJSON
+//! and FlatGeobuf through GDAL. Every writer goes to a temporary file beside the target and
+//! renames it into place, so a failure never leaves a half-written output.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use gdal::vector::{
+    FieldDefn, Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType, ToGdal,
+};
+use gdal::{DriverManager, Metadata};
+use geo::{BoundingRect, MultiPolygon};
+use polars::prelude::{
+    BinaryChunked, BooleanChunked, Column as PlColumn, CsvReadOptions, CsvWriter, DataFrame,
+    DataType, Float64Chunked, Int64Chunked, IntoColumn, KeyValueMetadata, NamedFrom,
+    NewChunkedArray, ParquetReader, ParquetWriter, SerReader, SerWriter, Series, StringChunked,
+};
+
+use crate::crs::Crs;
+use crate::error::{AtFile, Error, Result};
+use crate::io::table::{Column, ColumnData, Table};
+
+/// Output formats, chosen by file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+    GeoPackage,
+    GeoJson,
+    FlatGeobuf,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        Ok(match ext.as_str() {
+            "csv" => Format::Csv,
+            "parquet" | "geoparquet" => Format::Parquet,
+            "gpkg" => Format::GeoPackage,
+            "geojson" | "json" => Format::GeoJson,
+            "fgb" => Format::FlatGeobuf,
+            _ => {
+                return Err(Error::file(
+                    path,
+                    "unknown output format (use .csv, .parquet, .gpkg, .geojson or .fgb)",
+                ))
+            }
+        })
+    }
+
+    fn gdal_driver(self) -> Option<&'static str> {
+        match self {
+            Format::GeoPackage => Some("GPKG"),
+            Format::GeoJson => Some("GeoJSON"),
+            Format::FlatGeobuf => Some("FlatGeobuf"),
+            _ => None,
+        }
+    }
+}
+
+/// A temporary path beside the target that is removed unless committed. Not `tempfile`: GDAL
+/// must create the file itself (with the right extension), and a failed GeoPackage can leave
+/// `-wal`/`-journal` sidecars that need removing too.
+struct TempOutput {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl TempOutput {
+    fn new(target: &Path) -> Result<TempOutput> {
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::file(
+                target,
+                format!("folder {} does not exist", dir.display()),
+            ));
+        }
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::file(target, "is not a file path"))?
+            .to_string_lossy();
+        let ext = target
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.tmp.{ext}", std::process::id()));
+        Ok(TempOutput {
+            tmp,
+            target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.target)
+            .map_err(|e| Error::file(&self.target, format!("cannot write: {e}")))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let mut p = self.tmp.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+        }
+    }
+}
+
+/// Writes `table` to `path` in the format its extension names, atomically.
+pub fn write_table(table: &Table, path: &Path) -> Result<()> {
+    let format = Format::from_path(path)?;
+    let tmp = TempOutput::new(path)?;
+    match format {
+        Format::Csv => write_csv(table, &tmp.tmp),
+        Format::Parquet => write_parquet(table, &tmp.tmp),
+        _ => write_gdal(table, &tmp.tmp, format.gdal_driver().expect("GDAL format")),
+    }
+    .map_err(|e| match e {
+        Error::File { msg, .. } => Error::file(path, msg),
+        other => Error::file(path, other),
+    })?;
+    tmp.commit()
+}
+
+/// Writes text (JSON, Markdown) atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    let tmp = TempOutput::new(path)?;
+    std::fs::write(&tmp.tmp, text).at(path)?;
+    tmp.commit()
+}
+
+fn to_polars_column(c: &Column) -> PlColumn {
+    let name = c.name.as_str().into();
+    match &c.data {
+        ColumnData::F64(v) => {
+            Float64Chunked::from_iter_options(name, v.iter().copied()).into_column()
+        }
+        ColumnData::I64(v) => {
+            Int64Chunked::from_iter_options(name, v.iter().copied()).into_column()
+        }
+        ColumnData::Bool(v) => {
+            BooleanChunked::from_iter_options(name, v.iter().copied()).into_column()
+        }
+        ColumnData::Str(v) => {
+            StringChunked::from_iter_options(name, v.iter().map(|s| s.as_deref())).into_column()
+        }
+    }
+}
+
+fn to_dataframe(table: &Table, geometry: Option<PlColumn>) -> Result<DataFrame> {
+    let mut cols: Vec<PlColumn> = table.columns.iter().map(to_polars_column).collect();
+    cols.extend(geometry);
+    DataFrame::new(table.n_rows(), cols)
+        .map_err(|e| Error::invalid(format!("cannot build table: {e}")))
+}
+
+fn gdal_geometry(mp: &MultiPolygon<f64>) -> Result<Geometry> {
+    mp.to_gdal()
+        .map_err(|e| Error::invalid(format!("cannot encode geometry: {e}")))
+}
+
+/// CSV: geometry as WKT in a `geometry` column and its CRS in a `crs` column, so the file says
+/// which CRS it is in even when opened in a spreadsheet.
+fn write_csv(table: &Table, path: &Path) -> Result<()> {
+    let mut extra = Vec::new();
+    if let Some(geoms) = &table.geometry {
+        let wkt = geoms
+            .iter()
+            .map(|g| {
+                gdal_geometry(g)?
+                    .wkt()
+                    .map_err(|e| Error::invalid(format!("cannot write WKT: {e}")))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        extra.push(Series::new("geometry".into(), wkt).into_column());
+        let label = table
+            .crs
+            .as_ref()
+            .map(|c| c.label.clone())
+            .unwrap_or_default();
+        extra.push(Series::new("crs".into(), vec![label; geoms.len()]).into_column());
+    }
+    let mut df = to_dataframe(table, None)?;
+    for c in extra {
+        df.with_column(c)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+    }
+    let mut f = File::create(path).at(path)?;
+    CsvWriter::new(&mut f)
+        .include_header(true)
+        .finish(&mut df)
+        .map_err(|e| Error::file(path, format!("cannot write CSV: {e}")))
+}
+
+/// GeoParquet 1.1: WKB geometry, the CRS as PROJJSON and the bounding box in the `geo` footer
+/// key; roofline's own metadata in further footer keys.
+fn write_parquet(table: &Table, path: &Path) -> Result<()> {
+    let mut kv: BTreeMap<String, String> = table.metadata.clone();
+    let geometry = match &table.geometry {
+        Some(geoms) => {
+            let wkb = geoms
+                .iter()
+                .map(|g| {
+                    gdal_geometry(g)?
+                        .wkb()
+                        .map_err(|e| Error::invalid(format!("cannot write WKB: {e}")))
+                })
+                .collect::<Result<Vec<Vec<u8>>>>()?;
+            let col = BinaryChunked::from_iter_values(
+                "geometry".into(),
+                wkb.iter().map(|b| b.as_slice()),
+            )
+            .into_column();
+            kv.insert("geo".into(), geo_metadata(geoms, table.crs.as_ref())?);
+            Some(col)
+        }
+        None => None,
+    };
+    let mut df = to_dataframe(table, geometry)?;
+    let f = File::create(path).at(path)?;
+    ParquetWriter::new(f)
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(
+            kv.into_iter().collect(),
+        )))
+        .finish(&mut df)
+        .map_err(|e| Error::file(path, format!("cannot write Parquet: {e}")))?;
+    Ok(())
+}
+
+fn geo_metadata(geoms: &[MultiPolygon<f64>], crs: Option<&Crs>) -> Result<String> {
+    let mut bbox = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    let mut has_poly = false;
+    let mut has_multi = false;
+    for g in geoms {
+        if let Some(r) = g.bounding_rect() {
+            bbox = [
+                bbox[0].min(r.min().x),
+                bbox[1].min(r.min().y),
+                bbox[2].max(r.max().x),
+                bbox[3].max(r.max().y),
+            ];
+        }
+        has_poly |= g.0.len() == 1;
+        has_multi |= g.0.len() != 1;
+    }
+    let mut types = Vec::new();
+    if has_poly {
+        types.push("Polygon");
+    }
+    if has_multi {
+        types.push("MultiPolygon");
+    }
+    let mut col = serde_json::json!({ "encoding": "WKB", "geometry_types": types });
+    if bbox[0].is_finite() {
+        col["bbox"] = serde_json::json!(bbox);
+    }
+    if let Some(c) = crs {
+        let projjson: serde_json::Value = serde_json::from_str(&c.projjson()?)
+            .map_err(|e| Error::invalid(format!("bad PROJJSON for {}: {e}", c.label)))?;
+        col["crs"] = projjson;
+    }
+    Ok(serde_json::json!({
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": { "geometry": col }
+    })
+    .to_string())
+}
+
+fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
+    let gerr = |e: gdal::errors::GdalError| Error::file(path, e);
+    let driver = DriverManager::get_driver_by_name(driver_name).map_err(gerr)?;
+    let mut ds = driver.create_vector_only(path).map_err(gerr)?;
+    let srs = table.crs.as_ref().map(|c| c.srs());
+    let geoms = table.geometry.as_ref();
+    let layer_name = path
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .trim_start_matches('.')
+                .split('.')
+                .next()
+                .unwrap_or("roofline")
+                .to_string()
+        })
+        .unwrap_or_else(|| "roofline".into());
+    {
+        let mut layer = ds
+            .create_layer(LayerOptions {
+                name: &layer_name,
+                srs: srs.as_ref(),
+                ty: if geoms.is_some() {
+                    OGRwkbGeometryType::wkbMultiPolygon
+                } else {
+                    OGRwkbGeometryType::wkbNone
+                },
+                options: None,
+            })
+            .map_err(gerr)?;
+        for c in &table.columns {
+            let ty = match c.data {
+                ColumnData::F64(_) => OGRFieldType::OFTReal,
+                ColumnData::I64(_) => OGRFieldType::OFTInteger64,
+                ColumnData::Str(_) => OGRFieldType::OFTString,
+                ColumnData::Bool(_) => OGRFieldType::OFTInteger,
+            };
+            FieldDefn::new(&c.name, ty)
+                .map_err(gerr)?
+                .add_to_layer(&layer)
+                .map_err(gerr)?;
+        }
+        for (key, value) in &table.metadata {
+            layer.set_metadata_item(key, value, "").map_err(gerr)?;
+        }
+    }
+    if driver_name == "GeoJSON" {
+        write_rows(&ds.layer(0).map_err(gerr)?, table, path)?;
+    } else {
+        let txn = ds.start_transaction().map_err(gerr)?;
+        write_rows(&txn.layer(0).map_err(gerr)?, table, path)?;
+        txn.commit().map_err(gerr)?;
+    }
+    ds.close().map_err(gerr)?;
+    Ok(())
+}
+
+fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result<()> {
+    let gerr = |e: gdal::errors::GdalError| Error::file(path, e);
+    let defn = layer.defn();
+    for row in 0..table.n_rows() {
+        let mut f = gdal::vector::Feature::new(defn).map_err(gerr)?;
+        for (i, c) in table.columns.iter().enumerate() {
+            match &c.data {
+                ColumnData::F64(v) => match v[row] {
+                    Some(x) => f.set_field_double(i, x),
+                    None => f.set_field_null(i),
+                },
+                ColumnData::I64(v) => match v[row] {
+                    Some(x) => f.set_field_integer64(i, x),
+                    None => f.set_field_null(i),
+                },
+                ColumnData::Bool(v) => match v[row] {
+                    Some(x) => f.set_field_integer(i, x as i32),
+                    None => f.set_field_null(i),
+                },
+                ColumnData::Str(v) => match &v[row] {
+                    Some(x) => f.set_field_string(i, x),
+                    None => f.set_field_null(i),
+                },
+            }
+            .map_err(gerr)?;
+        }
+        if let Some(g) = &table.geometry {
+            let mut geom = gdal_geometry(&g[row])?;
+            if geom.geometry_type() != OGRwkbGeometryType::wkbMultiPolygon {
+                geom = force_multi(geom)?;
+            }
+            f.set_geometry(geom).map_err(gerr)?;
+        }
+        f.create(layer).map_err(gerr)?;
+    }
+    Ok(())
+}
+
+fn force_multi(g: Geometry) -> Result<Geometry> {
+    let wkt = g.wkt().map_err(|e| Error::invalid(e.to_string()))?;
+    let mut m = Geometry::empty(OGRwkbGeometryType::wkbMultiPolygon)
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let p = Geometry::from_wkt(&wkt).map_err(|e| Error::invalid(e.to_string()))?;
+    m.add_geometry(p)
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(m)
+}
+
+/// Reads a table written by [`write_table`] (geometry is read back for GDAL formats and
+/// GeoParquet; key/value metadata from Parquet footers).
+pub fn read_table(path: &Path) -> Result<Table> {
+    match Format::from_path(path)? {
+        Format::Csv => {
+            let df = CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(None)
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+                .map_err(|e| Error::file(path, format!("cannot read CSV: {e}")))?;
+            from_dataframe(&df, path, None, BTreeMap::new())
+        }
+        Format::Parquet => {
+            let f = File::open(path).at(path)?;
+            let mut reader = ParquetReader::new(f);
+            let kv = reader
+                .get_metadata()
+                .ok()
+                .and_then(|m| m.key_value_metadata().clone())
+                .map(|kvs| {
+                    kvs.into_iter()
+                        .filter_map(|kv| Some((kv.key, kv.value?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let df = reader
+                .finish()
+                .map_err(|e| Error::file(path, format!("cannot read Parquet: {e}")))?;
+            from_dataframe(&df, path, Some("geometry"), kv)
+        }
+        _ => read_gdal(path),
+    }
+}
+
+fn from_dataframe(
+    df: &DataFrame,
+    path: &Path,
+    wkb_col: Option<&str>,
+    metadata: BTreeMap<String, String>,
+) -> Result<Table> {
+    let perr = |e: polars::prelude::PolarsError| Error::file(path, e);
+    let mut t = Table {
+        metadata,
+        ..Default::default()
+    };
+    for c in df.columns() {
+        let name = c.name().to_string();
+        if Some(name.as_str()) == wkb_col && matches!(c.dtype(), DataType::Binary) {
+            let geoms = c
+                .binary()
+                .map_err(perr)?
+                .iter()
+                .map(|b| {
+                    let g = Geometry::from_wkb(b.unwrap_or_default()).at(path)?;
+                    multipolygon_of(&g.to_geo().at(path)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            t.geometry = Some(geoms);
+            continue;
+        }
+        let data = match c.dtype() {
+            DataType::Float64 | DataType::Float32 => ColumnData::F64(
+                c.cast(&DataType::Float64)
+                    .map_err(perr)?
+                    .f64()
+                    .map_err(perr)?
+                    .iter()
+                    .collect(),
+            ),
+            DataType::Boolean => ColumnData::Bool(c.bool().map_err(perr)?.iter().collect()),
+            dt if dt.is_integer() => ColumnData::I64(
+                c.cast(&DataType::Int64)
+                    .map_err(perr)?
+                    .i64()
+                    .map_err(perr)?
+                    .iter()
+                    .collect(),
+            ),
+            DataType::String => ColumnData::Str(
+                c.str()
+                    .map_err(perr)?
+                    .iter()
+                    .map(|s| s.map(String::from))
+                    .collect(),
+            ),
+            DataType::Null => ColumnData::F64(vec![None; c.len()]),
+            other => {
+                return Err(Error::file(
+                    path,
+                    format!("column '{name}' has unsupported type {other}"),
+                ))
+            }
+        };
+        t.columns.push(Column { name, data });
+    }
+    if let Some(geo) = t.metadata.get("geo") {
+        let v: serde_json::Value = serde_json::from_str(geo).at(path)?;
+        if let Some(crs) = v.pointer("/columns/geometry/crs") {
+            t.crs = Some(Crs::from_user(&crs.to_string()).at(path)?);
+        }
+    }
+    Ok(t)
+}
+
+fn multipolygon_of(g: &geo::Geometry<f64>) -> Result<MultiPolygon<f64>> {
+    match g {
+        geo::Geometry::Polygon(p) => Ok(MultiPolygon(vec![p.clone()])),
+        geo::Geometry::MultiPolygon(m) => Ok(m.clone()),
+        other => Err(Error::invalid(format!(
+            "expected polygons, found {other:?}"
+        ))),
+    }
+}
+
+fn read_gdal(path: &Path) -> Result<Table> {
+    let ds = crate::io::footprints::open_vector(path)?;
+    let mut layer = ds.layer(0).map_err(|e| Error::file(path, e))?;
+    let fields: Vec<(String, u32)> = layer
+        .defn()
+        .fields()
+        .map(|f| (f.name(), f.field_type()))
+        .collect();
+    let crs = layer
+        .spatial_ref()
+        .map(|s| Crs::from_srs(&s))
+        .transpose()
+        .at(path)?;
+    let mut cols: Vec<ColumnData> = fields
+        .iter()
+        .map(|(_, ty)| match *ty {
+            OGRFieldType::OFTReal => ColumnData::F64(Vec::new()),
+            OGRFieldType::OFTInteger | OGRFieldType::OFTInteger64 => ColumnData::I64(Vec::new()),
+            _ => ColumnData::Str(Vec::new()),
+        })
+        .collect();
+    let mut geoms = Vec::new();
+    for f in layer.features() {
+        for (i, col) in cols.iter_mut().enumerate() {
+            match col {
+                ColumnData::F64(v) => v.push(f.field_as_double(i).at(path)?),
+                ColumnData::I64(v) => v.push(f.field_as_integer64(i).at(path)?),
+                ColumnData::Str(v) => v.push(f.field_as_string(i).at(path)?),
+                ColumnData::Bool(_) => unreachable!("booleans are read as integers"),
+            }
+        }
+        if let Some(g) = f.geometry() {
+            geoms.push(multipolygon_of(&g.to_geo().at(path)?)?);
+        }
+    }
+    let mut metadata = BTreeMap::new();
+    for entry in layer.metadata_domain("").unwrap_or_default() {
+        if let Some((k, v)) = entry.split_once('=') {
+            metadata.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(Table {
+        columns: fields
+            .into_iter()
+            .zip(cols)
+            .map(|((name, _), data)| Column { name, data })
+            .collect(),
+        geometry: (!geoms.is_empty()).then_some(geoms),
+        crs,
+        metadata,
+    })
+}

@@ -1,0 +1,249 @@
+//! LAS/LAZ point clouds (LAS 1.0–1.4, every point format the `las` crate reads), streamed in
+//! chunks and delivered in the city's working CRS with heights in metres, so a city's points
+//! never sit in memory all at once.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use las::{PointData, PointDataBuilder, Reader};
+
+use crate::config::LidarConfig;
+use crate::crs::{Crs, Transform};
+use crate::error::{AtFile, Error, Result};
+
+/// Where a file's CRS came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrsSource {
+    /// The file's OGC WKT record.
+    Wkt,
+    /// The file's GeoTIFF key records.
+    GeoTiff,
+    /// `lidar.crs` in the city config (the file has no CRS record).
+    Config,
+}
+
+/// One LAS/LAZ file, described from its header.
+#[derive(Clone, Debug)]
+pub struct PointCloudFile {
+    pub path: PathBuf,
+    /// LAS version, e.g. `1.4`.
+    pub version: String,
+    pub point_format: u8,
+    pub compressed: bool,
+    pub points: u64,
+    pub crs: Crs,
+    pub crs_source: CrsSource,
+    /// Metres per z unit.
+    pub z_unit_m: f64,
+    /// Header bounds in the file's own CRS: min x, min y, min z, max x, max y, max z.
+    pub native_bounds: [f64; 6],
+    /// Header x/y bounds in the working CRS: min x, min y, max x, max y.
+    pub bounds: [f64; 4],
+}
+
+/// A chunk of points in the working CRS; z in metres (in the survey's vertical datum).
+#[derive(Clone, Debug, Default)]
+pub struct PointChunk {
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    pub z: Vec<f64>,
+    pub class: Vec<u8>,
+}
+
+impl PointChunk {
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+}
+
+/// Reads the headers of every file of a city's `[lidar]` section.
+pub fn open_point_clouds(cfg: &LidarConfig, working: &Crs) -> Result<Vec<PointCloudFile>> {
+    let fallback = cfg.crs.as_deref().map(Crs::from_user).transpose()?;
+    cfg.files
+        .iter()
+        .map(|p| PointCloudFile::open(p, fallback.as_ref(), cfg.z_unit_m, working))
+        .collect()
+}
+
+fn open_reader(path: &Path) -> Result<Reader> {
+    let file = File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    guard(path, || Reader::new(BufReader::new(file)))?
+        .map_err(|e| Error::file(path, format!("not a readable LAS/LAZ file: {e}")))
+}
+
+/// Runs decoder code that might panic on corrupt input and turns a panic into an error naming
+/// the file: the LAZ decoder was not written for hostile input, and a crash loses all work.
+fn guard<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| Error::file(path, "corrupt point data (the decoder failed)"))
+}
+
+impl PointCloudFile {
+    /// Reads the header; `fallback` is the CRS for files without a CRS record.
+    pub fn open(
+        path: &Path,
+        fallback: Option<&Crs>,
+        z_unit_m: Option<f64>,
+        working: &Crs,
+    ) -> Result<Self> {
+        let reader = open_reader(path)?;
+        let h = reader.header();
+        let (crs, crs_source, geotiff_z_unit) = match file_crs(h).at(path)? {
+            Some((crs, src, zu)) => (crs, src, zu),
+            None => match fallback {
+                Some(c) => (c.clone(), CrsSource::Config, None),
+                None => {
+                    return Err(Error::file(
+                        path,
+                        "has no CRS record; set lidar.crs in the city config (e.g. crs = \"EPSG:28992\")",
+                    ))
+                }
+            },
+        };
+        let z_unit_m = z_unit_m
+            .or(geotiff_z_unit)
+            .unwrap_or_else(|| crs.vertical_unit_m());
+        let b = h.bounds();
+        let native_bounds = [b.min.x, b.min.y, b.min.z, b.max.x, b.max.y, b.max.z];
+        let t = Transform::new(&crs, working).at(path)?;
+        let bounds = t
+            .apply_bounds([b.min.x, b.min.y, b.max.x, b.max.y])
+            .at(path)?;
+        let v = h.version();
+        Ok(PointCloudFile {
+            path: path.to_path_buf(),
+            version: format!("{}.{}", v.major, v.minor),
+            point_format: h.point_format().to_u8().at(path)?,
+            compressed: h.point_format().is_compressed,
+            points: h.number_of_points(),
+            crs,
+            crs_source,
+            z_unit_m,
+            native_bounds,
+            bounds,
+        })
+    }
+
+    /// Starts streaming the points in chunks of `chunk_size`.
+    pub fn stream(&self, working: &Crs, chunk_size: usize) -> Result<PointStream> {
+        let reader = open_reader(&self.path)?;
+        let data = PointDataBuilder::new().for_header(reader.header()).build();
+        Ok(PointStream {
+            path: self.path.clone(),
+            transform: Transform::new(&self.crs, working).at(&self.path)?,
+            z_unit_m: self.z_unit_m,
+            remaining: self.points,
+            chunk_size: chunk_size.max(1) as u64,
+            reader,
+            data,
+        })
+    }
+}
+
+/// The CRS recorded in a LAS header (WKT record first, then GeoTIFF keys), with the vertical
+/// unit the GeoTIFF keys state, if any.
+fn file_crs(h: &las::Header) -> Result<Option<(Crs, CrsSource, Option<f64>)>> {
+    if let Some(bytes) = h.get_wkt_crs_bytes() {
+        let wkt = String::from_utf8_lossy(bytes);
+        let wkt = wkt.trim_matches(char::from(0)).trim();
+        if !wkt.is_empty() {
+            return Ok(Some((Crs::from_wkt(wkt)?, CrsSource::Wkt, None)));
+        }
+    }
+    let Some(gt) = h
+        .get_geotiff_crs()
+        .map_err(|e| Error::invalid(format!("bad GeoTIFF CRS record: {e}")))?
+    else {
+        return Ok(None);
+    };
+    let key = |id: u16| {
+        gt.entries
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| match e.data {
+                las::crs::GeoTiffData::U16(v) => Some(v),
+                _ => None,
+            })
+    };
+    let code = key(3072)
+        .filter(|c| (1024..32767).contains(c))
+        .or_else(|| key(2048).filter(|c| (1024..32767).contains(c)));
+    let Some(code) = code else {
+        return Err(Error::invalid(
+            "has a user-defined GeoTIFF CRS without a WKT record; set lidar.crs in the city config",
+        ));
+    };
+    let crs = Crs::from_epsg(code as u32)?;
+    // VerticalUnitsGeoKey (4099): EPSG unit codes.
+    let z_unit = key(4099).and_then(|u| match u {
+        9001 => Some(1.0),
+        9002 => Some(0.3048),
+        9003 => Some(1200.0 / 3937.0),
+        _ => None,
+    });
+    Ok(Some((crs, CrsSource::GeoTiff, z_unit)))
+}
+
+/// Streams a file's points, chunk by chunk.
+pub struct PointStream {
+    path: PathBuf,
+    reader: Reader,
+    transform: Transform,
+    z_unit_m: f64,
+    remaining: u64,
+    chunk_size: u64,
+    data: PointData,
+}
+
+impl PointStream {
+    /// Fills `out` with the next chunk; returns false when the file is exhausted.
+    pub fn next_chunk(&mut self, out: &mut PointChunk) -> Result<bool> {
+        out.x.clear();
+        out.y.clear();
+        out.z.clear();
+        out.class.clear();
+        if self.remaining == 0 {
+            return Ok(false);
+        }
+        let want = self.remaining.min(self.chunk_size);
+        let (reader, data) = (&mut self.reader, &mut self.data);
+        let got = guard(&self.path, || reader.fill_points(want, data))?
+            .map_err(|e| Error::file(&self.path, format!("cannot read points: {e}")))?;
+        if got < want {
+            return Err(Error::file(
+                &self.path,
+                format!(
+                    "truncated: the header promises {} more points than the file holds",
+                    self.remaining - got
+                ),
+            ));
+        }
+        self.remaining -= got;
+        out.x.extend(self.data.x());
+        out.y.extend(self.data.y());
+        out.z.extend(self.data.z().map(|z| z * self.z_unit_m));
+        out.class.extend(self.data.classification());
+        if out
+            .x
+            .iter()
+            .chain(&out.y)
+            .chain(&out.z)
+            .any(|v| !v.is_finite())
+        {
+            return Err(Error::file(&self.path, "holds non-finite coordinates"));
+        }
+        self.transform
+            .apply(&mut out.x, &mut out.y)
+            .at(&self.path)?;
+        Ok(true)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,352 @@
+//! Heights from LiDAR: per building, the roof statistic of roof-class points inside the
+//! footprint minus the ground statistic of ground-class points within a ring around it.
+//!
+//! Points are streamed tile by tile. Each footprint knows how many tiles can reach it; once all
+//! of them are read its points are reduced to statistics and freed, so memory follows the
+//! buildings currently being measured, not the size of the city.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use geo::{
+    Area, BooleanOps, BoundingRect, Contains, Distance, Euclidean, MultiPolygon, Point, Rect,
+};
+use rayon::prelude::*;
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{RTree, AABB};
+
+use crate::config::LidarLabelConfig;
+use crate::error::Result;
+use crate::io::footprints::Footprints;
+use crate::io::pointcloud::{PointChunk, PointCloudFile};
+use crate::label::{Flag, LabelRow, LidarStats};
+use crate::progress::Progress;
+
+/// Tile extents closer than this (m) are treated as touching: neighbouring tiles' point
+/// extents leave hairline gaps (4 mm in Amsterdam's AHN3 crop).
+const TILE_GAP_TOLERANCE_M: f64 = 0.5;
+const CHUNK_POINTS: usize = 1 << 20;
+const SUB_CHUNK: usize = 1 << 14;
+
+pub struct LidarOutput {
+    pub rows: Vec<LabelRow>,
+    pub points_read: u64,
+    pub seconds: f64,
+}
+
+/// Points gathered for one building until all tiles that reach it are read.
+#[derive(Default)]
+struct Accumulator {
+    roof: Vec<f64>,
+    ground: Vec<f64>,
+    /// 1 m cells (packed) holding roof points.
+    cells: Vec<u64>,
+    pending_tiles: u32,
+}
+
+#[derive(Clone, Copy)]
+enum Hit {
+    Roof { b: u32, z: f64, cell: u64 },
+    Ground { b: u32, z: f64 },
+}
+
+pub fn lidar_labels(
+    fp: &Footprints,
+    clouds: &[PointCloudFile],
+    def: &LidarLabelConfig,
+    progress: &Progress,
+) -> Result<LidarOutput> {
+    let start = Instant::now();
+    let n = fp.len();
+    let ring = def.ring_m;
+    let boxes: Vec<Rect<f64>> = fp
+        .geometries
+        .iter()
+        .map(|g| g.bounding_rect().expect("footprints are non-empty"))
+        .collect();
+    let tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>> = RTree::bulk_load(
+        boxes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                GeomWithData::new(
+                    Rectangle::from_corners(
+                        [r.min().x - ring, r.min().y - ring],
+                        [r.max().x + ring, r.max().y + ring],
+                    ),
+                    i as u32,
+                )
+            })
+            .collect(),
+    );
+
+    // Read tiles in spatial order so buildings complete (and free their points) early.
+    let mut order: Vec<usize> = (0..clouds.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ba, bb) = (clouds[a].bounds, clouds[b].bounds);
+        (ba[1], ba[0])
+            .partial_cmp(&(bb[1], bb[0]))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let tile_env = |c: &PointCloudFile| {
+        let t = TILE_GAP_TOLERANCE_M;
+        AABB::from_corners(
+            [c.bounds[0] - t, c.bounds[1] - t],
+            [c.bounds[2] + t, c.bounds[3] + t],
+        )
+    };
+
+    let mut acc: Vec<Accumulator> = (0..n).map(|_| Accumulator::default()).collect();
+    for c in clouds {
+        for item in tree.locate_in_envelope_intersecting(&tile_env(c)) {
+            acc[item.data as usize].pending_tiles += 1;
+        }
+    }
+    let share = lidar_share(fp, &boxes, clouds);
+
+    let roof_class = class_mask(&def.roof_classes);
+    let ground_class = class_mask(&def.ground_classes);
+    let total: u64 = clouds.iter().map(|c| c.points).sum();
+    let bar = progress.bar(total, "labels", "points");
+    let mut rows: Vec<Option<LabelRow>> = vec![None; n];
+    let mut chunk = PointChunk::default();
+    let mut points_read = 0u64;
+    for &ti in &order {
+        let cloud = &clouds[ti];
+        let mut stream = cloud.stream(&fp.crs, CHUNK_POINTS)?;
+        while stream.next_chunk(&mut chunk)? {
+            let hits: Vec<Vec<Hit>> = (0..chunk.len())
+                .into_par_iter()
+                .step_by(SUB_CHUNK)
+                .map(|s| {
+                    let e = (s + SUB_CHUNK).min(chunk.len());
+                    classify(&chunk, s..e, &tree, fp, &roof_class, &ground_class, ring)
+                })
+                .collect();
+            for hit in hits.into_iter().flatten() {
+                match hit {
+                    Hit::Roof { b, z, cell } => {
+                        let a = &mut acc[b as usize];
+                        a.roof.push(z);
+                        a.cells.push(cell);
+                    }
+                    Hit::Ground { b, z } => acc[b as usize].ground.push(z),
+                }
+            }
+            points_read += chunk.len() as u64;
+            bar.inc(chunk.len() as u64);
+        }
+        let done: Vec<usize> = tree
+            .locate_in_envelope_intersecting(&tile_env(cloud))
+            .map(|i| i.data as usize)
+            .filter(|&b| {
+                acc[b].pending_tiles -= 1;
+                acc[b].pending_tiles == 0
+            })
+            .collect();
+        let taken: Vec<(usize, Accumulator)> = done
+            .into_iter()
+            .map(|b| (b, std::mem::take(&mut acc[b])))
+            .collect();
+        let finished: Vec<(usize, LabelRow)> = taken
+            .into_par_iter()
+            .map(|(b, a)| (b, finish(b, a, fp, share[b], def)))
+            .collect();
+        for (b, row) in finished {
+            rows[b] = Some(row);
+        }
+    }
+    bar.finish_and_clear();
+    // Footprints no tile reaches.
+    let rows = rows
+        .into_iter()
+        .enumerate()
+        .map(|(b, r)| r.unwrap_or_else(|| finish(b, Accumulator::default(), fp, share[b], def)))
+        .collect();
+    Ok(LidarOutput {
+        rows,
+        points_read,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn class_mask(classes: &[u8]) -> [bool; 256] {
+    let mut m = [false; 256];
+    for &c in classes {
+        m[c as usize] = true;
+    }
+    m
+}
+
+fn cell_key(x: f64, y: f64) -> u64 {
+    let cx = x.floor() as i64 as i32 as u32 as u64;
+    let cy = y.floor() as i64 as i32 as u32 as u64;
+    (cx << 32) | cy
+}
+
+fn classify(
+    chunk: &PointChunk,
+    range: std::ops::Range<usize>,
+    tree: &RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
+    fp: &Footprints,
+    roof_class: &[bool; 256],
+    ground_class: &[bool; 256],
+    ring: f64,
+) -> Vec<Hit> {
+    let mut out = Vec::new();
+    for i in range {
+        let c = chunk.class[i] as usize;
+        let (is_roof, is_ground) = (roof_class[c], ground_class[c]);
+        if !is_roof && !is_ground {
+            continue;
+        }
+        let (x, y, z) = (chunk.x[i], chunk.y[i], chunk.z[i]);
+        let p = Point::new(x, y);
+        for item in tree.locate_all_at_point(&[x, y]) {
+            let b = item.data;
+            let g = &fp.geometries[b as usize];
+            if is_roof && g.contains(&p) {
+                out.push(Hit::Roof {
+                    b,
+                    z,
+                    cell: cell_key(x, y),
+                });
+            }
+            if is_ground && Euclidean.distance(g, &p) <= ring {
+                out.push(Hit::Ground { b, z });
+            }
+        }
+    }
+    out
+}
+
+/// Share of each footprint's area inside the union of the tiles' header extents.
+fn lidar_share(fp: &Footprints, boxes: &[Rect<f64>], clouds: &[PointCloudFile]) -> Vec<f64> {
+    let t = TILE_GAP_TOLERANCE_M;
+    let rects: Vec<Rect<f64>> = clouds
+        .iter()
+        .map(|c| {
+            Rect::new(
+                (c.bounds[0] - t, c.bounds[1] - t),
+                (c.bounds[2] + t, c.bounds[3] + t),
+            )
+        })
+        .collect();
+    let union = rects.iter().fold(MultiPolygon::<f64>::new(vec![]), |u, r| {
+        u.union(&MultiPolygon::new(vec![r.to_polygon()]))
+    });
+    let contains_box = |b: &Rect<f64>| {
+        rects.iter().any(|r| {
+            r.min().x <= b.min().x
+                && r.min().y <= b.min().y
+                && r.max().x >= b.max().x
+                && r.max().y >= b.max().y
+        })
+    };
+    let disjoint = |b: &Rect<f64>| {
+        rects.iter().all(|r| {
+            r.max().x < b.min().x
+                || r.min().x > b.max().x
+                || r.max().y < b.min().y
+                || r.min().y > b.max().y
+        })
+    };
+    fp.geometries
+        .par_iter()
+        .zip(boxes.par_iter())
+        .map(|(g, b)| {
+            if contains_box(b) {
+                1.0
+            } else if disjoint(b) {
+                0.0
+            } else {
+                let area = g.unsigned_area();
+                if area <= 0.0 {
+                    0.0
+                } else {
+                    (g.intersection(&union).unsigned_area() / area).clamp(0.0, 1.0)
+                }
+            }
+        })
+        .collect()
+}
+
+fn finish(
+    b: usize,
+    mut a: Accumulator,
+    fp: &Footprints,
+    lidar_share: f64,
+    def: &LidarLabelConfig,
+) -> LabelRow {
+    let g = &fp.geometries[b];
+    a.roof.sort_unstable_by(f64::total_cmp);
+    a.ground.sort_unstable_by(f64::total_cmp);
+    let area = g.unsigned_area();
+    let roof_m = def.roof.of_sorted(&a.roof);
+    let ground_m = def.ground.of_sorted(&a.ground);
+    let pct =
+        |p: f64| (!a.roof.is_empty()).then(|| super::percentile::percentile_sorted(&a.roof, p));
+    let stats = LidarStats {
+        roof_m,
+        ground_m,
+        roof_p50_m: pct(50.0),
+        roof_p90_m: pct(90.0),
+        roof_max_m: a.roof.last().copied(),
+        roof_points: a.roof.len() as u64,
+        roof_density: if area > 0.0 {
+            a.roof.len() as f64 / area
+        } else {
+            0.0
+        },
+        coverage: coverage(g, &mut a.cells),
+        ground_points: a.ground.len() as u64,
+        lidar_share,
+    };
+    let flag = if lidar_share < def.min_lidar_share {
+        Flag::OutsideLidar
+    } else if a.roof.is_empty() {
+        Flag::NoRoofPoints
+    } else if a.ground.is_empty() {
+        Flag::NoGround
+    } else if a.roof.len() < def.min_roof_points {
+        Flag::Sparse
+    } else {
+        Flag::Ok
+    };
+    let height_m = match (roof_m, ground_m) {
+        (Some(r), Some(gr)) => Some(r - gr),
+        _ => None,
+    };
+    LabelRow {
+        id: fp.ids[b].clone(),
+        height_m,
+        flag,
+        lidar: Some(stats),
+    }
+}
+
+/// Share of the footprint's 1 m cells (those whose centre lies inside it) holding at least one
+/// roof point. A footprint too small to contain a cell centre counts as covered if it has any
+/// point.
+fn coverage(g: &MultiPolygon<f64>, cells: &mut Vec<u64>) -> f64 {
+    cells.sort_unstable();
+    cells.dedup();
+    let Some(r) = g.bounding_rect() else {
+        return 0.0;
+    };
+    let mut inside = HashSet::new();
+    let (x0, x1) = (r.min().x.floor() as i64, r.max().x.floor() as i64);
+    let (y0, y1) = (r.min().y.floor() as i64, r.max().y.floor() as i64);
+    for cx in x0..=x1 {
+        for cy in y0..=y1 {
+            let centre = Point::new(cx as f64 + 0.5, cy as f64 + 0.5);
+            if g.contains(&centre) {
+                inside.insert(cell_key(centre.x(), centre.y()));
+            }
+        }
+    }
+    if inside.is_empty() {
+        return if cells.is_empty() { 0.0 } else { 1.0 };
+    }
+    cells.iter().filter(|c| inside.contains(c)).count() as f64 / inside.len() as f64
+}

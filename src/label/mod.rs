@@ -1,0 +1,214 @@
+//! Height labels: measured from LiDAR ([`lidar`]) or taken from a footprint attribute
+//! ([`attribute`]), with a quality flag per building. Buildings without a usable label stay in
+//! the table with their flag; nothing is dropped.
+
+pub mod attribute;
+pub mod lidar;
+pub mod percentile;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CityConfig, LabelConfig, LabelDefinition};
+use crate::crs::Crs;
+use crate::error::{Error, Result};
+use crate::io::footprints::{read_footprints, Footprints, Request};
+use crate::io::table::{Column, Table};
+use crate::progress::Progress;
+
+/// Quality of one building's label. Only `ok` labels are used for training and scoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    Ok,
+    /// Fewer roof points than the configured minimum.
+    Sparse,
+    NoRoofPoints,
+    NoGround,
+    /// Less than the configured share of the footprint lies inside the survey's tiles.
+    OutsideLidar,
+    /// The label attribute is null.
+    Missing,
+    /// The label attribute is zero or negative.
+    NotPositive,
+    /// The footprint fails the label filter.
+    Filtered,
+}
+
+impl Flag {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Flag::Ok => "ok",
+            Flag::Sparse => "sparse",
+            Flag::NoRoofPoints => "no_roof_points",
+            Flag::NoGround => "no_ground",
+            Flag::OutsideLidar => "outside_lidar",
+            Flag::Missing => "missing",
+            Flag::NotPositive => "not_positive",
+            Flag::Filtered => "filtered",
+        }
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What LiDAR says about one building (heights in metres, in the survey's vertical datum).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LidarStats {
+    /// The configured roof statistic.
+    pub roof_m: Option<f64>,
+    pub ground_m: Option<f64>,
+    pub roof_p50_m: Option<f64>,
+    pub roof_p90_m: Option<f64>,
+    pub roof_max_m: Option<f64>,
+    pub roof_points: u64,
+    /// Roof points per m² of footprint.
+    pub roof_density: f64,
+    /// Share of the footprint's 1 m cells holding at least one roof point.
+    pub coverage: f64,
+    pub ground_points: u64,
+    /// Share of the footprint's area inside the survey's tile extents.
+    pub lidar_share: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelRow {
+    pub id: String,
+    pub height_m: Option<f64>,
+    pub flag: Flag,
+    pub lidar: Option<LidarStats>,
+}
+
+/// Labels of one city, in footprint order.
+#[derive(Clone, Debug)]
+pub struct LabelTable {
+    pub city: String,
+    pub definition: LabelDefinition,
+    /// CRS of the footprints the labels belong to.
+    pub crs: Crs,
+    pub rows: Vec<LabelRow>,
+    /// Points read from LiDAR (0 for attribute labels).
+    pub points_read: u64,
+}
+
+impl LabelTable {
+    pub fn flag_counts(&self) -> BTreeMap<Flag, usize> {
+        let mut m = BTreeMap::new();
+        for r in &self.rows {
+            *m.entry(r.flag).or_default() += 1;
+        }
+        m
+    }
+
+    /// Heights of `ok` labels.
+    pub fn ok_heights(&self) -> Vec<f64> {
+        self.rows
+            .iter()
+            .filter(|r| r.flag == Flag::Ok)
+            .filter_map(|r| r.height_m)
+            .collect()
+    }
+
+    /// The table for writing; geometry from `footprints` when given (same order).
+    pub fn to_table(&self, footprints: Option<&Footprints>) -> Table {
+        let rows = &self.rows;
+        let mut t = Table {
+            crs: Some(self.crs.clone()),
+            geometry: footprints.map(|f| f.geometries.clone()),
+            ..Default::default()
+        };
+        t.push(Column::str("id", rows.iter().map(|r| r.id.clone())));
+        t.push(Column::str("city", rows.iter().map(|_| self.city.clone())));
+        t.push(Column::opt_f64("height_m", rows.iter().map(|r| r.height_m)));
+        t.push(Column::str("flag", rows.iter().map(|r| r.flag.as_str())));
+        t.push(Column::str(
+            "label",
+            rows.iter().map(|_| self.definition.name.clone()),
+        ));
+        t.push(Column::str(
+            "label_detail",
+            rows.iter().map(|_| self.definition.detail.clone()),
+        ));
+        if rows.iter().any(|r| r.lidar.is_some()) {
+            let l = |f: fn(&LidarStats) -> Option<f64>| {
+                rows.iter().map(move |r| r.lidar.as_ref().and_then(f))
+            };
+            t.push(Column::opt_f64("roof_m", l(|s| s.roof_m)));
+            t.push(Column::opt_f64("ground_m", l(|s| s.ground_m)));
+            t.push(Column::opt_f64("roof_p50_m", l(|s| s.roof_p50_m)));
+            t.push(Column::opt_f64("roof_p90_m", l(|s| s.roof_p90_m)));
+            t.push(Column::opt_f64("roof_max_m", l(|s| s.roof_max_m)));
+            t.push(Column::i64(
+                "roof_points",
+                rows.iter()
+                    .map(|r| r.lidar.as_ref().map_or(0, |s| s.roof_points as i64)),
+            ));
+            t.push(Column::opt_f64("roof_density", l(|s| Some(s.roof_density))));
+            t.push(Column::opt_f64("coverage", l(|s| Some(s.coverage))));
+            t.push(Column::i64(
+                "ground_points",
+                rows.iter()
+                    .map(|r| r.lidar.as_ref().map_or(0, |s| s.ground_points as i64)),
+            ));
+            t.push(Column::opt_f64("lidar_share", l(|s| Some(s.lidar_share))));
+        }
+        t.metadata.insert(
+            "roofline".into(),
+            serde_json::json!({
+                "table": "labels",
+                "city": self.city,
+                "label": self.definition,
+                "crs": self.crs.label,
+                "height_unit": "m",
+                "roofline_version": env!("CARGO_PKG_VERSION"),
+            })
+            .to_string(),
+        );
+        t
+    }
+}
+
+/// Reads a city's footprints and measures (or reads) its labels.
+pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints, LabelTable)> {
+    let fcfg = city.require_footprints()?;
+    let label = city
+        .label
+        .as_ref()
+        .ok_or_else(|| Error::file(&city.path, "has no [label] section"))?;
+    let request = match label {
+        LabelConfig::Attribute(a) => Request {
+            numeric: std::iter::once(a.field.clone())
+                .chain(a.ground_field.clone())
+                .collect(),
+            filter: a.filter.clone(),
+        },
+        LabelConfig::Lidar(_) => Request::default(),
+    };
+    let footprints = read_footprints(fcfg, city.working_crs.as_ref(), &request)?;
+    let (rows, points_read) = match label {
+        LabelConfig::Attribute(a) => (attribute::attribute_labels(&footprints, a), 0),
+        LabelConfig::Lidar(def) => {
+            let lidar = city
+                .lidar
+                .as_ref()
+                .expect("checked when the config was loaded");
+            let clouds = crate::io::pointcloud::open_point_clouds(lidar, &footprints.crs)?;
+            let out = lidar::lidar_labels(&footprints, &clouds, def, progress)?;
+            (out.rows, out.points_read)
+        }
+    };
+    let table = LabelTable {
+        city: city.name.clone(),
+        definition: label.definition(),
+        crs: footprints.crs.clone(),
+        rows,
+        points_read,
+    };
+    Ok((footprints, table))
+}

@@ -1,0 +1,16 @@
+//! roofline: a height for every building footprint of a city.
+//!
+//! The modules read as the pipeline: [`io`] reads footprints, point clouds and rasters and writes
+//! tables; [`label`] measures heights from LiDAR (or takes them from an attribute); later stages
+//! compute features, fit models and cross-validate. The `roofline` binary ([`cli`]) only parses
+//! arguments and wires these stages together.
+
+pub mod cli;
+pub mod config;
+pub mod crs;
+pub mod error;
+pub mod io;
+pub mod label;
+pub mod progress;
+
+pub use error::{Error, Result};

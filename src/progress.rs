@@ -1,0 +1,40 @@
+//! Progress bars on stderr (indicatif), silenced by `--quiet` and invisible when stderr is not
+//! a terminal, so logs and CI output stay clean.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        Progress { quiet }
+    }
+
+    /// No bars at all (library use, tests).
+    pub fn hidden() -> Progress {
+        Progress { quiet: true }
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// A bar of `len` steps counted in `unit` (e.g. "points", "buildings").
+    pub fn bar(&self, len: u64, message: &str, unit: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let template = format!("{{msg:>12}} [{{bar:32}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)");
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(message.to_string());
+        bar
+    }
+}

@@ -1,0 +1,74 @@
+//! Shared helpers for the integration tests (real data in `data/`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use roofline::config::CityConfig;
+
+pub fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+pub fn city_config(name: &str) -> CityConfig {
+    CityConfig::load(data().join("cities").join(format!("{name}.toml")))
+        .expect("shipped config loads")
+}
+
+pub fn sample_config(name: &str) -> CityConfig {
+    CityConfig::load(data().join("lidar-samples").join(format!("{name}.toml")))
+        .expect("shipped config loads")
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Runs the roofline binary; returns (exit code, stdout, stderr).
+pub fn roofline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_roofline"))
+        .args(args)
+        .output()
+        .expect("roofline binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a config file into `dir` and returns its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Asserts a failed run: exit code 1, exactly one stderr line naming `file`, no panic.
+pub fn assert_clean_error(code: i32, stderr: &str, file: &str) {
+    assert_eq!(code, 1, "exit code; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one error line expected, got: {stderr}");
+    assert!(lines[0].starts_with("roofline: error: "), "{stderr}");
+    assert!(
+        lines[0].contains(file),
+        "error should name {file}: {stderr}"
+    );
+}
