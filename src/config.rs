@@ -89,6 +89,11 @@ pub struct ImageryConfig {
     /// One name per band, in band order (`red` and `nir` enable NDVI).
     pub bands: Vec<String>,
     pub crs: Option<String>,
+    /// Scale for the stored values, replacing the file's own (Landsat surface reflectance
+    /// files carry none; theirs is 0.0001).
+    pub scale: Option<f64>,
+    /// Offset added after scaling, replacing the file's own.
+    pub offset: Option<f64>,
     /// A classification raster (e.g. Landsat cfmask) and the values that count as clear.
     pub mask: Option<MaskConfig>,
 }

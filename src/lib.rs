@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod crs;
 pub mod error;
+pub mod features;
 pub mod io;
 pub mod label;
 pub mod progress;

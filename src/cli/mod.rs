@@ -1,6 +1,7 @@
 //! The `roofline` command line: parses arguments, wires the library's stages, prints summaries.
 //! No processing happens here.
 
+mod features;
 mod labels;
 
 use std::path::PathBuf;
@@ -39,6 +40,18 @@ pub enum Command {
         /// Output table: .csv, .parquet, .gpkg, .geojson or .fgb.
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Compute per-building features (and labels, where a city has them) for one or more cities.
+    Features {
+        /// City or region configs (TOML).
+        #[arg(required = true)]
+        cities: Vec<PathBuf>,
+        /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson or .fgb.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Leave out the known-neighbour-height features.
+        #[arg(long)]
+        no_known_heights: bool,
     },
     /// Describe what roofline reads from a city config: CRS, footprints, point clouds, rasters.
     Inspect {
@@ -100,5 +113,10 @@ fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
         Command::Labels { city, output } => labels::run(&city, &output, progress),
         Command::Inspect { configs } => labels::inspect(&configs),
+        Command::Features {
+            cities,
+            output,
+            no_known_heights,
+        } => features::run(&cities, &output, !no_known_heights, progress),
     }
 }

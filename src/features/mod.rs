@@ -1,0 +1,305 @@
+//! Per-building features: footprint [`geometry`], urban [`context`], [`imagery`] statistics,
+//! [`sparse_lidar`] heights and [`neighbours`]' known heights, documented in [`catalog`].
+//! Missing values are NaN (written as null), never 0.
+
+pub mod catalog;
+pub mod context;
+pub mod coverage;
+pub mod geometry;
+pub mod imagery;
+pub mod neighbours;
+pub mod sparse_lidar;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use geo::{Centroid, MultiPolygon};
+use ndarray::Array2;
+
+use crate::config::{CityConfig, LabelConfig};
+use crate::crs::{Crs, Transform};
+use crate::error::{Error, Result};
+use crate::io::footprints::{read_footprints, Footprints, Request};
+use crate::io::table::{Column, Table};
+use crate::label::{label_city, Flag, LabelTable};
+use crate::progress::Progress;
+
+pub use catalog::{describe, FeatureDoc, Group};
+
+/// Features (and labels, when the city has them) of one city's buildings, in footprint order.
+#[derive(Clone, Debug)]
+pub struct CityFeatures {
+    pub city: String,
+    /// Working CRS of `geometries` and `centroids`.
+    pub crs: Crs,
+    pub ids: Vec<String>,
+    pub geometries: Vec<MultiPolygon<f64>>,
+    pub centroids: Vec<[f64; 2]>,
+    pub labels: Option<LabelTable>,
+    /// Column names of `values`.
+    pub names: Vec<String>,
+    /// Buildings × features; NaN = missing.
+    pub values: Array2<f64>,
+    /// Seconds spent per feature group (for benchmarks).
+    pub timings: BTreeMap<String, f64>,
+}
+
+impl CityFeatures {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn column(&self, name: &str) -> Option<ndarray::ArrayView1<'_, f64>> {
+        self.names.iter().position(|n| n == name).map(|j| self.values.column(j))
+    }
+
+    /// Labels usable for training: height where the flag is `ok`.
+    pub fn ok_labels(&self) -> Vec<Option<f64>> {
+        match &self.labels {
+            Some(l) => l.rows.iter().map(|r| (r.flag == Flag::Ok).then_some(r.height_m).flatten()).collect(),
+            None => vec![None; self.len()],
+        }
+    }
+}
+
+/// Options for [`city_features`].
+#[derive(Clone, Copy, Debug)]
+pub struct FeatureOptions {
+    /// Add leave-one-out known-neighbour heights from the city's own `ok` labels.
+    pub known_heights: bool,
+}
+
+impl Default for FeatureOptions {
+    fn default() -> Self {
+        FeatureOptions { known_heights: true }
+    }
+}
+
+/// Reads a city (labels included when it has a `[label]`) and computes its features.
+pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progress) -> Result<CityFeatures> {
+    let mut timings = BTreeMap::new();
+    let t = Instant::now();
+    let (fp, labels) = match &cfg.label {
+        Some(_) => {
+            let (fp, l) = label_city(cfg, progress)?;
+            (fp, Some(l))
+        }
+        None => (
+            read_footprints(cfg.require_footprints()?, cfg.working_crs.as_ref(), &Request::default())?,
+            None,
+        ),
+    };
+    timings.insert("read_and_label".into(), t.elapsed().as_secs_f64());
+    let mut blocks: Vec<(Vec<String>, Vec<Vec<f64>>)> = Vec::new();
+
+    let t = Instant::now();
+    let rows: Vec<Vec<f64>> = fp.geometries.iter().map(|g| geometry::geometry_features(g).to_vec()).collect();
+    blocks.push((geometry::NAMES.iter().map(|s| s.to_string()).collect(), rows));
+    timings.insert("geometry".into(), t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    blocks.push((context::names(), context::context_features(&fp.geometries)));
+    timings.insert("context".into(), t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    for im in &cfg.imagery {
+        blocks.push((imagery::names(im), imagery::imagery_features(&fp.geometries, &fp.crs, im)?));
+    }
+    if !cfg.imagery.is_empty() {
+        timings.insert("imagery".into(), t.elapsed().as_secs_f64());
+    }
+
+    let lidar_is_label = matches!(cfg.label, Some(LabelConfig::Lidar(_)));
+    if let (Some(l), false) = (&cfg.lidar, lidar_is_label) {
+        let t = Instant::now();
+        let clouds = crate::io::pointcloud::open_point_clouds(l, &fp.crs)?;
+        blocks.push((
+            sparse_lidar::NAMES.iter().map(|s| s.to_string()).collect(),
+            sparse_lidar::sparse_lidar_features(&fp, &clouds, progress)?,
+        ));
+        timings.insert("sparse_lidar".into(), t.elapsed().as_secs_f64());
+    }
+
+    let centroids = centroids(&fp.geometries);
+    let mut out = assemble(cfg, fp, labels, centroids, blocks, timings)?;
+    if options.known_heights && out.labels.is_some() {
+        let t = Instant::now();
+        let known = neighbours::neighbour_heights(&out.centroids, &out.ok_labels());
+        out.append(neighbours::names(), &known);
+        out.timings.insert("known_heights".into(), t.elapsed().as_secs_f64());
+    }
+    Ok(out)
+}
+
+pub fn centroids(geoms: &[MultiPolygon<f64>]) -> Vec<[f64; 2]> {
+    geoms
+        .iter()
+        .map(|g| g.centroid().map_or([f64::NAN, f64::NAN], |c| [c.x(), c.y()]))
+        .collect()
+}
+
+fn assemble(
+    cfg: &CityConfig,
+    fp: Footprints,
+    labels: Option<LabelTable>,
+    centroids: Vec<[f64; 2]>,
+    blocks: Vec<(Vec<String>, Vec<Vec<f64>>)>,
+    timings: BTreeMap<String, f64>,
+) -> Result<CityFeatures> {
+    let n = fp.len();
+    let names: Vec<String> = blocks.iter().flat_map(|(names, _)| names.clone()).collect();
+    let mut values = Array2::from_elem((n, names.len()), f64::NAN);
+    let mut col = 0;
+    for (bn, rows) in &blocks {
+        for (i, row) in rows.iter().enumerate() {
+            for (k, v) in row.iter().enumerate() {
+                // -0.0 (an empty f64 sum) is written as 0.0, so every format stores the same bits.
+                values[[i, col + k]] = match *v {
+                    x if x == 0.0 => 0.0,
+                    x if x.is_finite() => x,
+                    _ => f64::NAN,
+                };
+            }
+        }
+        col += bn.len();
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(*n)) {
+        return Err(Error::file(&cfg.path, format!("feature '{dup}' would appear twice (two imagery entries with the same name?)")));
+    }
+    Ok(CityFeatures {
+        city: cfg.name.clone(),
+        crs: fp.crs,
+        ids: fp.ids,
+        geometries: fp.geometries,
+        centroids,
+        labels,
+        names,
+        values,
+        timings,
+    })
+}
+
+impl CityFeatures {
+    /// Adds (or replaces) feature columns.
+    pub fn append(&mut self, names: Vec<String>, rows: &[Vec<f64>]) {
+        let n = self.len();
+        for (k, name) in names.iter().enumerate() {
+            let col: Vec<f64> = (0..n).map(|i| rows[i][k]).collect();
+            match self.names.iter().position(|x| x == name) {
+                Some(j) => self.values.column_mut(j).assign(&ndarray::Array1::from(col)),
+                None => {
+                    self.names.push(name.clone());
+                    self.values
+                        .push_column(ndarray::ArrayView1::from(&col))
+                        .expect("column length equals row count");
+                }
+            }
+        }
+    }
+}
+
+/// One table for several cities: city, id, label columns, then the features (the union of all
+/// cities' features; missing where a city lacks a group). Geometry stays in the cities' CRS when
+/// they share one, else it is written in WGS 84 (EPSG:4326).
+pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
+    let mut names: Vec<String> = Vec::new();
+    for c in cities {
+        for n in &c.names {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    let same_crs = cities.windows(2).all(|w| w[0].crs.same_as(&w[1].crs));
+    let out_crs = match (same_crs, cities.first()) {
+        (true, Some(c)) => c.crs.clone(),
+        _ => Crs::from_epsg(4326)?,
+    };
+    let mut t = Table {
+        crs: Some(out_crs.clone()),
+        ..Default::default()
+    };
+    let mut geoms = Vec::new();
+    for c in cities {
+        let tr = Transform::new(&c.crs, &out_crs)?;
+        for g in &c.geometries {
+            geoms.push(crate::features::reproject(g, &tr)?);
+        }
+    }
+    t.geometry = Some(geoms);
+    let each = |f: &dyn Fn(&CityFeatures, usize) -> Option<String>| -> Vec<Option<String>> {
+        cities.iter().flat_map(|c| (0..c.len()).map(move |i| f(c, i))).collect()
+    };
+    t.push(Column { name: "city".into(), data: crate::io::table::ColumnData::Str(each(&|c, _| Some(c.city.clone()))) });
+    t.push(Column { name: "id".into(), data: crate::io::table::ColumnData::Str(each(&|c, i| Some(c.ids[i].clone()))) });
+    t.push(Column {
+        name: "label".into(),
+        data: crate::io::table::ColumnData::Str(each(&|c, _| c.labels.as_ref().map(|l| l.definition.name.clone()))),
+    });
+    t.push(Column::opt_f64(
+        "height_m",
+        cities.iter().flat_map(|c| (0..c.len()).map(move |i| c.labels.as_ref().and_then(|l| l.rows[i].height_m))),
+    ));
+    t.push(Column {
+        name: "flag".into(),
+        data: crate::io::table::ColumnData::Str(each(&|c, i| c.labels.as_ref().map(|l| l.rows[i].flag.to_string()))),
+    });
+    for n in &names {
+        t.push(Column::f64(
+            n,
+            cities.iter().flat_map(|c| {
+                let col = c.column(n);
+                (0..c.len()).map(move |i| col.as_ref().map_or(f64::NAN, |v| v[i]))
+            }),
+        ));
+    }
+    let docs: Vec<FeatureDoc> = names.iter().map(|n| describe(n)).collect();
+    let city_meta: Vec<serde_json::Value> = cities
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "city": c.city,
+                "buildings": c.len(),
+                "working_crs": c.crs.label,
+                "label": c.labels.as_ref().map(|l| &l.definition),
+            })
+        })
+        .collect();
+    t.metadata.insert(
+        "roofline".into(),
+        serde_json::json!({
+            "table": "features",
+            "roofline_version": env!("CARGO_PKG_VERSION"),
+            "crs": out_crs.label,
+            "height_unit": "m",
+            "feature_names": names,
+            "features": docs,
+            "cities": city_meta,
+        })
+        .to_string(),
+    );
+    Ok(t)
+}
+
+/// Reprojects a footprint between CRSs.
+pub fn reproject(g: &MultiPolygon<f64>, t: &Transform) -> Result<MultiPolygon<f64>> {
+    use geo::{CoordsIter, MapCoordsInPlace};
+    if t.is_identity() {
+        return Ok(g.clone());
+    }
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = g.coords_iter().map(|c| (c.x, c.y)).unzip();
+    t.apply(&mut xs, &mut ys)?;
+    let mut g = g.clone();
+    let k = std::cell::Cell::new(0usize);
+    g.map_coords_in_place(|_| {
+        let i = k.get();
+        k.set(i + 1);
+        geo::Coord { x: xs[i], y: ys[i] }
+    });
+    Ok(g)
+}
