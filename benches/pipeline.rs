@@ -14,7 +14,12 @@ use roofline::label::label_city;
 use roofline::progress::Progress;
 
 fn config(name: &str) -> CityConfig {
-    CityConfig::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cities").join(format!("{name}.toml"))).unwrap()
+    CityConfig::load(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data/cities")
+            .join(format!("{name}.toml")),
+    )
+    .unwrap()
 }
 
 /// Best of `runs` wall-clock seconds.
@@ -34,7 +39,10 @@ fn main() {
     println!("| stage | data | items | seconds | throughput |");
     println!("|---|---|---:|---:|---:|");
     let row = |stage: &str, data: &str, items: f64, unit: &str, secs: f64| {
-        println!("| {stage} | {data} | {items:.0} | {secs:.3} | {:.0} {unit}/s |", items / secs);
+        println!(
+            "| {stage} | {data} | {items:.0} | {secs:.3} | {:.0} {unit}/s |",
+            items / secs
+        );
     };
 
     for city in ["amsterdam-centre", "delft-3dfier"] {
@@ -50,15 +58,81 @@ fn main() {
     let per = config("perigueux");
     let fp = read_footprints(per.footprints.as_ref().unwrap(), None, &Request::default()).unwrap();
     let n = fp.len() as f64;
-    row("read footprints", "perigueux", n, "buildings", time(3, || read_footprints(per.footprints.as_ref().unwrap(), None, &Request::default()).unwrap()));
-    row("geometry features", "perigueux", n, "buildings", time(3, || fp.geometries.iter().map(geometry::geometry_features).count()));
-    row("context features", "perigueux", n, "buildings", time(3, || context::context_features(&fp.geometries)));
-    row("all features + labels", "perigueux", n, "buildings", time(3, || city_features(&per, FeatureOptions::default(), &Progress::hidden()).unwrap()));
+    row(
+        "read footprints",
+        "perigueux",
+        n,
+        "buildings",
+        time(3, || {
+            read_footprints(per.footprints.as_ref().unwrap(), None, &Request::default()).unwrap()
+        }),
+    );
+    row(
+        "geometry features",
+        "perigueux",
+        n,
+        "buildings",
+        time(3, || {
+            fp.geometries
+                .iter()
+                .map(geometry::geometry_features)
+                .count()
+        }),
+    );
+    row(
+        "context features",
+        "perigueux",
+        n,
+        "buildings",
+        time(3, || context::context_features(&fp.geometries)),
+    );
+    row(
+        "all features + labels",
+        "perigueux",
+        n,
+        "buildings",
+        time(3, || {
+            city_features(&per, FeatureOptions::default(), &Progress::hidden()).unwrap()
+        }),
+    );
 
     let wag = config("wageningen");
     let wfp = read_footprints(wag.footprints.as_ref().unwrap(), None, &Request::default()).unwrap();
     let im = &wag.imagery[0];
-    row("imagery zonal stats (7 bands + NDVI + brightness, footprint and ring)", "wageningen, Landsat 8", wfp.len() as f64, "footprints", time(3, || imagery::imagery_features(&wfp.geometries, &wfp.crs, im).unwrap()));
-    let many: Vec<_> = (0..20).flat_map(|_| wfp.geometries.iter().cloned()).collect();
-    row("imagery zonal stats, scale (real footprints repeated 20x: generated load)", "wageningen, Landsat 8", many.len() as f64, "footprints", time(3, || imagery::imagery_features(&many, &wfp.crs, im).unwrap()));
+    row(
+        "imagery zonal stats (7 bands + NDVI + brightness, footprint and ring)",
+        "wageningen, Landsat 8",
+        wfp.len() as f64,
+        "footprints",
+        time(3, || {
+            imagery::imagery_features(&wfp.geometries, &wfp.crs, im).unwrap()
+        }),
+    );
+    {
+        use geo::Buffer;
+        row(
+            "  of which: 10 m buffers (geo)",
+            "wageningen",
+            wfp.len() as f64,
+            "footprints",
+            time(3, || {
+                wfp.geometries
+                    .iter()
+                    .map(|g| g.buffer(10.0))
+                    .collect::<Vec<_>>()
+            }),
+        );
+    }
+    let many: Vec<_> = (0..20)
+        .flat_map(|_| wfp.geometries.iter().cloned())
+        .collect();
+    row(
+        "imagery zonal stats, scale (real footprints repeated 20x: generated load)",
+        "wageningen, Landsat 8",
+        many.len() as f64,
+        "footprints",
+        time(3, || {
+            imagery::imagery_features(&many, &wfp.crs, im).unwrap()
+        }),
+    );
 }

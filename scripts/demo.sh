@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the shipped data: installs build dependencies when missing, builds, and
-# measures LiDAR height labels for the shipped cities (outputs in out/).
+# The main job on the shipped data: installs build dependencies when missing, builds, then runs
+# `roofline demo` — LiDAR labels for Amsterdam and Delft, leave-one-city-out cross-validation
+# of the roof-p70 and eave cities, a model trained on all roof-p70 cities (models/), and
+# predictions for a partly measured region. Outputs in out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --quiet --bin roofline
-mkdir -p out/labels
-for city in amsterdam-centre delft-3dfier delft-3dfier-3dfier wageningen delft-5910 perigueux olemps; do
-  ./target/debug/roofline labels "data/cities/$city.toml" -o "out/labels/$city.gpkg" "$@"
-done
+./target/debug/roofline demo --data data --output out --models models "$@"

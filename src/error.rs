@@ -32,6 +32,18 @@ impl Error {
     }
 }
 
+impl From<linfa::Error> for Error {
+    fn from(e: linfa::Error) -> Self {
+        Error::invalid(e)
+    }
+}
+
+impl From<hessboost::error::HessboostError> for Error {
+    fn from(e: hessboost::error::HessboostError) -> Self {
+        Error::invalid(format!("model: {e}"))
+    }
+}
+
 /// Folds a (possibly multi-line) message into one line.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -9,9 +9,11 @@ pub mod cli;
 pub mod config;
 pub mod crs;
 pub mod error;
+pub mod eval;
 pub mod features;
 pub mod io;
 pub mod label;
+pub mod model;
 pub mod progress;
 
 pub use error::{Error, Result};

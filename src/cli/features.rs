@@ -8,15 +8,27 @@ use crate::features::{city_features, features_table, FeatureOptions};
 use crate::io::output::{write_table, Format};
 use crate::progress::Progress;
 
-pub fn run(cities: &[PathBuf], output: &Path, known_heights: bool, progress: Progress) -> Result<()> {
+pub fn run(
+    cities: &[PathBuf],
+    output: &Path,
+    known_heights: bool,
+    progress: Progress,
+) -> Result<()> {
     Format::from_path(output)?;
-    let configs = cities.iter().map(CityConfig::load).collect::<Result<Vec<_>>>()?;
+    let configs = cities
+        .iter()
+        .map(CityConfig::load)
+        .collect::<Result<Vec<_>>>()?;
     let mut all = Vec::new();
     for cfg in &configs {
         let start = std::time::Instant::now();
         let f = city_features(cfg, FeatureOptions { known_heights }, &progress)?;
         let secs = start.elapsed().as_secs_f64();
-        let groups: Vec<String> = f.timings.iter().map(|(g, s)| format!("{g} {s:.2} s")).collect();
+        let groups: Vec<String> = f
+            .timings
+            .iter()
+            .map(|(g, s)| format!("{g} {s:.2} s"))
+            .collect();
         println!(
             "{}: {} buildings, {} features in {:.2} s ({:.0} buildings/s; {})",
             f.city,

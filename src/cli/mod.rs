@@ -1,8 +1,10 @@
 //! The `roofline` command line: parses arguments, wires the library's stages, prints summaries.
 //! No processing happens here.
 
+mod demo;
 mod features;
 mod labels;
+mod models;
 
 use std::path::PathBuf;
 
@@ -53,12 +55,122 @@ pub enum Command {
         #[arg(long)]
         no_known_heights: bool,
     },
+    /// Train a height model on labelled cities.
+    Train {
+        /// City configs (TOML) with labels.
+        #[arg(required = true)]
+        cities: Vec<PathBuf>,
+        /// Model file to write (e.g. models/roof-p70.model).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Predict heights for regions (city configs, labels optional) with a trained model.
+    Predict {
+        /// Model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Region configs (TOML).
+        #[arg(required = true)]
+        regions: Vec<PathBuf>,
+        /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv; geometry in the input's CRS.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
+    Cv {
+        /// City configs (TOML) with labels.
+        #[arg(required = true)]
+        cities: Vec<PathBuf>,
+        /// Report folder (metrics.json, predictions.parquet/.csv, report.md).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// city: leave one city out (default with two or more cities); blocks: spatial k-fold inside each city.
+        #[arg(long)]
+        by: Option<String>,
+        /// Block size (m) for --by blocks.
+        #[arg(long, default_value_t = 250.0)]
+        block_size: f64,
+        /// Folds for --by blocks.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Export a model's point booster for other tools.
+    Export {
+        /// Model file.
+        model: PathBuf,
+        /// Write XGBoost JSON (loadable with xgboost.Booster().load_model) with feature names.
+        #[arg(long, required = true)]
+        xgboost_json: bool,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run the whole pipeline on the shipped data (labels, cross-validation, training, prediction).
+    Demo {
+        /// The shipped data folder.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "out")]
+        output: PathBuf,
+        /// Folder for the trained model.
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+    },
     /// Describe what roofline reads from a city config: CRS, footprints, point clouds, rasters.
     Inspect {
         /// City configs (TOML).
         #[arg(required = true)]
         configs: Vec<PathBuf>,
     },
+}
+
+/// Model choices shared by `train` and `cv`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model kind.
+    #[arg(long, default_value = "gbm")]
+    pub model: crate::model::ModelKind,
+    /// Seed for every random choice; the same seed gives the same model on any thread count.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Boosting rounds (gbm) or trees (forest).
+    #[arg(long)]
+    pub trees: Option<usize>,
+    /// gbm learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// gbm leaves per tree (leaf-wise growth).
+    #[arg(long)]
+    pub max_leaves: Option<usize>,
+    /// gbm depth limit (depth-wise growth instead of leaf-wise).
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// gbm minimum buildings per leaf (hessian weight).
+    #[arg(long)]
+    pub min_leaf: Option<f64>,
+    /// gbm row share per tree.
+    #[arg(long)]
+    pub subsample: Option<f64>,
+    /// gbm feature share per tree.
+    #[arg(long)]
+    pub colsample: Option<f64>,
+    /// Point loss for gbm: squared (default) or huber (pseudo-Huber, slope 1 m).
+    #[arg(long, default_value = "squared")]
+    pub loss: String,
+    /// Stop boosting when a 10 % validation share has not improved for this many rounds.
+    #[arg(long)]
+    pub early_stopping: Option<usize>,
+    /// Use known-neighbour-height features (regions where some buildings are measured; in
+    /// `cv`, only with --by blocks, recomputed per fold from its training labels).
+    #[arg(long)]
+    pub known_heights: bool,
+    /// Allow cities whose label definitions differ.
+    #[arg(long)]
+    pub allow_mixed_labels: bool,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -113,6 +225,38 @@ fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
         Command::Labels { city, output } => labels::run(&city, &output, progress),
         Command::Inspect { configs } => labels::inspect(&configs),
+        Command::Train {
+            cities,
+            output,
+            model,
+        } => models::train(&cities, &output, &model, progress),
+        Command::Predict {
+            model,
+            regions,
+            output,
+        } => models::predict(&model, &regions, &output, progress),
+        Command::Cv {
+            cities,
+            output,
+            by,
+            block_size,
+            folds,
+            model,
+        } => models::cv(
+            &cities,
+            &output,
+            by.as_deref(),
+            block_size,
+            folds,
+            &model,
+            progress,
+        ),
+        Command::Demo {
+            data,
+            output,
+            models,
+        } => demo::run(&data, &output, &models, progress),
+        Command::Export { model, output, .. } => models::export(&model, &output),
         Command::Features {
             cities,
             output,

@@ -47,31 +47,146 @@ pub fn describe(name: &str) -> FeatureDoc {
     use Group::*;
     let fixed = match name {
         "area_m2" => Some(doc(name, Geometry, "m²", "footprint area")),
-        "perimeter_m" => Some(doc(name, Geometry, "m", "length of all rings, holes included")),
-        "compactness" => Some(doc(name, Geometry, "1", "4πA/P²: 1 for a circle, small for ragged outlines")),
-        "vertices" => Some(doc(name, Geometry, "count", "distinct vertices of all rings")),
+        "perimeter_m" => Some(doc(
+            name,
+            Geometry,
+            "m",
+            "length of all rings, holes included",
+        )),
+        "compactness" => Some(doc(
+            name,
+            Geometry,
+            "1",
+            "4πA/P²: 1 for a circle, small for ragged outlines",
+        )),
+        "vertices" => Some(doc(
+            name,
+            Geometry,
+            "count",
+            "distinct vertices of all rings",
+        )),
         "holes" => Some(doc(name, Geometry, "count", "interior rings (courtyards)")),
         "parts" => Some(doc(name, Geometry, "count", "polygons in the footprint")),
-        "mrr_length_m" => Some(doc(name, Geometry, "m", "long side of the minimum rotated rectangle")),
-        "mrr_width_m" => Some(doc(name, Geometry, "m", "short side of the minimum rotated rectangle")),
-        "mrr_elongation" => Some(doc(name, Geometry, "1", "long side / short side of the minimum rotated rectangle")),
-        "mrr_orientation_deg" => Some(doc(name, Geometry, "°", "direction of the rectangle's long side, counter-clockwise from east, in [0, 180)")),
-        "mrr_fill" => Some(doc(name, Geometry, "1", "footprint area / minimum rotated rectangle area")),
-        "convex_hull_ratio" => Some(doc(name, Geometry, "1", "footprint area / convex hull area")),
-        "equivalent_radius_m" => Some(doc(name, Geometry, "m", "radius of the circle with the footprint's area")),
-        "log_area" => Some(doc(name, Geometry, "ln m²", "natural logarithm of the area")),
-        "area_rank_100m" => Some(doc(name, Context, "1", "share of buildings within 100 m (centroids) smaller than this one")),
-        "nn_distance_m" => Some(doc(name, Context, "m", "distance to the nearest other footprint (0 when touching)")),
-        "touching_neighbours" => Some(doc(name, Context, "count", "footprints within 0.3 m (attached buildings)")),
-        "shared_perimeter_share" => Some(doc(name, Context, "1", "share of the outline within 0.3 m of a touching neighbour")),
-        "block_buildings" => Some(doc(name, Context, "count", "buildings in this building's block (chains of footprints less than 1 m apart)")),
-        "block_area_m2" => Some(doc(name, Context, "m²", "total footprint area of the block")),
-        "block_area_share" => Some(doc(name, Context, "1", "this footprint's share of its block's area")),
-        "lidar_points" => Some(doc(name, SparseLidar, "count", "unclassified/building points inside the footprint")),
-        "lidar_density" => Some(doc(name, SparseLidar, "points/m²", "those points per m² of footprint")),
-        "lidar_coverage" => Some(doc(name, SparseLidar, "1", "share of the footprint's 1 m cells holding a point")),
-        "lidar_max_m" => Some(doc(name, SparseLidar, "m", "highest point above local ground (p5 of ground points within 4 m)")),
-        "lidar_p90_m" => Some(doc(name, SparseLidar, "m", "90th percentile of the points above local ground")),
+        "mrr_length_m" => Some(doc(
+            name,
+            Geometry,
+            "m",
+            "long side of the minimum rotated rectangle",
+        )),
+        "mrr_width_m" => Some(doc(
+            name,
+            Geometry,
+            "m",
+            "short side of the minimum rotated rectangle",
+        )),
+        "mrr_elongation" => Some(doc(
+            name,
+            Geometry,
+            "1",
+            "long side / short side of the minimum rotated rectangle",
+        )),
+        "mrr_orientation_deg" => Some(doc(
+            name,
+            Geometry,
+            "°",
+            "direction of the rectangle's long side, counter-clockwise from east, in [0, 180)",
+        )),
+        "mrr_fill" => Some(doc(
+            name,
+            Geometry,
+            "1",
+            "footprint area / minimum rotated rectangle area",
+        )),
+        "convex_hull_ratio" => Some(doc(
+            name,
+            Geometry,
+            "1",
+            "footprint area / convex hull area",
+        )),
+        "equivalent_radius_m" => Some(doc(
+            name,
+            Geometry,
+            "m",
+            "radius of the circle with the footprint's area",
+        )),
+        "log_area" => Some(doc(
+            name,
+            Geometry,
+            "ln m²",
+            "natural logarithm of the area",
+        )),
+        "area_rank_100m" => Some(doc(
+            name,
+            Context,
+            "1",
+            "share of buildings within 100 m (centroids) smaller than this one",
+        )),
+        "nn_distance_m" => Some(doc(
+            name,
+            Context,
+            "m",
+            "distance to the nearest other footprint (0 when touching)",
+        )),
+        "touching_neighbours" => Some(doc(
+            name,
+            Context,
+            "count",
+            "footprints within 0.3 m (attached buildings)",
+        )),
+        "shared_perimeter_share" => Some(doc(
+            name,
+            Context,
+            "1",
+            "share of the outline within 0.3 m of a touching neighbour",
+        )),
+        "block_buildings" => Some(doc(
+            name,
+            Context,
+            "count",
+            "buildings in this building's block (chains of footprints less than 1 m apart)",
+        )),
+        "block_area_m2" => Some(doc(
+            name,
+            Context,
+            "m²",
+            "total footprint area of the block",
+        )),
+        "block_area_share" => Some(doc(
+            name,
+            Context,
+            "1",
+            "this footprint's share of its block's area",
+        )),
+        "lidar_points" => Some(doc(
+            name,
+            SparseLidar,
+            "count",
+            "unclassified/building points inside the footprint",
+        )),
+        "lidar_density" => Some(doc(
+            name,
+            SparseLidar,
+            "points/m²",
+            "those points per m² of footprint",
+        )),
+        "lidar_coverage" => Some(doc(
+            name,
+            SparseLidar,
+            "1",
+            "share of the footprint's 1 m cells holding a point",
+        )),
+        "lidar_max_m" => Some(doc(
+            name,
+            SparseLidar,
+            "m",
+            "highest point above local ground (p5 of ground points within 4 m)",
+        )),
+        "lidar_p90_m" => Some(doc(
+            name,
+            SparseLidar,
+            "m",
+            "90th percentile of the points above local ground",
+        )),
         _ => None,
     };
     if let Some(d) = fixed {
@@ -79,11 +194,23 @@ pub fn describe(name: &str) -> FeatureDoc {
     }
     let num = |s: &str| s.trim_end_matches('m').parse::<u32>().ok();
     for (prefix, meaning) in [
-        ("n_within_", "buildings whose centroid lies within {r} m of this one's"),
+        (
+            "n_within_",
+            "buildings whose centroid lies within {r} m of this one's",
+        ),
         ("area_sum_", "total footprint area of those buildings"),
-        ("area_mean_", "mean footprint area of those buildings (missing when none)"),
-        ("area_max_", "largest footprint area among those buildings (missing when none)"),
-        ("coverage_", "footprint area of this and those buildings / area of the {r} m disc"),
+        (
+            "area_mean_",
+            "mean footprint area of those buildings (missing when none)",
+        ),
+        (
+            "area_max_",
+            "largest footprint area among those buildings (missing when none)",
+        ),
+        (
+            "coverage_",
+            "footprint area of this and those buildings / area of the {r} m disc",
+        ),
     ] {
         if let Some(r) = name.strip_prefix(prefix).and_then(num) {
             let unit = match prefix {
@@ -91,23 +218,44 @@ pub fn describe(name: &str) -> FeatureDoc {
                 "coverage_" => "1",
                 _ => "m²",
             };
-            return doc(name, Context, unit, format!("{} (within {r} m)", meaning.replace("{r}", &r.to_string())));
+            return doc(
+                name,
+                Context,
+                unit,
+                format!("{} (within {r} m)", meaning.replace("{r}", &r.to_string())),
+            );
         }
     }
     for (prefix, unit, meaning) in [
-        ("known_mean_", "m", "mean label height of other labelled buildings within {r} m (leave-one-out)"),
-        ("known_idw_", "m", "inverse-distance-weighted label height of other labelled buildings within {r} m"),
+        (
+            "known_mean_",
+            "m",
+            "mean label height of other labelled buildings within {r} m (leave-one-out)",
+        ),
+        (
+            "known_idw_",
+            "m",
+            "inverse-distance-weighted label height of other labelled buildings within {r} m",
+        ),
         ("known_n_", "count", "other labelled buildings within {r} m"),
     ] {
         if let Some(r) = name.strip_prefix(prefix).and_then(num) {
-            return doc(name, KnownHeights, unit, meaning.replace("{r}", &r.to_string()));
+            return doc(
+                name,
+                KnownHeights,
+                unit,
+                meaning.replace("{r}", &r.to_string()),
+            );
         }
     }
     // Imagery: <raster>_<band>[_ring]_<stat>
     if let Some((rest, stat)) = name.rsplit_once('_') {
         if super::imagery::STATS.contains(&stat) {
             let (rest, zone) = match rest.strip_suffix("_ring") {
-                Some(r) => (r, format!("a 0–{} m ring around the footprint", super::imagery::RING_M)),
+                Some(r) => (
+                    r,
+                    format!("a 0–{} m ring around the footprint", super::imagery::RING_M),
+                ),
                 None => (rest, "the footprint".to_string()),
             };
             let (raster, band) = rest.split_once('_').unwrap_or((rest, ""));
@@ -157,7 +305,11 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .chain(super::super::context::names())
-            .chain(super::super::sparse_lidar::NAMES.iter().map(|s| s.to_string()))
+            .chain(
+                super::super::sparse_lidar::NAMES
+                    .iter()
+                    .map(|s| s.to_string()),
+            )
             .chain(super::super::neighbours::names())
             .chain(super::super::imagery::names(&cfg))
             .collect();

@@ -3,7 +3,10 @@
 //! detached houses). Everything goes through R-trees; no pair of far-apart buildings is ever
 //! compared.
 
-use geo::{Area, BooleanOps, BoundingRect, Buffer, Centroid, Distance, Euclidean, Length, MultiLineString, MultiPolygon};
+use geo::{
+    Area, BooleanOps, BoundingRect, Buffer, Centroid, Distance, Euclidean, Length, MultiLineString,
+    MultiPolygon,
+};
 use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
@@ -50,7 +53,10 @@ pub fn context_features(geoms: &[MultiPolygon<f64>]) -> Vec<Vec<f64>> {
     let areas: Vec<f64> = geoms.par_iter().map(|g| g.unsigned_area()).collect();
     let centroids: Vec<[f64; 2]> = geoms
         .par_iter()
-        .map(|g| g.centroid().map_or([f64::NAN, f64::NAN], |c| [c.x(), c.y()]))
+        .map(|g| {
+            g.centroid()
+                .map_or([f64::NAN, f64::NAN], |c| [c.x(), c.y()])
+        })
         .collect();
     let points: RTree<GeomWithData<[f64; 2], usize>> = RTree::bulk_load(
         centroids
@@ -76,7 +82,10 @@ pub fn context_features(geoms: &[MultiPolygon<f64>]) -> Vec<Vec<f64>> {
     );
     let near = |i: usize, d: f64| -> Vec<usize> {
         let b = &boxes[i];
-        let env = AABB::from_corners([b.lower()[0] - d, b.lower()[1] - d], [b.upper()[0] + d, b.upper()[1] + d]);
+        let env = AABB::from_corners(
+            [b.lower()[0] - d, b.lower()[1] - d],
+            [b.upper()[0] + d, b.upper()[1] + d],
+        );
         let mut v: Vec<usize> = box_tree
             .locate_in_envelope_intersecting(&env)
             .map(|x| x.data)
@@ -123,7 +132,10 @@ pub fn context_features(geoms: &[MultiPolygon<f64>]) -> Vec<Vec<f64>> {
                     .filter(|p| p.data != i)
                     .map(|p| {
                         let q = p.geom();
-                        (((q[0] - c[0]).powi(2) + (q[1] - c[1]).powi(2)).sqrt(), p.data)
+                        (
+                            ((q[0] - c[0]).powi(2) + (q[1] - c[1]).powi(2)).sqrt(),
+                            p.data,
+                        )
                     })
                     .collect()
             } else {
@@ -131,15 +143,27 @@ pub fn context_features(geoms: &[MultiPolygon<f64>]) -> Vec<Vec<f64>> {
             };
             within.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             for r in RADII {
-                let inside: Vec<f64> = within.iter().take_while(|(d, _)| *d <= r).map(|(_, j)| areas[*j]).collect();
+                let inside: Vec<f64> = within
+                    .iter()
+                    .take_while(|(d, _)| *d <= r)
+                    .map(|(_, j)| areas[*j])
+                    .collect();
                 let sum: f64 = inside.iter().sum();
                 row.push(inside.len() as f64);
                 row.push(sum);
-                row.push(if inside.is_empty() { f64::NAN } else { sum / inside.len() as f64 });
+                row.push(if inside.is_empty() {
+                    f64::NAN
+                } else {
+                    sum / inside.len() as f64
+                });
                 row.push(inside.iter().copied().fold(f64::NAN, f64::max));
                 row.push((sum + areas[i]) / (std::f64::consts::PI * r * r));
             }
-            let in100: Vec<f64> = within.iter().take_while(|(d, _)| *d <= 100.0).map(|(_, j)| areas[*j]).collect();
+            let in100: Vec<f64> = within
+                .iter()
+                .take_while(|(d, _)| *d <= 100.0)
+                .map(|(_, j)| areas[*j])
+                .collect();
             row.push(if in100.is_empty() {
                 f64::NAN
             } else {
@@ -151,18 +175,29 @@ pub fn context_features(geoms: &[MultiPolygon<f64>]) -> Vec<Vec<f64>> {
                 .filter(|&j| Euclidean.distance(&geoms[i], &geoms[j]) <= TOUCH_TOLERANCE_M)
                 .collect();
             row.push(touching.len() as f64);
-            row.push(shared_perimeter_share(&geoms[i], touching.iter().map(|&j| &geoms[j])));
+            row.push(shared_perimeter_share(
+                &geoms[i],
+                touching.iter().map(|&j| &geoms[j]),
+            ));
             let root = roots[i];
             row.push(block_count[root] as f64);
             row.push(block_area[root]);
-            row.push(if block_area[root] > 0.0 { areas[i] / block_area[root] } else { f64::NAN });
+            row.push(if block_area[root] > 0.0 {
+                areas[i] / block_area[root]
+            } else {
+                f64::NAN
+            });
             row
         })
         .collect()
 }
 
 /// Distance to the nearest other footprint (0 when touching), searched in growing windows.
-fn nearest_distance(i: usize, geoms: &[MultiPolygon<f64>], near: &impl Fn(usize, f64) -> Vec<usize>) -> f64 {
+fn nearest_distance(
+    i: usize,
+    geoms: &[MultiPolygon<f64>],
+    near: &impl Fn(usize, f64) -> Vec<usize>,
+) -> f64 {
     let mut d = 10.0;
     while d <= MAX_NN_SEARCH_M {
         let best = near(i, d)
@@ -179,20 +214,32 @@ fn nearest_distance(i: usize, geoms: &[MultiPolygon<f64>], near: &impl Fn(usize,
 }
 
 /// Share of the footprint's outline lying within TOUCH_TOLERANCE_M of a touching neighbour.
-fn shared_perimeter_share<'a>(g: &MultiPolygon<f64>, neighbours: impl Iterator<Item = &'a MultiPolygon<f64>>) -> f64 {
+fn shared_perimeter_share<'a>(
+    g: &MultiPolygon<f64>,
+    neighbours: impl Iterator<Item = &'a MultiPolygon<f64>>,
+) -> f64 {
     let perimeter = super::geometry::perimeter(g);
     if perimeter <= 0.0 {
         return f64::NAN;
     }
-    let zone = neighbours.fold(MultiPolygon::<f64>::new(vec![]), |acc, n| acc.union(&n.buffer(TOUCH_TOLERANCE_M)));
+    let zone = neighbours.fold(MultiPolygon::<f64>::new(vec![]), |acc, n| {
+        acc.union(&n.buffer(TOUCH_TOLERANCE_M))
+    });
     if zone.0.is_empty() {
         return 0.0;
     }
     let outline = MultiLineString::new(
         g.0.iter()
-            .flat_map(|p| std::iter::once(p.exterior().clone()).chain(p.interiors().iter().cloned()))
+            .flat_map(|p| {
+                std::iter::once(p.exterior().clone()).chain(p.interiors().iter().cloned())
+            })
             .collect(),
     );
-    let shared: f64 = zone.clip(&outline, false).0.iter().map(|l| Euclidean.length(l)).sum();
+    let shared: f64 = zone
+        .clip(&outline, false)
+        .0
+        .iter()
+        .map(|l| Euclidean.length(l))
+        .sum();
     (shared / perimeter).clamp(0.0, 1.0)
 }

@@ -25,13 +25,19 @@ pub const NAMES: [&str; 14] = [
 pub fn geometry_features(g: &MultiPolygon<f64>) -> [f64; NAMES.len()] {
     let area = g.unsigned_area();
     let perimeter = perimeter(g);
-    let vertices: usize = g
-        .0
-        .iter()
-        .map(|p| std::iter::once(p.exterior()).chain(p.interiors()).map(|r| r.0.len().saturating_sub(1)).sum::<usize>())
-        .sum();
+    let vertices: usize =
+        g.0.iter()
+            .map(|p| {
+                std::iter::once(p.exterior())
+                    .chain(p.interiors())
+                    .map(|r| r.0.len().saturating_sub(1))
+                    .sum::<usize>()
+            })
+            .sum();
     let holes: usize = g.0.iter().map(|p| p.interiors().len()).sum();
-    let (length, width, orientation) = g.minimum_rotated_rect().map_or((f64::NAN, f64::NAN, f64::NAN), |r| rect_sides(&r));
+    let (length, width, orientation) = g
+        .minimum_rotated_rect()
+        .map_or((f64::NAN, f64::NAN, f64::NAN), |r| rect_sides(&r));
     let hull = g.convex_hull().unsigned_area();
     let nan_div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     [
@@ -55,7 +61,12 @@ pub fn geometry_features(g: &MultiPolygon<f64>) -> [f64; NAMES.len()] {
 /// Length of all rings, holes included.
 pub fn perimeter(g: &MultiPolygon<f64>) -> f64 {
     g.0.iter()
-        .map(|p| std::iter::once(p.exterior()).chain(p.interiors()).map(|r| Euclidean.length(r)).sum::<f64>())
+        .map(|p| {
+            std::iter::once(p.exterior())
+                .chain(p.interiors())
+                .map(|r| Euclidean.length(r))
+                .sum::<f64>()
+        })
         .sum()
 }
 
@@ -85,8 +96,11 @@ mod tests {
     #[test]
     fn known_rectangle() {
         // 20 m x 5 m, rotated by 30 degrees.
-        let rect: Polygon<f64> = polygon![(x: 0.0, y: 0.0), (x: 20.0, y: 0.0), (x: 20.0, y: 5.0), (x: 0.0, y: 5.0)];
-        let g = MultiPolygon(vec![rect.rotate_around_point(30.0, geo::Point::new(0.0, 0.0))]);
+        let rect: Polygon<f64> =
+            polygon![(x: 0.0, y: 0.0), (x: 20.0, y: 0.0), (x: 20.0, y: 5.0), (x: 0.0, y: 5.0)];
+        let g = MultiPolygon(vec![
+            rect.rotate_around_point(30.0, geo::Point::new(0.0, 0.0))
+        ]);
         let f = geometry_features(&g);
         let get = |n: &str| f[NAMES.iter().position(|x| *x == n).unwrap()];
         assert!((get("area_m2") - 100.0).abs() < 1e-9);
@@ -103,9 +117,12 @@ mod tests {
 
     #[test]
     fn orientation_wraps_into_half_circle() {
-        let rect: Polygon<f64> = polygon![(x: 0.0, y: 0.0), (x: 20.0, y: 0.0), (x: 20.0, y: 5.0), (x: 0.0, y: 5.0)];
+        let rect: Polygon<f64> =
+            polygon![(x: 0.0, y: 0.0), (x: 20.0, y: 0.0), (x: 20.0, y: 5.0), (x: 0.0, y: 5.0)];
         for deg in [-170.0, -90.0, -10.0, 0.0, 95.0, 179.0, 200.0] {
-            let g = MultiPolygon(vec![rect.rotate_around_point(deg, geo::Point::new(0.0, 0.0))]);
+            let g = MultiPolygon(vec![
+                rect.rotate_around_point(deg, geo::Point::new(0.0, 0.0))
+            ]);
             let o = geometry_features(&g)[9];
             assert!((0.0..180.0).contains(&o), "{deg} -> {o}");
             let expect = f64::rem_euclid(deg, 180.0);

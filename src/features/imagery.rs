@@ -55,7 +55,11 @@ struct Window {
 
 /// Imagery features for footprints given in `working` CRS (rows in input order, columns as
 /// [`names`]).
-pub fn imagery_features(geoms: &[MultiPolygon<f64>], working: &Crs, cfg: &ImageryConfig) -> Result<Vec<Vec<f64>>> {
+pub fn imagery_features(
+    geoms: &[MultiPolygon<f64>],
+    working: &Crs,
+    cfg: &ImageryConfig,
+) -> Result<Vec<Vec<f64>>> {
     let mut raster = open_raster(&cfg.path, cfg.crs.as_deref())?;
     for b in &mut raster.bands {
         b.scale = cfg.scale.unwrap_or(b.scale);
@@ -64,7 +68,11 @@ pub fn imagery_features(geoms: &[MultiPolygon<f64>], working: &Crs, cfg: &Imager
     if raster.bands.len() != cfg.bands.len() {
         return Err(Error::file(
             &cfg.path,
-            format!("has {} bands but the config names {}", raster.bands.len(), cfg.bands.len()),
+            format!(
+                "has {} bands but the config names {}",
+                raster.bands.len(),
+                cfg.bands.len()
+            ),
         ));
     }
     let crs = raster
@@ -72,18 +80,22 @@ pub fn imagery_features(geoms: &[MultiPolygon<f64>], working: &Crs, cfg: &Imager
         .clone()
         .ok_or_else(|| Error::file(&cfg.path, "has no CRS; set imagery.crs in the city config"))?;
     if !raster.is_axis_aligned() {
-        return Err(Error::file(&cfg.path, "has a rotated geotransform, which roofline does not read"));
+        return Err(Error::file(
+            &cfg.path,
+            "has a rotated geotransform, which roofline does not read",
+        ));
     }
-    let t = Transform::new(working, &crs).at(&cfg.path)?;
-    let shapes: Vec<(MultiPolygon<f64>, MultiPolygon<f64>)> = geoms
-        .par_iter()
-        .map(|g| (g.clone(), g.buffer(RING_M)))
-        .collect();
-    let shapes: Vec<(MultiPolygon<f64>, MultiPolygon<f64>)> = shapes
-        .into_iter()
-        .map(|(f, b)| Ok((super::reproject(&f, &t)?, super::reproject(&b, &t)?)))
-        .collect::<Result<_>>()
-        .at(&cfg.path)?;
+    let footprints = super::reproject_many(geoms, working, &crs).at(&cfg.path)?;
+    // Buffer where distances are metres: in the raster's CRS when it is metric (far fewer
+    // vertices to reproject), else in the working CRS.
+    let buffers: Vec<MultiPolygon<f64>> = if crs.is_metric_projected() {
+        footprints.par_iter().map(|g| g.buffer(RING_M)).collect()
+    } else {
+        let b: Vec<MultiPolygon<f64>> = geoms.par_iter().map(|g| g.buffer(RING_M)).collect();
+        super::reproject_many(&b, working, &crs).at(&cfg.path)?
+    };
+    let shapes: Vec<(MultiPolygon<f64>, MultiPolygon<f64>)> =
+        footprints.into_iter().zip(buffers).collect();
     let window = read_window(&raster, cfg, shapes.iter().map(|(_, b)| b))?;
     let n_out = names(cfg).len();
     let Some(window) = window else {
@@ -165,9 +177,17 @@ fn read_window<'a>(
     let gt = raster.geo_transform;
     let (dx, dy) = (gt[1], -gt[5]);
     if !(dx > 0.0 && dy > 0.0) {
-        return Err(Error::file(&raster.path, "has a south-up or flipped geotransform, which roofline does not read"));
+        return Err(Error::file(
+            &raster.path,
+            "has a south-up or flipped geotransform, which roofline does not read",
+        ));
     }
-    let (mut x0, mut y0, mut x1, mut y1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut y0, mut x1, mut y1) = (
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    );
     for s in shapes {
         if let Some(r) = s.bounding_rect() {
             x0 = x0.min(r.min().x);
@@ -211,7 +231,13 @@ fn read_window<'a>(
         let ndvi = bands[r]
             .iter()
             .zip(&bands[n])
-            .map(|(r, n)| if r + n != 0.0 { (n - r) / (n + r) } else { f64::NAN })
+            .map(|(r, n)| {
+                if r + n != 0.0 {
+                    (n - r) / (n + r)
+                } else {
+                    f64::NAN
+                }
+            })
             .collect();
         bands.push(ndvi);
     }
@@ -225,7 +251,11 @@ fn read_window<'a>(
 
 /// Whether each window pixel is clear, looking up the mask pixel under each pixel centre (the
 /// mask may be on another grid, even in another CRS).
-fn mask_clear(mask: &crate::config::MaskConfig, grid: &Grid, image_crs: Option<&Crs>) -> Result<Vec<bool>> {
+fn mask_clear(
+    mask: &crate::config::MaskConfig,
+    grid: &Grid,
+    image_crs: Option<&Crs>,
+) -> Result<Vec<bool>> {
     let m = open_raster(&mask.path, None)?;
     let mgt = m.geo_transform;
     let mut xs = Vec::with_capacity(grid.cols * grid.rows);
@@ -237,7 +267,10 @@ fn mask_clear(mask: &crate::config::MaskConfig, grid: &Grid, image_crs: Option<&
         }
     }
     if let (Some(a), Some(b)) = (image_crs, m.crs.as_ref()) {
-        Transform::new(a, b).at(&mask.path)?.apply(&mut xs, &mut ys).at(&mask.path)?;
+        Transform::new(a, b)
+            .at(&mask.path)?
+            .apply(&mut xs, &mut ys)
+            .at(&mask.path)?;
     }
     let values = m.read_window(1, 0, 0, m.width, m.height)?;
     Ok(xs

@@ -32,6 +32,8 @@ pub struct CityFeatures {
     pub city: String,
     /// Working CRS of `geometries` and `centroids`.
     pub crs: Crs,
+    /// CRS of the footprint file (outputs for users go back to it).
+    pub source_crs: Crs,
     pub ids: Vec<String>,
     pub geometries: Vec<MultiPolygon<f64>>,
     pub centroids: Vec<[f64; 2]>,
@@ -54,13 +56,20 @@ impl CityFeatures {
     }
 
     pub fn column(&self, name: &str) -> Option<ndarray::ArrayView1<'_, f64>> {
-        self.names.iter().position(|n| n == name).map(|j| self.values.column(j))
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|j| self.values.column(j))
     }
 
     /// Labels usable for training: height where the flag is `ok`.
     pub fn ok_labels(&self) -> Vec<Option<f64>> {
         match &self.labels {
-            Some(l) => l.rows.iter().map(|r| (r.flag == Flag::Ok).then_some(r.height_m).flatten()).collect(),
+            Some(l) => l
+                .rows
+                .iter()
+                .map(|r| (r.flag == Flag::Ok).then_some(r.height_m).flatten())
+                .collect(),
             None => vec![None; self.len()],
         }
     }
@@ -75,12 +84,18 @@ pub struct FeatureOptions {
 
 impl Default for FeatureOptions {
     fn default() -> Self {
-        FeatureOptions { known_heights: true }
+        FeatureOptions {
+            known_heights: true,
+        }
     }
 }
 
 /// Reads a city (labels included when it has a `[label]`) and computes its features.
-pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progress) -> Result<CityFeatures> {
+pub fn city_features(
+    cfg: &CityConfig,
+    options: FeatureOptions,
+    progress: &Progress,
+) -> Result<CityFeatures> {
     let mut timings = BTreeMap::new();
     let t = Instant::now();
     let (fp, labels) = match &cfg.label {
@@ -89,7 +104,11 @@ pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progr
             (fp, Some(l))
         }
         None => (
-            read_footprints(cfg.require_footprints()?, cfg.working_crs.as_ref(), &Request::default())?,
+            read_footprints(
+                cfg.require_footprints()?,
+                cfg.working_crs.as_ref(),
+                &Request::default(),
+            )?,
             None,
         ),
     };
@@ -97,8 +116,15 @@ pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progr
     let mut blocks: Vec<(Vec<String>, Vec<Vec<f64>>)> = Vec::new();
 
     let t = Instant::now();
-    let rows: Vec<Vec<f64>> = fp.geometries.iter().map(|g| geometry::geometry_features(g).to_vec()).collect();
-    blocks.push((geometry::NAMES.iter().map(|s| s.to_string()).collect(), rows));
+    let rows: Vec<Vec<f64>> = fp
+        .geometries
+        .iter()
+        .map(|g| geometry::geometry_features(g).to_vec())
+        .collect();
+    blocks.push((
+        geometry::NAMES.iter().map(|s| s.to_string()).collect(),
+        rows,
+    ));
     timings.insert("geometry".into(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -107,7 +133,10 @@ pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progr
 
     let t = Instant::now();
     for im in &cfg.imagery {
-        blocks.push((imagery::names(im), imagery::imagery_features(&fp.geometries, &fp.crs, im)?));
+        blocks.push((
+            imagery::names(im),
+            imagery::imagery_features(&fp.geometries, &fp.crs, im)?,
+        ));
     }
     if !cfg.imagery.is_empty() {
         timings.insert("imagery".into(), t.elapsed().as_secs_f64());
@@ -130,7 +159,8 @@ pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progr
         let t = Instant::now();
         let known = neighbours::neighbour_heights(&out.centroids, &out.ok_labels());
         out.append(neighbours::names(), &known);
-        out.timings.insert("known_heights".into(), t.elapsed().as_secs_f64());
+        out.timings
+            .insert("known_heights".into(), t.elapsed().as_secs_f64());
     }
     Ok(out)
 }
@@ -138,7 +168,10 @@ pub fn city_features(cfg: &CityConfig, options: FeatureOptions, progress: &Progr
 pub fn centroids(geoms: &[MultiPolygon<f64>]) -> Vec<[f64; 2]> {
     geoms
         .iter()
-        .map(|g| g.centroid().map_or([f64::NAN, f64::NAN], |c| [c.x(), c.y()]))
+        .map(|g| {
+            g.centroid()
+                .map_or([f64::NAN, f64::NAN], |c| [c.x(), c.y()])
+        })
         .collect()
 }
 
@@ -158,10 +191,12 @@ fn assemble(
         for (i, row) in rows.iter().enumerate() {
             for (k, v) in row.iter().enumerate() {
                 // -0.0 (an empty f64 sum) is written as 0.0, so every format stores the same bits.
-                values[[i, col + k]] = match *v {
-                    x if x == 0.0 => 0.0,
-                    x if x.is_finite() => x,
-                    _ => f64::NAN,
+                values[[i, col + k]] = if *v == 0.0 {
+                    0.0
+                } else if v.is_finite() {
+                    *v
+                } else {
+                    f64::NAN
                 };
             }
         }
@@ -169,11 +204,15 @@ fn assemble(
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = names.iter().find(|n| !seen.insert(*n)) {
-        return Err(Error::file(&cfg.path, format!("feature '{dup}' would appear twice (two imagery entries with the same name?)")));
+        return Err(Error::file(
+            &cfg.path,
+            format!("feature '{dup}' would appear twice (two imagery entries with the same name?)"),
+        ));
     }
     Ok(CityFeatures {
         city: cfg.name.clone(),
         crs: fp.crs,
+        source_crs: fp.source_crs,
         ids: fp.ids,
         geometries: fp.geometries,
         centroids,
@@ -191,7 +230,10 @@ impl CityFeatures {
         for (k, name) in names.iter().enumerate() {
             let col: Vec<f64> = (0..n).map(|i| rows[i][k]).collect();
             match self.names.iter().position(|x| x == name) {
-                Some(j) => self.values.column_mut(j).assign(&ndarray::Array1::from(col)),
+                Some(j) => self
+                    .values
+                    .column_mut(j)
+                    .assign(&ndarray::Array1::from(col)),
                 None => {
                     self.names.push(name.clone());
                     self.values
@@ -226,28 +268,40 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
     };
     let mut geoms = Vec::new();
     for c in cities {
-        let tr = Transform::new(&c.crs, &out_crs)?;
-        for g in &c.geometries {
-            geoms.push(crate::features::reproject(g, &tr)?);
-        }
+        geoms.extend(reproject_many(&c.geometries, &c.crs, &out_crs)?);
     }
     t.geometry = Some(geoms);
     let each = |f: &dyn Fn(&CityFeatures, usize) -> Option<String>| -> Vec<Option<String>> {
-        cities.iter().flat_map(|c| (0..c.len()).map(move |i| f(c, i))).collect()
+        cities
+            .iter()
+            .flat_map(|c| (0..c.len()).map(move |i| f(c, i)))
+            .collect()
     };
-    t.push(Column { name: "city".into(), data: crate::io::table::ColumnData::Str(each(&|c, _| Some(c.city.clone()))) });
-    t.push(Column { name: "id".into(), data: crate::io::table::ColumnData::Str(each(&|c, i| Some(c.ids[i].clone()))) });
+    t.push(Column {
+        name: "city".into(),
+        data: crate::io::table::ColumnData::Str(each(&|c, _| Some(c.city.clone()))),
+    });
+    t.push(Column {
+        name: "id".into(),
+        data: crate::io::table::ColumnData::Str(each(&|c, i| Some(c.ids[i].clone()))),
+    });
     t.push(Column {
         name: "label".into(),
-        data: crate::io::table::ColumnData::Str(each(&|c, _| c.labels.as_ref().map(|l| l.definition.name.clone()))),
+        data: crate::io::table::ColumnData::Str(each(&|c, _| {
+            c.labels.as_ref().map(|l| l.definition.name.clone())
+        })),
     });
     t.push(Column::opt_f64(
         "height_m",
-        cities.iter().flat_map(|c| (0..c.len()).map(move |i| c.labels.as_ref().and_then(|l| l.rows[i].height_m))),
+        cities.iter().flat_map(|c| {
+            (0..c.len()).map(move |i| c.labels.as_ref().and_then(|l| l.rows[i].height_m))
+        }),
     ));
     t.push(Column {
         name: "flag".into(),
-        data: crate::io::table::ColumnData::Str(each(&|c, i| c.labels.as_ref().map(|l| l.rows[i].flag.to_string()))),
+        data: crate::io::table::ColumnData::Str(each(&|c, i| {
+            c.labels.as_ref().map(|l| l.rows[i].flag.to_string())
+        })),
     });
     for n in &names {
         t.push(Column::f64(
@@ -286,20 +340,41 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
     Ok(t)
 }
 
-/// Reprojects a footprint between CRSs.
-pub fn reproject(g: &MultiPolygon<f64>, t: &Transform) -> Result<MultiPolygon<f64>> {
+/// Reprojects many footprints between CRSs: one PROJ call per chunk of footprints (a call per
+/// footprint costs more than the arithmetic), chunks in parallel, each thread with its own
+/// transformation (OSR objects cannot be shared between threads).
+pub fn reproject_many(
+    geoms: &[MultiPolygon<f64>],
+    from: &Crs,
+    to: &Crs,
+) -> Result<Vec<MultiPolygon<f64>>> {
     use geo::{CoordsIter, MapCoordsInPlace};
-    if t.is_identity() {
-        return Ok(g.clone());
+    use rayon::prelude::*;
+    if from.same_as(to) {
+        return Ok(geoms.to_vec());
     }
-    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = g.coords_iter().map(|c| (c.x, c.y)).unzip();
-    t.apply(&mut xs, &mut ys)?;
-    let mut g = g.clone();
-    let k = std::cell::Cell::new(0usize);
-    g.map_coords_in_place(|_| {
-        let i = k.get();
-        k.set(i + 1);
-        geo::Coord { x: xs[i], y: ys[i] }
-    });
-    Ok(g)
+    const CHUNK: usize = 2048;
+    let chunks: Vec<Vec<MultiPolygon<f64>>> = geoms
+        .par_chunks(CHUNK)
+        .map(|part| {
+            let t = Transform::new(from, to)?;
+            let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = part
+                .iter()
+                .flat_map(|g| g.coords_iter())
+                .map(|c| (c.x, c.y))
+                .unzip();
+            t.apply(&mut xs, &mut ys)?;
+            let k = std::cell::Cell::new(0usize);
+            let mut out = part.to_vec();
+            for g in &mut out {
+                g.map_coords_in_place(|_| {
+                    let i = k.get();
+                    k.set(i + 1);
+                    geo::Coord { x: xs[i], y: ys[i] }
+                });
+            }
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    Ok(chunks.into_iter().flatten().collect())
 }

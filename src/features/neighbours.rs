@@ -16,7 +16,11 @@ pub fn names() -> Vec<String> {
         .iter()
         .flat_map(|r| {
             let r = *r as u32;
-            [format!("known_mean_{r}m"), format!("known_idw_{r}m"), format!("known_n_{r}m")]
+            [
+                format!("known_mean_{r}m"),
+                format!("known_idw_{r}m"),
+                format!("known_n_{r}m"),
+            ]
         })
         .collect()
 }

@@ -10,11 +10,21 @@ use crate::io::pointcloud::PointCloudFile;
 use crate::label::lidar::lidar_labels;
 use crate::progress::Progress;
 
-pub const NAMES: [&str; 5] = ["lidar_points", "lidar_density", "lidar_coverage", "lidar_max_m", "lidar_p90_m"];
+pub const NAMES: [&str; 5] = [
+    "lidar_points",
+    "lidar_density",
+    "lidar_coverage",
+    "lidar_max_m",
+    "lidar_p90_m",
+];
 
 /// Rows of [`NAMES`]: missing where the survey does not reach the building (or has no ground
 /// near it); zero points is a real zero inside the survey.
-pub fn sparse_lidar_features(fp: &Footprints, clouds: &[PointCloudFile], progress: &Progress) -> Result<Vec<Vec<f64>>> {
+pub fn sparse_lidar_features(
+    fp: &Footprints,
+    clouds: &[PointCloudFile],
+    progress: &Progress,
+) -> Result<Vec<Vec<f64>>> {
     let def = LidarLabelConfig {
         roof: Statistic::Percentile(90.0),
         roof_classes: vec![0, 1, 6],

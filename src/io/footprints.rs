@@ -55,6 +55,7 @@ impl Footprints {
 /// attributes are valid UTF-8 (IGN's BD TOPO exports), reads it as UTF-8 instead of GDAL's
 /// ISO-8859-1 default.
 pub fn open_vector(path: &Path) -> Result<Dataset> {
+    crate::io::gdal_setup::init();
     if !path.exists() {
         return Err(Error::file(path, "does not exist"));
     }
@@ -143,19 +144,20 @@ pub fn read_footprints(
         .map(|n| Ok((n.clone(), field_idx(n)?)))
         .collect::<Result<_>>()?;
 
-    let source_crs =
-        match &cfg.crs {
-            Some(def) => Crs::from_user(def).at(path)?,
-            None => match layer.spatial_ref() {
-                Some(srs) => Crs::from_srs(&srs).at(path)?,
-                None => return Err(Error::file(
+    let source_crs = match &cfg.crs {
+        Some(def) => Crs::from_user(def).at(path)?,
+        None => match layer.spatial_ref() {
+            Some(srs) => Crs::from_srs(&srs).at(path)?,
+            None => {
+                return Err(Error::file(
                     path,
                     format!(
                         "layer '{layer_name}' has no CRS; set footprints.crs in the city config"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let crs = match working {
         Some(c) => c.clone(),
         None => {

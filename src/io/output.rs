@@ -138,8 +138,13 @@ pub fn write_table(table: &Table, path: &Path) -> Result<()> {
 
 /// Writes text (JSON, Markdown) atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_bytes(path, text.as_bytes())
+}
+
+/// Writes bytes atomically.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = TempOutput::new(path)?;
-    std::fs::write(&tmp.tmp, text).at(path)?;
+    std::fs::write(&tmp.tmp, bytes).at(path)?;
     tmp.commit()
 }
 
@@ -332,12 +337,13 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
             layer.set_metadata_item(key, value, "").map_err(gerr)?;
         }
     }
-    if driver_name == "GeoJSON" {
-        write_rows(&ds.layer(0).map_err(gerr)?, table, path)?;
-    } else {
+    // One transaction makes GeoPackage writing fast; the other drivers have none.
+    if driver_name == "GPKG" {
         let txn = ds.start_transaction().map_err(gerr)?;
         write_rows(&txn.layer(0).map_err(gerr)?, table, path)?;
         txn.commit().map_err(gerr)?;
+    } else {
+        write_rows(&ds.layer(0).map_err(gerr)?, table, path)?;
     }
     ds.close().map_err(gerr)?;
     Ok(())

@@ -33,6 +33,7 @@ pub struct Raster {
 
 /// Opens a raster; `crs_override` replaces a missing or wrong CRS.
 pub fn open_raster(path: &Path, crs_override: Option<&str>) -> Result<Raster> {
+    crate::io::gdal_setup::init();
     if !path.exists() {
         return Err(Error::file(path, "does not exist"));
     }

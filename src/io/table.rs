@@ -136,3 +136,36 @@ impl Table {
         self.columns.push(column);
     }
 }
+
+/// Stacks tables with the same columns (and CRS) row-wise.
+pub fn concat(tables: Vec<Table>) -> crate::error::Result<Table> {
+    let mut it = tables.into_iter();
+    let Some(mut out) = it.next() else {
+        return Ok(Table::default());
+    };
+    for t in it {
+        if t.columns.len() != out.columns.len() {
+            return Err(crate::error::Error::invalid(
+                "tables to stack have different columns",
+            ));
+        }
+        for (a, b) in out.columns.iter_mut().zip(t.columns) {
+            match (&mut a.data, b.data) {
+                (ColumnData::F64(x), ColumnData::F64(y)) => x.extend(y),
+                (ColumnData::I64(x), ColumnData::I64(y)) => x.extend(y),
+                (ColumnData::Str(x), ColumnData::Str(y)) => x.extend(y),
+                (ColumnData::Bool(x), ColumnData::Bool(y)) => x.extend(y),
+                _ => {
+                    return Err(crate::error::Error::invalid(format!(
+                        "column '{}' changes type",
+                        a.name
+                    )))
+                }
+            }
+        }
+        if let (Some(g), Some(h)) = (&mut out.geometry, t.geometry) {
+            g.extend(h);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""LightGBM on exactly the splits roofline's model benchmark uses.
+
+Run `cargo bench --bench models` first (it writes target/bench-data/), then
+`OMP_WAIT_POLICY=passive python3 bench/lightgbm_compare.py`. Prints LightGBM's training time and
+test MAE next to roofline's (hessboost) for the same rows, features and comparable trees:
+500 trees, learning rate 0.05, 31 leaves, min 20 rows per leaf, 0.8 row and feature sampling,
+2 threads. LightGBM needs OMP_WAIT_POLICY=passive on 2 cores or its spinning threads starve.
+"""
+import json
+import os
+import sys
+import time
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "bench-data")
+if os.environ.get("OMP_WAIT_POLICY", "").lower() != "passive":
+    print("warning: set OMP_WAIT_POLICY=passive for LightGBM on 2 cores", file=sys.stderr)
+ours = {r["split"]: r for r in json.load(open(os.path.join(root, "roofline.json")))}
+params = dict(
+    objective="regression", learning_rate=0.05, num_leaves=31, min_data_in_leaf=20,
+    bagging_fraction=0.8, bagging_freq=1, feature_fraction=0.8, lambda_l2=1.0, num_threads=2,
+    deterministic=True, force_col_wise=True, seed=42, verbose=-1,
+)
+print(f"LightGBM {lgb.__version__} vs roofline (hessboost), same split, best of 3 training times\n")
+print("| split | LightGBM s | roofline s | time ratio (roofline / LightGBM) | LightGBM MAE | roofline MAE | MAE ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for split, r in ours.items():
+    train = pd.read_csv(os.path.join(root, f"{split}-train.csv"))
+    test = pd.read_csv(os.path.join(root, f"{split}-test.csv"))
+    xs, ys = train.drop(columns="height_m"), train["height_m"]
+    xt, yt = test.drop(columns="height_m"), test["height_m"]
+    best, model = np.inf, None
+    for _ in range(3):
+        t = time.perf_counter()
+        model = lgb.train(params, lgb.Dataset(xs, ys), num_boost_round=500)
+        best = min(best, time.perf_counter() - t)
+    mae = float(np.mean(np.abs(model.predict(xt) - yt)))
+    print(f"| {split} | {best:.3f} | {r['seconds']:.3f} | {r['seconds'] / best:.2f} | {mae:.3f} | {r['mae']:.3f} | {r['mae'] / mae:.3f} |")

@@ -1,0 +1,156 @@
+//! `roofline demo`: the whole pipeline on the shipped cities — LiDAR labels for Amsterdam and
+//! Delft, leave-one-city-out cross-validation of the roof-p70 and eave families, a model
+//! trained on all roof-p70 cities, and predictions for a region that is only partly measured.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::config::CityConfig;
+use crate::error::Result;
+use crate::eval::cv::{cross_validate, Scheme};
+use crate::eval::report::write_report;
+use crate::features::{city_features, CityFeatures, FeatureOptions};
+use crate::io::output::write_table;
+use crate::model::predict::{predict_region, Source};
+use crate::model::train::{train_model, TrainOptions};
+use crate::progress::Progress;
+
+const ROOF_P70: [&str; 4] = [
+    "amsterdam-centre",
+    "delft-3dfier",
+    "wageningen",
+    "delft-5910",
+];
+const EAVE: [&str; 2] = ["perigueux", "olemps"];
+/// Leave-one-city-out MAE (m) of the reference pipeline users write today (geopandas + shapely
+/// features, LightGBM 500 trees), as measured for issue #6 on the same data.
+const REFERENCE_LOCO: [(&str, f64); 6] = [
+    ("amsterdam-centre", 6.14),
+    ("delft-3dfier", 1.69),
+    ("wageningen", 4.00),
+    ("delft-5910", 1.87),
+    ("perigueux", 3.02),
+    ("olemps", 1.67),
+];
+
+pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result<()> {
+    let start = Instant::now();
+    for dir in [out, models] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::Error::file(dir, format!("cannot create folder: {e}")))?;
+    }
+    let load = |name: &str| -> Result<CityFeatures> {
+        let cfg = CityConfig::load(data.join("cities").join(format!("{name}.toml")))?;
+        city_features(
+            &cfg,
+            FeatureOptions {
+                known_heights: false,
+            },
+            &progress,
+        )
+    };
+    println!(
+        "roofline demo: data from {}, outputs in {}\n",
+        data.display(),
+        out.display()
+    );
+
+    println!("1. Height labels from LiDAR");
+    let roof: Vec<CityFeatures> = ROOF_P70.iter().map(|n| load(n)).collect::<Result<_>>()?;
+    std::fs::create_dir_all(out.join("labels")).map_err(|e| crate::Error::file(out, e))?;
+    for c in roof
+        .iter()
+        .filter(|c| c.city == "amsterdam-centre" || c.city == "delft-3dfier")
+    {
+        let labels = c.labels.as_ref().expect("shipped cities have labels");
+        let path = out.join("labels").join(format!("{}.gpkg", c.city));
+        let mut t = labels.to_table(None);
+        t.geometry = Some(c.geometries.clone());
+        write_table(&t, &path)?;
+        super::labels::print_summary(
+            labels,
+            c.timings.get("read_and_label").copied().unwrap_or(0.0),
+        );
+        println!("  -> {}", path.display());
+    }
+
+    println!("\n2. Leave-one-city-out cross-validation");
+    let opts = TrainOptions::default();
+    let cv_roof = cross_validate(&roof, Scheme::City, &opts, &progress)?;
+    write_report(&cv_roof, &out.join("cv-roof-p70"))?;
+    super::models::print_cv_summary(&cv_roof.summary);
+    let eave: Vec<CityFeatures> = EAVE.iter().map(|n| load(n)).collect::<Result<_>>()?;
+    let cv_eave = cross_validate(&eave, Scheme::City, &opts, &progress)?;
+    write_report(&cv_eave, &out.join("cv-eave"))?;
+    super::models::print_cv_summary(&cv_eave.summary);
+    println!("\n  city               roofline MAE   reference MAE (geopandas + LightGBM)");
+    for (city, reference) in REFERENCE_LOCO {
+        let ours = cv_roof
+            .summary
+            .per_city
+            .iter()
+            .chain(&cv_eave.summary.per_city)
+            .find(|c| c.city == city)
+            .map_or(f64::NAN, |c| c.model.mae);
+        println!("  {city:<18} {ours:>8.2} m    {reference:>8.2} m");
+    }
+    println!(
+        "  -> {} and {}",
+        out.join("cv-roof-p70/report.md").display(),
+        out.join("cv-eave/report.md").display()
+    );
+
+    println!("\n3. Model trained on all roof-p70 cities");
+    let refs: Vec<&CityFeatures> = roof.iter().collect();
+    let mut model = train_model(&refs, &opts)?;
+    model.meta.cv = Some(
+        serde_json::to_value(&cv_roof.summary.per_city)
+            .map_err(|e| crate::Error::invalid(e.to_string()))?,
+    );
+    let model_path = models.join("roof-p70.model");
+    model.save(&model_path)?;
+    println!(
+        "  {} buildings, {} features; calibration {:+.2} m over {}",
+        model.meta.training.iter().map(|t| t.used).sum::<usize>(),
+        model.meta.feature_names.len(),
+        model
+            .meta
+            .calibration
+            .as_ref()
+            .map_or(0.0, |c| c.correction),
+        model
+            .meta
+            .calibration
+            .as_ref()
+            .map_or(String::new(), |c| c.groups.join(", "))
+    );
+    println!("  -> {}", model_path.display());
+
+    println!("\n4. Predictions for a partly measured region (Bresse: 40 buildings, a LiDAR tile over some)");
+    let cfg = CityConfig::load(data.join("lidar-samples/bresse.toml"))?;
+    let region = city_features(
+        &cfg,
+        FeatureOptions {
+            known_heights: false,
+        },
+        &progress,
+    )?;
+    let p = predict_region(&model, &region)?;
+    std::fs::create_dir_all(out.join("predictions")).map_err(|e| crate::Error::file(out, e))?;
+    let pred_path = out.join("predictions").join("bresse.gpkg");
+    write_table(&p.to_table(&region, &region.source_crs)?, &pred_path)?;
+    let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
+    println!(
+        "  {} measured from LiDAR, {} predicted with 90 % intervals, {} flagged out of the training range",
+        measured,
+        p.ids.len() - measured,
+        p.ood_features.iter().filter(|n| **n > 0).count()
+    );
+    println!(
+        "  -> {} (geometry in {})",
+        pred_path.display(),
+        region.source_crs.label
+    );
+    println!("\ndone in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}

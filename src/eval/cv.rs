@@ -1,0 +1,321 @@
+//! Cross-validation: leave-one-city-out (each city predicted by a model that never saw it) or
+//! spatial-block k-fold inside each city (whole blocks held out, so a test building's
+//! neighbours are never in training). Everything fitted from labels — the models, the conformal
+//! calibration, the known-neighbour-height features — is refitted inside each fold from that
+//! fold's training buildings only.
+
+use std::time::Instant;
+
+use geo::Area;
+use serde::{Deserialize, Serialize};
+
+use super::folds::block_folds;
+use super::metrics::{metrics, Metrics};
+use crate::config::LabelDefinition;
+use crate::error::{Error, Result};
+use crate::features::{neighbours, CityFeatures};
+use crate::model::predict::predict_region;
+use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
+use crate::model::TrainingCity;
+use crate::progress::Progress;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Scheme {
+    /// Leave one city out.
+    City,
+    /// Spatial blocks of `size_m`, `folds` folds, inside each city.
+    Blocks { size_m: f64, folds: usize },
+}
+
+/// One held-out building.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CvRow {
+    pub city: String,
+    pub id: String,
+    pub fold: usize,
+    pub truth_m: f64,
+    pub predicted_m: f64,
+    pub lo_m: f64,
+    pub hi_m: f64,
+    /// The baseline: median label of the fold's training buildings.
+    pub baseline_m: f64,
+    pub area_m2: f64,
+    /// Some feature lies outside the training range.
+    pub ood: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CityMetrics {
+    pub city: String,
+    pub model: Metrics,
+    pub baseline: Metrics,
+}
+
+/// Everything `metrics.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CvSummary {
+    pub roofline_version: String,
+    pub scheme: Scheme,
+    pub seed: u64,
+    pub label: LabelDefinition,
+    /// True when cities with different label definitions were mixed.
+    pub mixed_labels: bool,
+    pub cities: Vec<String>,
+    pub model: crate::model::ModelKind,
+    pub hyperparameters: serde_json::Value,
+    pub known_heights: bool,
+    /// Features used in each fold.
+    pub fold_features: Vec<Vec<String>>,
+    pub per_city: Vec<CityMetrics>,
+    pub pooled: CityMetrics,
+    pub seconds: f64,
+}
+
+pub struct CvOutput {
+    pub summary: CvSummary,
+    pub rows: Vec<CvRow>,
+}
+
+/// A fold of spatial-block CV in one city: which labelled buildings train and which test.
+#[derive(Clone, Debug)]
+pub struct BlockFold {
+    pub fold: usize,
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+/// The folds of one city: blocks assigned to folds; labelled buildings split by their fold.
+pub fn block_plan(city: &CityFeatures, size_m: f64, folds: usize, seed: u64) -> Vec<BlockFold> {
+    let fold_of = block_folds(&city.centroids, size_m, folds, seed);
+    let labels = city.ok_labels();
+    (0..folds)
+        .map(|f| BlockFold {
+            fold: f,
+            train: (0..city.len())
+                .filter(|&i| labels[i].is_some() && fold_of[i] != f)
+                .collect(),
+            test: (0..city.len())
+                .filter(|&i| labels[i].is_some() && fold_of[i] == f)
+                .collect(),
+        })
+        .collect()
+}
+
+/// The city as a fold sees it: labels of test buildings hidden, known-neighbour heights
+/// recomputed from the training buildings' labels only.
+pub fn fold_view(city: &CityFeatures, fold: &BlockFold, known_heights: bool) -> CityFeatures {
+    let mut c = city.clone();
+    let train: std::collections::HashSet<usize> = fold.train.iter().copied().collect();
+    if let Some(l) = &mut c.labels {
+        for (i, r) in l.rows.iter_mut().enumerate() {
+            if !train.contains(&i) && r.flag == crate::label::Flag::Ok {
+                r.flag = crate::label::Flag::Filtered;
+            }
+        }
+    }
+    if known_heights {
+        let known = neighbours::neighbour_heights(&c.centroids, &c.ok_labels());
+        c.append(neighbours::names(), &known);
+    }
+    c
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        crate::label::percentile::percentile_sorted(v, 50.0)
+    }
+}
+
+pub fn cross_validate(
+    cities: &[CityFeatures],
+    scheme: Scheme,
+    opts: &TrainOptions,
+    progress: &Progress,
+) -> Result<CvOutput> {
+    let start = Instant::now();
+    let refs: Vec<&CityFeatures> = cities.iter().collect();
+    let label = common_label(&refs, opts.allow_mixed_labels)?;
+    let mixed = label.name.starts_with("mixed");
+    let mut rows = Vec::new();
+    let mut fold_features = Vec::new();
+    match scheme {
+        Scheme::City => {
+            if cities.len() < 2 {
+                return Err(Error::invalid(
+                    "leave-one-city-out needs at least two cities (use --by blocks for one)",
+                ));
+            }
+            let bar = progress.bar(cities.len() as u64, "cv", "cities");
+            for (h, held) in cities.iter().enumerate() {
+                bar.set_message(held.city.clone());
+                let train: Vec<&CityFeatures> = cities
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != h)
+                    .map(|(_, c)| c)
+                    .collect();
+                let mut with_held = train.clone();
+                with_held.push(held);
+                // Known-neighbour heights need labels in the predicted city: never in LOCO.
+                let names = select_features(&with_held, false);
+                let set = training_set(&train, &names, &|_, _| true)?;
+                let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
+                let training = train
+                    .iter()
+                    .enumerate()
+                    .map(|(ci, c)| TrainingCity {
+                        city: c.city.clone(),
+                        buildings: c.len(),
+                        used: set.city_of_row.iter().filter(|&&k| k == ci).count(),
+                    })
+                    .collect();
+                let model = fit(&set, &names, &city_names, label.clone(), training, opts)?;
+                let baseline = median(&mut set.y.to_vec());
+                let test: Vec<usize> = held
+                    .ok_labels()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.is_some())
+                    .map(|(i, _)| i)
+                    .collect();
+                rows.extend(held_out_rows(&model, held, &test, h, baseline)?);
+                fold_features.push(names);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+        }
+        Scheme::Blocks { size_m, folds } => {
+            if folds < 2 || size_m.is_nan() || size_m <= 0.0 {
+                return Err(Error::invalid(
+                    "block cross-validation needs at least 2 folds and a positive block size",
+                ));
+            }
+            let bar = progress.bar((cities.len() * folds) as u64, "cv", "folds");
+            for city in cities {
+                bar.set_message(city.city.clone());
+                for fold in block_plan(city, size_m, folds, opts.seed) {
+                    if fold.test.is_empty() || fold.train.is_empty() {
+                        bar.inc(1);
+                        continue;
+                    }
+                    let view = fold_view(city, &fold, opts.known_heights);
+                    let names = select_features(&[&view], opts.known_heights);
+                    let set = training_set(&[&view], &names, &|_, _| true)?;
+                    let training = vec![TrainingCity {
+                        city: city.city.clone(),
+                        buildings: city.len(),
+                        used: set.y.len(),
+                    }];
+                    let model = fit(
+                        &set,
+                        &names,
+                        std::slice::from_ref(&city.city),
+                        label.clone(),
+                        training,
+                        opts,
+                    )?;
+                    let baseline = median(&mut set.y.to_vec());
+                    let mut held = held_out_rows(&model, &view, &fold.test, fold.fold, baseline)?;
+                    // Truth comes from the full city (the view hid the test labels).
+                    let truth = city.ok_labels();
+                    for (r, &i) in held.iter_mut().zip(&fold.test) {
+                        r.truth_m = truth[i].expect("test rows are labelled");
+                    }
+                    rows.extend(held);
+                    fold_features.push(names);
+                    bar.inc(1);
+                }
+            }
+            bar.finish_and_clear();
+        }
+    }
+    let per_city = cities
+        .iter()
+        .map(|c| city_metrics(&c.city, rows.iter().filter(|r| r.city == c.city)))
+        .collect();
+    let pooled = city_metrics("all", rows.iter());
+    Ok(CvOutput {
+        summary: CvSummary {
+            roofline_version: env!("CARGO_PKG_VERSION").into(),
+            scheme,
+            seed: opts.seed,
+            label,
+            mixed_labels: mixed,
+            cities: cities.iter().map(|c| c.city.clone()).collect(),
+            model: opts.kind,
+            hyperparameters: match opts.kind {
+                crate::model::ModelKind::Gbm => serde_json::to_value(&opts.gbm),
+                crate::model::ModelKind::Forest => serde_json::to_value(&opts.forest),
+            }
+            .map_err(|e| Error::invalid(e.to_string()))?,
+            known_heights: opts.known_heights && matches!(scheme, Scheme::Blocks { .. }),
+            fold_features,
+            per_city,
+            pooled,
+            seconds: start.elapsed().as_secs_f64(),
+        },
+        rows,
+    })
+}
+
+/// The model's predictions for the chosen (labelled) buildings of a city.
+fn held_out_rows(
+    model: &crate::model::HeightModel,
+    city: &CityFeatures,
+    test: &[usize],
+    fold: usize,
+    baseline: f64,
+) -> Result<Vec<CvRow>> {
+    let p = predict_region(model, city)?;
+    let truth = city.ok_labels();
+    Ok(test
+        .iter()
+        .map(|&i| CvRow {
+            city: city.city.clone(),
+            id: city.ids[i].clone(),
+            fold,
+            truth_m: truth[i].unwrap_or(f64::NAN),
+            predicted_m: p.predicted_m[i],
+            lo_m: p.predicted_lo_m[i],
+            hi_m: p.predicted_hi_m[i],
+            baseline_m: baseline,
+            area_m2: city.geometries[i].unsigned_area(),
+            ood: p.ood_features[i] > 0,
+        })
+        .collect())
+}
+
+/// Model and baseline metrics over some rows.
+pub fn city_metrics<'a>(city: &str, rows: impl Iterator<Item = &'a CvRow>) -> CityMetrics {
+    let rows: Vec<&CvRow> = rows.collect();
+    let col = |f: fn(&CvRow) -> f64| rows.iter().map(|r| f(r)).collect::<Vec<f64>>();
+    let (truth, area) = (col(|r| r.truth_m), col(|r| r.area_m2));
+    let (lo, hi) = (col(|r| r.lo_m), col(|r| r.hi_m));
+    let has_intervals = lo.iter().all(|v| v.is_finite());
+    let (lo, hi) = if has_intervals {
+        (lo, hi)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut model = metrics(&truth, &col(|r| r.predicted_m), &lo, &hi, &area);
+    if !rows.is_empty() {
+        let inside: Vec<&&CvRow> = rows.iter().filter(|r| !r.ood).collect();
+        model.out_of_range_share = Some(1.0 - inside.len() as f64 / rows.len() as f64);
+        if has_intervals && !inside.is_empty() {
+            let covered = inside
+                .iter()
+                .filter(|r| r.truth_m >= r.lo_m && r.truth_m <= r.hi_m)
+                .count();
+            model.coverage_in_range = Some(covered as f64 / inside.len() as f64);
+        }
+    }
+    CityMetrics {
+        city: city.into(),
+        model,
+        baseline: metrics(&truth, &col(|r| r.baseline_m), &[], &[], &area),
+    }
+}

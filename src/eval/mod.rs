@@ -1,0 +1,7 @@
+//! Evaluation: spatial [`folds`], [`cv`] (leave-one-city-out and spatial blocks), [`metrics`]
+//! and the [`report`] they are written to.
+
+pub mod cv;
+pub mod folds;
+pub mod metrics;
+pub mod report;

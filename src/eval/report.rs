@@ -1,0 +1,163 @@
+//! Writes a cross-validation to a folder: `metrics.json` (the one source of every number),
+//! `predictions.parquet` and `predictions.csv` (every held-out building, so each metric can be
+//! recomputed) and `report.md` (the tables, rendered from the same metrics).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::cv::{CityMetrics, CvOutput, Scheme};
+use super::metrics::Metrics;
+use crate::error::{Error, Result};
+use crate::io::output::{write_table, write_text};
+use crate::io::table::{Column, Table};
+
+pub fn write_report(out: &CvOutput, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::file(dir, format!("cannot create folder: {e}")))?;
+    let json =
+        serde_json::to_string_pretty(&out.summary).map_err(|e| Error::invalid(e.to_string()))?;
+    write_text(&dir.join("metrics.json"), &json)?;
+    let table = predictions_table(out);
+    write_table(&table, &dir.join("predictions.parquet"))?;
+    write_table(&table, &dir.join("predictions.csv"))?;
+    write_text(&dir.join("report.md"), &render_markdown(out))?;
+    Ok(())
+}
+
+fn predictions_table(out: &CvOutput) -> Table {
+    let r = &out.rows;
+    let mut t = Table::default();
+    t.push(Column::str("city", r.iter().map(|x| x.city.clone())));
+    t.push(Column::str("id", r.iter().map(|x| x.id.clone())));
+    t.push(Column::i64("fold", r.iter().map(|x| x.fold as i64)));
+    t.push(Column::f64("truth_m", r.iter().map(|x| x.truth_m)));
+    t.push(Column::f64("predicted_m", r.iter().map(|x| x.predicted_m)));
+    t.push(Column::f64("lo_m", r.iter().map(|x| x.lo_m)));
+    t.push(Column::f64("hi_m", r.iter().map(|x| x.hi_m)));
+    t.push(Column::f64("baseline_m", r.iter().map(|x| x.baseline_m)));
+    t.push(Column::f64("area_m2", r.iter().map(|x| x.area_m2)));
+    t.push(Column::bool("ood", r.iter().map(|x| x.ood)));
+    t.metadata.insert(
+        "roofline".into(),
+        serde_json::json!({
+            "table": "cv_predictions",
+            "label": out.summary.label,
+            "scheme": out.summary.scheme,
+            "height_unit": "m",
+        })
+        .to_string(),
+    );
+    t
+}
+
+fn f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "–".into()
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("–".into(), |x| format!("{:.1} %", 100.0 * x))
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("–".into(), f)
+}
+
+/// The Markdown report.
+pub fn render_markdown(out: &CvOutput) -> String {
+    let s = &out.summary;
+    let mut md = String::new();
+    let scheme = match s.scheme {
+        Scheme::City => "leave-one-city-out".to_string(),
+        Scheme::Blocks { size_m, folds } => {
+            format!("spatial blocks of {size_m} m, {folds} folds inside each city")
+        }
+    };
+    let warn = if s.mixed_labels {
+        "\n> **Mixed label definitions** — these cities define height differently; errors include that difference.\n"
+    } else {
+        ""
+    };
+    let _ = writeln!(md, "# roofline cross-validation\n");
+    let _ = writeln!(md, "- scheme: {scheme}");
+    let _ = writeln!(md, "- label: `{}` — {}", s.label.name, s.label.detail);
+    let _ = writeln!(md, "- cities: {}", s.cities.join(", "));
+    let _ = writeln!(
+        md,
+        "- model: {} (seed {}), known-neighbour heights: {}",
+        s.model,
+        s.seed,
+        if s.known_heights { "yes" } else { "no" }
+    );
+    let _ = writeln!(
+        md,
+        "- heights in metres; baseline = median label of the fold's training buildings"
+    );
+    let _ = writeln!(md, "{warn}");
+    let _ = writeln!(md, "## Errors per held-out city\n{warn}");
+    let _ = writeln!(md, "| city | n | MAE | baseline MAE | RMSE | R² | median AE | bias | within ±2.5 m | MAE without sheds (<10 m²) | 90 % coverage | median width | out of training range | coverage in range |");
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in s.per_city.iter().chain(std::iter::once(&s.pooled)) {
+        let m = &c.model;
+        let name = if c.city == "all" {
+            "**pooled**".to_string()
+        } else {
+            c.city.clone()
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} | {:+.2} | {} | {} | {} | {} | {} | {} |",
+            m.n,
+            f(m.mae),
+            f(c.baseline.mae),
+            f(m.rmse),
+            f(m.r2),
+            f(m.median_ae),
+            m.bias,
+            pct(Some(m.within_2_5m)),
+            opt(m.mae_without_sheds),
+            pct(m.coverage),
+            opt(m.median_interval_width),
+            pct(m.out_of_range_share),
+            pct(m.coverage_in_range)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA building is *out of training range* when one of its features lies outside the range seen in training (`ood` in predictions); intervals there are least trustworthy.\n"
+    );
+    let _ = writeln!(md, "\n## Errors per height bin (by true height)\n{warn}");
+    let _ = writeln!(md, "Cities whose height distribution differs from the training cities show up here as a bias that grows with height.\n");
+    let _ = writeln!(
+        md,
+        "| city | bin (m) | n | MAE | bias | baseline MAE | baseline bias |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
+    for c in s.per_city.iter().chain(std::iter::once(&s.pooled)) {
+        bin_rows(&mut md, c);
+    }
+    md
+}
+
+fn bin_rows(md: &mut String, c: &CityMetrics) {
+    let (m, b): (&Metrics, &Metrics) = (&c.model, &c.baseline);
+    for (x, y) in m.bins.iter().zip(&b.bins) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            c.city,
+            x.bin,
+            x.n,
+            opt(x.mae),
+            x.bias.map_or("–".into(), |v| format!("{v:+.2}")),
+            opt(y.mae),
+            y.bias.map_or("–".into(), |v| format!("{v:+.2}"))
+        );
+    }
+}

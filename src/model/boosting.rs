@@ -1,0 +1,336 @@
+//! Gradient-boosted regression trees (hessboost's histogram booster) behind linfa's traits:
+//! checked hyperparameters ([`GbmParams`] → [`GbmValidParams`] via `ParamGuard`), `Fit` on a
+//! `linfa::Dataset`, `PredictInplace`. linfa's own tree crates only classify, hence hessboost.
+
+use std::num::NonZeroUsize;
+
+use hessboost::config::{GrowPolicy, TrainingParams, TreeMethod};
+use hessboost::model::{BoostedModel, ImportanceType, Iterations};
+use hessboost::objective::{Objective, PseudoHuber, RegLoss};
+use hessboost::training::Trainer;
+use linfa::dataset::{AsSingleTargets, DatasetBase};
+use linfa::traits::{Fit, PredictInplace};
+use linfa::ParamGuard;
+use ndarray::{Array1, Array2, ArrayBase, Data, Ix2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::matrix::to_dmatrix;
+use crate::error::{Error, Result};
+
+/// The point-prediction loss.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "name")]
+pub enum Loss {
+    SquaredError,
+    /// Robust to label noise: quadratic within `slope` metres of the target, linear beyond.
+    PseudoHuber {
+        slope: f64,
+    },
+}
+
+/// Checked gradient-boosting hyperparameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GbmValidParams {
+    /// Boosting rounds (trees); the upper bound when early stopping.
+    pub n_trees: usize,
+    pub learning_rate: f64,
+    /// Depth limit; `None` grows leaf-wise up to `max_leaves` (LightGBM's way).
+    pub max_depth: Option<usize>,
+    pub max_leaves: usize,
+    /// Minimum hessian in a leaf: with squared error, the minimum buildings per leaf.
+    pub min_child_weight: f64,
+    /// Row share sampled per tree.
+    pub subsample: f64,
+    /// Feature share sampled per tree.
+    pub colsample: f64,
+    /// L2 penalty on leaf values.
+    pub lambda: f64,
+    pub loss: Loss,
+    /// Stop when the validation loss has not improved for this many rounds.
+    pub early_stopping_rounds: Option<usize>,
+    /// Share of training rows held out for early stopping.
+    pub validation_fraction: f64,
+    pub seed: u64,
+}
+
+/// Unchecked gradient-boosting hyperparameters (builder).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GbmParams(GbmValidParams);
+
+impl Default for GbmParams {
+    fn default() -> Self {
+        GbmParams(GbmValidParams {
+            n_trees: 500,
+            learning_rate: 0.05,
+            max_depth: None,
+            max_leaves: 31,
+            min_child_weight: 5.0,
+            subsample: 1.0,
+            colsample: 0.5,
+            lambda: 1.0,
+            loss: Loss::SquaredError,
+            early_stopping_rounds: None,
+            validation_fraction: 0.1,
+            seed: 42,
+        })
+    }
+}
+
+impl GbmParams {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn n_trees(mut self, n: usize) -> Self {
+        self.0.n_trees = n;
+        self
+    }
+    pub fn learning_rate(mut self, v: f64) -> Self {
+        self.0.learning_rate = v;
+        self
+    }
+    pub fn max_depth(mut self, v: Option<usize>) -> Self {
+        self.0.max_depth = v;
+        self
+    }
+    pub fn max_leaves(mut self, v: usize) -> Self {
+        self.0.max_leaves = v;
+        self
+    }
+    pub fn min_child_weight(mut self, v: f64) -> Self {
+        self.0.min_child_weight = v;
+        self
+    }
+    pub fn subsample(mut self, v: f64) -> Self {
+        self.0.subsample = v;
+        self
+    }
+    pub fn colsample(mut self, v: f64) -> Self {
+        self.0.colsample = v;
+        self
+    }
+    pub fn lambda(mut self, v: f64) -> Self {
+        self.0.lambda = v;
+        self
+    }
+    pub fn loss(mut self, v: Loss) -> Self {
+        self.0.loss = v;
+        self
+    }
+    pub fn early_stopping(mut self, rounds: Option<usize>, validation_fraction: f64) -> Self {
+        self.0.early_stopping_rounds = rounds;
+        self.0.validation_fraction = validation_fraction;
+        self
+    }
+    pub fn seed(mut self, v: u64) -> Self {
+        self.0.seed = v;
+        self
+    }
+}
+
+impl ParamGuard for GbmParams {
+    type Checked = GbmValidParams;
+    type Error = Error;
+
+    fn check_ref(&self) -> Result<&GbmValidParams> {
+        let p = &self.0;
+        let bad = |what: &str| Err(Error::invalid(format!("gbm hyperparameter {what}")));
+        if p.n_trees == 0 {
+            return bad("n_trees must be at least 1");
+        }
+        if !(p.learning_rate > 0.0 && p.learning_rate <= 1.0) {
+            return bad("learning_rate must be in (0, 1]");
+        }
+        if p.max_depth == Some(0) || p.max_leaves < 2 {
+            return bad("max_depth must be at least 1 and max_leaves at least 2");
+        }
+        if !(p.subsample > 0.0 && p.subsample <= 1.0 && p.colsample > 0.0 && p.colsample <= 1.0) {
+            return bad("subsample and colsample must be in (0, 1]");
+        }
+        if !(p.min_child_weight >= 0.0 && p.lambda >= 0.0) {
+            return bad("min_child_weight and lambda must be non-negative");
+        }
+        if let Loss::PseudoHuber { slope } = p.loss {
+            if slope.is_nan() || slope <= 0.0 {
+                return bad("pseudo-Huber slope must be positive");
+            }
+        }
+        if p.early_stopping_rounds == Some(0)
+            || !(p.validation_fraction > 0.0 && p.validation_fraction < 0.5)
+        {
+            return bad(
+                "early stopping needs at least 1 round and a validation fraction in (0, 0.5)",
+            );
+        }
+        Ok(p)
+    }
+
+    fn check(self) -> Result<GbmValidParams> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}
+
+impl GbmValidParams {
+    /// hessboost parameters for this configuration and an objective.
+    pub fn booster_params(&self, objective: Objective) -> Result<TrainingParams> {
+        let mut b = TrainingParams::builder()
+            .objective(objective)
+            .tree_method(TreeMethod::Hist)
+            .eta(self.learning_rate)
+            .min_child_weight(self.min_child_weight)
+            .subsample(self.subsample)
+            .colsample_bytree(self.colsample)
+            .lambda(self.lambda)
+            .seed(self.seed);
+        b = match self.max_depth {
+            Some(d) => b.max_depth(d),
+            None => b
+                .grow_policy(GrowPolicy::LossGuide)
+                .unlimited_depth()
+                .max_leaves(self.max_leaves),
+        };
+        Ok(b.build()?)
+    }
+
+    pub fn objective(&self) -> Result<Objective> {
+        Ok(match self.loss {
+            Loss::SquaredError => Objective::SquaredError(RegLoss::default()),
+            Loss::PseudoHuber { slope } => Objective::PseudoHuber(PseudoHuber::new(slope)?),
+        })
+    }
+
+    /// Trains a booster with `objective` on `x`, `y`, early-stopping on a seeded random
+    /// validation share when configured.
+    pub fn train_booster(
+        &self,
+        objective: Objective,
+        x: &Array2<f64>,
+        y: &Array1<f64>,
+    ) -> Result<BoostedModel> {
+        let huber = matches!(objective, Objective::PseudoHuber(_));
+        let mut params = self.booster_params(objective)?;
+        if huber && !y.is_empty() {
+            // hessboost starts pseudo-Huber from one Newton step, which overshoots wildly when
+            // heights are many slopes away from 0 (tiny hessians); start from the median.
+            let mut v = y.to_vec();
+            params.base_score =
+                Some(crate::label::percentile::percentile(&mut v, 50.0).expect("non-empty"));
+        }
+        let all = to_dmatrix(x, Some(y.view()))?;
+        match self.early_stopping_rounds {
+            None => Ok(Trainer::new(&params, &all, self.n_trees).train()?.model),
+            Some(rounds) => {
+                let n = x.nrows();
+                let mut idx: Vec<usize> = (0..n).collect();
+                idx.shuffle(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(
+                    self.seed ^ 0x5eed,
+                ));
+                let n_valid = ((n as f64 * self.validation_fraction).round() as usize)
+                    .clamp(1, n.saturating_sub(1).max(1));
+                let (valid, train) = idx.split_at(n_valid);
+                let (mut train, mut valid) = (train.to_vec(), valid.to_vec());
+                train.sort_unstable();
+                valid.sort_unstable();
+                let dtrain = all.select_rows(&train)?;
+                let dvalid = all.select_rows(&valid)?;
+                let res = Trainer::new(&params, &dtrain, self.n_trees)
+                    .eval(&dvalid, "valid")
+                    .early_stopping_rounds(NonZeroUsize::new(rounds).expect("checked"))
+                    .train()?;
+                let model = res.model;
+                match model.best_iteration() {
+                    Some(best) => Ok(model.slice(..=best, 1)?),
+                    None => Ok(model),
+                }
+            }
+        }
+    }
+}
+
+/// A fitted gradient-boosted regressor.
+#[derive(Clone, Debug)]
+pub struct Gbm {
+    pub booster: BoostedModel,
+    pub params: GbmValidParams,
+}
+
+impl<D: Data<Elem = f64>, T: AsSingleTargets<Elem = f64>> Fit<ArrayBase<D, Ix2>, T, Error>
+    for GbmValidParams
+{
+    type Object = Gbm;
+
+    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<Gbm> {
+        let x = dataset.records().to_owned();
+        let y = dataset.as_single_targets().to_owned();
+        if x.nrows() == 0 {
+            return Err(Error::invalid("no labelled buildings to train on"));
+        }
+        let booster = self.train_booster(self.objective()?, &x, &y)?;
+        Ok(Gbm {
+            booster,
+            params: self.clone(),
+        })
+    }
+}
+
+/// Predictions of a single-output booster, checked.
+pub fn predict_booster<D: Data<Elem = f64>>(
+    booster: &BoostedModel,
+    x: &ArrayBase<D, Ix2>,
+) -> Result<Array2<f64>> {
+    if x.ncols() != booster.n_features() {
+        return Err(Error::invalid(format!(
+            "the model expects {} features, got {}",
+            booster.n_features(),
+            x.ncols()
+        )));
+    }
+    let p = booster.predict(&to_dmatrix(x, None)?, Iterations::Best)?;
+    let w = p.width();
+    Ok(Array2::from_shape_vec(
+        (x.nrows(), w),
+        p.as_slice().iter().map(|v| *v as f64).collect(),
+    )
+    .expect("prediction shape"))
+}
+
+impl Gbm {
+    pub fn predict_checked<D: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<D, Ix2>,
+    ) -> Result<Array1<f64>> {
+        Ok(predict_booster(&self.booster, x)?.column(0).to_owned())
+    }
+
+    /// Total gain per feature index (0 for features never split on).
+    pub fn importance(&self) -> Vec<f64> {
+        gain_importance(&self.booster)
+    }
+}
+
+pub fn gain_importance(b: &BoostedModel) -> Vec<f64> {
+    let mut v = vec![0.0; b.n_features()];
+    for (k, g) in b.feature_importance(ImportanceType::TotalGain) {
+        if k < v.len() {
+            v[k] = g;
+        }
+    }
+    v
+}
+
+impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<f64>> for Gbm {
+    /// Panics when `x` has another column count than the training data, like linfa's models;
+    /// use [`Gbm::predict_checked`] for an error instead.
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<f64>) {
+        let p = self
+            .predict_checked(x)
+            .expect("feature count checked by the caller");
+        y.assign(&p);
+    }
+
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<f64> {
+        Array1::zeros(x.nrows())
+    }
+}

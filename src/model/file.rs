@@ -1,0 +1,135 @@
+//! The model file: a tar archive (inspect it with `tar tf`) holding `roofline.json` (metadata,
+//! serde) and the boosters in hessboost's stable binary format (`point.hbm`,
+//! `quantiles.hbm`), which later hessboost releases keep reading. Entries carry fixed
+//! timestamps and owners, so the same model gives the same bytes.
+
+use std::io::Read;
+use std::path::Path;
+
+use hessboost::model::{BoostedModel, ModelFormat};
+
+use super::intervals::IntervalModel;
+use super::{HeightModel, ModelMeta, FORMAT_VERSION};
+use crate::error::{AtFile, Error, Result};
+
+const META: &str = "roofline.json";
+const POINT: &str = "point.hbm";
+const QUANTILES: &str = "quantiles.hbm";
+
+impl HeightModel {
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut b = tar::Builder::new(Vec::new());
+        b.mode(tar::HeaderMode::Deterministic);
+        let meta = serde_json::to_vec_pretty(&self.meta)
+            .map_err(|e| Error::invalid(format!("model metadata: {e}")))?;
+        append(&mut b, META, &meta)?;
+        append(&mut b, POINT, &self.point.encode(ModelFormat::Binary)?)?;
+        if let Some(i) = &self.interval {
+            append(&mut b, QUANTILES, &i.quantiles.encode(ModelFormat::Binary)?)?;
+        }
+        b.into_inner()
+            .map_err(|e| Error::invalid(format!("model archive: {e}")))
+    }
+
+    /// Writes the model atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::io::output::write_bytes(path, &self.to_bytes()?)
+    }
+
+    pub fn load(path: &Path) -> Result<HeightModel> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::file(path, format!("cannot read model: {e}")))?;
+        Self::from_bytes(&bytes).map_err(|e| match e {
+            Error::Invalid(msg) => Error::file(path, msg),
+            other => other,
+        })
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<HeightModel> {
+        let mut archive = tar::Archive::new(bytes);
+        let (mut meta, mut point, mut quantiles) = (None, None, None);
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::invalid(format!("not a roofline model: {e}")))?;
+        for entry in entries {
+            let mut entry =
+                entry.map_err(|e| Error::invalid(format!("not a roofline model: {e}")))?;
+            let name = entry
+                .path()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| Error::invalid(format!("truncated model: {e}")))?;
+            match name.as_str() {
+                META => meta = Some(data),
+                POINT => point = Some(data),
+                QUANTILES => quantiles = Some(data),
+                _ => {}
+            }
+        }
+        let meta = meta.ok_or_else(|| Error::invalid("not a roofline model (no roofline.json)"))?;
+        let version: serde_json::Value = serde_json::from_slice(&meta)
+            .map_err(|e| Error::invalid(format!("bad model metadata: {e}")))?;
+        let v = version["format_version"].as_u64().unwrap_or(0);
+        if v > FORMAT_VERSION as u64 {
+            return Err(Error::invalid(format!(
+                "model format version {v} is newer than this roofline reads ({FORMAT_VERSION}); upgrade roofline"
+            )));
+        }
+        let meta: ModelMeta = serde_json::from_slice(&meta)
+            .map_err(|e| Error::invalid(format!("bad model metadata: {e}")))?;
+        let point = BoostedModel::decode(
+            point.ok_or_else(|| Error::invalid("model has no point booster"))?,
+            ModelFormat::Binary,
+        )?;
+        if point.n_features() != meta.feature_names.len() {
+            return Err(Error::invalid(format!(
+                "model booster has {} features but its metadata names {}",
+                point.n_features(),
+                meta.feature_names.len()
+            )));
+        }
+        let interval = match (quantiles, &meta.calibration) {
+            (Some(q), Some(c)) => Some(IntervalModel {
+                quantiles: BoostedModel::decode(q, ModelFormat::Binary)?,
+                calibration: c.clone(),
+            }),
+            _ => None,
+        };
+        Ok(HeightModel {
+            meta,
+            point,
+            interval,
+        })
+    }
+
+    /// The point model as XGBoost JSON, with roofline's feature names filled in, loadable by
+    /// `xgboost.Booster().load_model()`.
+    pub fn xgboost_json(&self) -> Result<String> {
+        let bytes = self.point.encode(ModelFormat::XgboostJson)?;
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("XGBoost export: {e}")))?;
+        let learner = json
+            .get_mut("learner")
+            .ok_or_else(|| Error::invalid("XGBoost export has no learner"))?;
+        learner["feature_names"] = serde_json::json!(self.meta.feature_names);
+        learner["feature_types"] = serde_json::json!(vec!["float"; self.meta.feature_names.len()]);
+        serde_json::to_string(&json).map_err(|e| Error::invalid(format!("XGBoost export: {e}")))
+    }
+}
+
+fn append(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append_data(&mut h, name, data)
+        .map_err(|e| Error::invalid(format!("model archive: {e}")))
+        .at(name)
+}

@@ -1,0 +1,102 @@
+//! Models: gradient-boosted trees ([`boosting`], the default) or a random forest ([`forest`])
+//! for the point height, conformalized quantile [`intervals`], the [`file`] format, and the
+//! [`train`] and [`predict`] stages that wire them to feature tables.
+
+pub mod boosting;
+pub mod file;
+pub mod forest;
+pub mod intervals;
+pub mod matrix;
+pub mod predict;
+pub mod train;
+
+use hessboost::model::BoostedModel;
+use serde::{Deserialize, Serialize};
+
+use crate::config::LabelDefinition;
+use crate::features::FeatureDoc;
+use intervals::{Calibration, IntervalModel};
+
+/// File format version written by this roofline; files with a higher version are refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How working CRSs are chosen; stored so a model's features are recomputed the same way.
+pub const WORKING_CRS_RULE: &str =
+    "footprints' CRS when projected in metres, else the WGS 84 UTM zone of the footprints' centre";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Gbm,
+    Forest,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gbm" => Ok(ModelKind::Gbm),
+            "forest" => Ok(ModelKind::Forest),
+            _ => Err(format!("unknown model '{s}' (gbm or forest)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Gbm => "gbm",
+            ModelKind::Forest => "forest",
+        })
+    }
+}
+
+/// Buildings a city contributed to training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingCity {
+    pub city: String,
+    pub buildings: usize,
+    /// Buildings with an `ok` label, used for training.
+    pub used: usize,
+}
+
+/// Error summary (m).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorSummary {
+    pub mae: f64,
+    pub rmse: f64,
+    pub n: usize,
+}
+
+/// Everything about a model except its trees.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub format_version: u32,
+    pub roofline_version: String,
+    pub kind: ModelKind,
+    pub hyperparameters: serde_json::Value,
+    pub seed: u64,
+    /// Feature order of the model's columns.
+    pub feature_names: Vec<String>,
+    pub features: Vec<FeatureDoc>,
+    /// Training range (min, max) per feature; `None` where a feature was always missing.
+    pub feature_ranges: Vec<Option<(f64, f64)>>,
+    pub label: LabelDefinition,
+    pub training: Vec<TrainingCity>,
+    pub working_crs_rule: String,
+    pub calibration: Option<Calibration>,
+    pub training_error: ErrorSummary,
+    pub oob_error: Option<ErrorSummary>,
+    /// Total split gain per feature, largest first.
+    pub importance: Vec<(String, f64)>,
+    /// Cross-validation summary, when one was run for this configuration.
+    pub cv: Option<serde_json::Value>,
+}
+
+/// A trained height model: point booster, interval model and metadata.
+#[derive(Clone, Debug)]
+pub struct HeightModel {
+    pub meta: ModelMeta,
+    pub point: BoostedModel,
+    pub interval: Option<IntervalModel>,
+}

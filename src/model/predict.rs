@@ -1,0 +1,217 @@
+//! Prediction stage: a model applied to a region's feature table. Buildings the region's own
+//! LiDAR measured (`ok` labels) keep the measured height; the rest get the model's height and
+//! a 90 % interval; buildings whose features leave the training range are flagged.
+
+use ndarray::Array2;
+
+use super::boosting::predict_booster;
+use super::HeightModel;
+use crate::crs::Crs;
+use crate::error::{Error, Result};
+use crate::features::{neighbours, reproject_many, CityFeatures};
+use crate::io::table::{Column, ColumnData, Table};
+use crate::label::Flag;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Measured,
+    Predicted,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Measured => "measured",
+            Source::Predicted => "predicted",
+        }
+    }
+}
+
+/// Heights for one region, in footprint order.
+#[derive(Clone, Debug)]
+pub struct Predictions {
+    pub city: String,
+    pub ids: Vec<String>,
+    /// The height to use: measured where available, else predicted (m).
+    pub height_m: Vec<f64>,
+    pub lo_m: Vec<f64>,
+    pub hi_m: Vec<f64>,
+    /// The model's own prediction and 90 % interval, also where a measurement exists (m).
+    pub predicted_m: Vec<f64>,
+    pub predicted_lo_m: Vec<f64>,
+    pub predicted_hi_m: Vec<f64>,
+    pub source: Vec<Source>,
+    /// Number of features outside the training range.
+    pub ood_features: Vec<usize>,
+    pub label: String,
+}
+
+/// The model's feature matrix for a region; an error naming what the region lacks.
+pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2<f64>> {
+    let names = &model.meta.feature_names;
+    let missing: Vec<&String> = names.iter().filter(|n| !region.names.contains(n)).collect();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(6).map(|s| s.as_str()).collect();
+        return Err(Error::invalid(format!(
+            "region '{}' lacks {} feature(s) the model needs: {}{} — give the region the same imagery/LiDAR as the training cities, or train without them",
+            region.city,
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() { ", …" } else { "" }
+        )));
+    }
+    let cols: Vec<usize> = names
+        .iter()
+        .map(|n| region.names.iter().position(|x| x == n).expect("checked"))
+        .collect();
+    Ok(Array2::from_shape_fn(
+        (region.len(), cols.len()),
+        |(i, j)| region.values[[i, cols[j]]],
+    ))
+}
+
+/// Predicts every building of a region.
+pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Predictions> {
+    let mut region = region.clone();
+    let needs_known = model
+        .meta
+        .feature_names
+        .iter()
+        .any(|n| n.starts_with("known_"));
+    if needs_known && !region.names.iter().any(|n| n.starts_with("known_")) {
+        // No labels in the region: every building has no labelled neighbour.
+        let known = neighbours::neighbour_heights(&region.centroids, &region.ok_labels());
+        region.append(neighbours::names(), &known);
+    }
+    let x = model_matrix(model, &region)?;
+    let point = predict_booster(&model.point, &x)?
+        .column(0)
+        .mapv(|v| v.max(0.0));
+    // Heights are not negative, and the interval always contains the point.
+    let (lo, hi): (Vec<f64>, Vec<f64>) = match &model.interval {
+        Some(i) => {
+            let (lo, hi) = i.predict(&x)?;
+            (0..x.nrows())
+                .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
+                .unzip()
+        }
+        None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
+    };
+    let measured: Vec<Option<f64>> = match &region.labels {
+        Some(l) => l
+            .rows
+            .iter()
+            .map(|r| (r.flag == Flag::Ok).then_some(r.height_m).flatten())
+            .collect(),
+        None => vec![None; region.len()],
+    };
+    let ood_features = (0..x.nrows())
+        .map(|i| {
+            model
+                .meta
+                .feature_ranges
+                .iter()
+                .enumerate()
+                .filter(|(j, r)| {
+                    let v = x[[i, *j]];
+                    match r {
+                        Some((a, b)) => v.is_finite() && (v < *a || v > *b),
+                        None => v.is_finite(),
+                    }
+                })
+                .count()
+        })
+        .collect();
+    let mut p = Predictions {
+        city: region.city.clone(),
+        ids: region.ids.clone(),
+        height_m: Vec::with_capacity(x.nrows()),
+        lo_m: Vec::with_capacity(x.nrows()),
+        hi_m: Vec::with_capacity(x.nrows()),
+        predicted_m: point.to_vec(),
+        predicted_lo_m: lo.clone(),
+        predicted_hi_m: hi.clone(),
+        source: Vec::with_capacity(x.nrows()),
+        ood_features,
+        label: model.meta.label.name.clone(),
+    };
+    for i in 0..x.nrows() {
+        match measured[i] {
+            Some(h) => {
+                p.height_m.push(h);
+                p.lo_m.push(h);
+                p.hi_m.push(h);
+                p.source.push(Source::Measured);
+            }
+            None => {
+                p.height_m.push(point[i]);
+                p.lo_m.push(lo[i]);
+                p.hi_m.push(hi[i]);
+                p.source.push(Source::Predicted);
+            }
+        }
+    }
+    Ok(p)
+}
+
+impl Predictions {
+    /// The output table, geometry reprojected from `crs` (the working CRS) to `out_crs`.
+    pub fn to_table(&self, region: &CityFeatures, out_crs: &Crs) -> Result<Table> {
+        let geometry = reproject_many(&region.geometries, &region.crs, out_crs)?;
+        let mut table = Table {
+            crs: Some(out_crs.clone()),
+            geometry: Some(geometry),
+            ..Default::default()
+        };
+        table.push(Column::str("id", self.ids.iter().cloned()));
+        table.push(Column::str(
+            "city",
+            self.ids.iter().map(|_| self.city.clone()),
+        ));
+        table.push(Column::f64("height_m", self.height_m.iter().copied()));
+        table.push(Column::f64("height_lo_m", self.lo_m.iter().copied()));
+        table.push(Column::f64("height_hi_m", self.hi_m.iter().copied()));
+        table.push(Column::str(
+            "source",
+            self.source.iter().map(|s| s.as_str()),
+        ));
+        table.push(Column {
+            name: "ood".into(),
+            data: ColumnData::Bool(self.ood_features.iter().map(|&n| Some(n > 0)).collect()),
+        });
+        table.push(Column::i64(
+            "ood_features",
+            self.ood_features.iter().map(|&n| n as i64),
+        ));
+        table.push(Column::f64(
+            "height_predicted_m",
+            self.predicted_m.iter().copied(),
+        ));
+        table.push(Column::str(
+            "label",
+            self.ids.iter().map(|_| self.label.clone()),
+        ));
+        table.metadata.insert(
+            "roofline".into(),
+            serde_json::json!({
+                "table": "predictions",
+                "roofline_version": env!("CARGO_PKG_VERSION"),
+                "city": self.city,
+                "crs": out_crs.label,
+                "height_unit": "m",
+                "label": self.label,
+                "columns": {
+                    "height_m": "measured height where the region's LiDAR gives an ok label, else the model's prediction",
+                    "height_lo_m": "lower bound of the 90 % interval (the measurement itself for measured buildings)",
+                    "height_hi_m": "upper bound of the 90 % interval",
+                    "source": "measured or predicted",
+                    "ood": "some feature lies outside the range seen in training",
+                    "ood_features": "how many features lie outside the training range",
+                    "height_predicted_m": "the model's prediction, also for measured buildings",
+                },
+            })
+            .to_string(),
+        );
+        Ok(table)
+    }
+}

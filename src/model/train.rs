@@ -1,0 +1,305 @@
+//! Training stage: from cities' feature tables to a [`HeightModel`] — checks that label
+//! definitions agree, picks the features every training city has, fits the point model, the
+//! quantile model and the conformal calibration.
+
+use linfa::traits::Fit;
+use linfa::Dataset;
+use ndarray::{Array1, Array2};
+
+use super::boosting::{predict_booster, GbmParams, GbmValidParams};
+use super::forest::{ForestParams, ForestValidParams};
+use super::intervals::IntervalModel;
+use super::{
+    ErrorSummary, HeightModel, ModelKind, ModelMeta, TrainingCity, FORMAT_VERSION, WORKING_CRS_RULE,
+};
+use crate::config::LabelDefinition;
+use crate::error::{Error, Result};
+use crate::eval::folds::block_folds;
+use crate::features::{describe, CityFeatures, Group};
+use linfa::ParamGuard;
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub kind: ModelKind,
+    pub gbm: GbmValidParams,
+    pub forest: ForestValidParams,
+    /// Miscoverage of the prediction interval (0.1: 90 % intervals); `None`: no intervals.
+    pub alpha: Option<f64>,
+    /// Use known-neighbour-height features (for regions where some buildings are measured).
+    pub known_heights: bool,
+    /// Train on cities whose label definitions differ.
+    pub allow_mixed_labels: bool,
+    /// Block size (m) and folds for calibrating intervals when there is only one city.
+    pub calibration_block_m: f64,
+    pub calibration_folds: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            kind: ModelKind::Gbm,
+            gbm: GbmParams::default().check().expect("defaults are valid"),
+            forest: ForestParams::default().check().expect("defaults are valid"),
+            alpha: Some(0.1),
+            known_heights: false,
+            allow_mixed_labels: false,
+            calibration_block_m: 250.0,
+            calibration_folds: 5,
+            seed: 42,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Sets the seed of every random choice (subsampling, bootstrap, folds).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self.gbm.seed = seed;
+        self.forest.seed = seed;
+        self
+    }
+}
+
+/// The label definition shared by all cities; an error naming both definitions when they
+/// differ (unless mixing is allowed, then the first city's with a note).
+pub fn common_label(cities: &[&CityFeatures], allow_mixed: bool) -> Result<LabelDefinition> {
+    let mut defs: Vec<(String, LabelDefinition)> = Vec::new();
+    for c in cities {
+        let l = c.labels.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "city '{}' has no labels (its config has no [label])",
+                c.city
+            ))
+        })?;
+        defs.push((c.city.clone(), l.definition.clone()));
+    }
+    let first = defs
+        .first()
+        .ok_or_else(|| Error::invalid("no cities given"))?
+        .clone();
+    if let Some((city, other)) = defs.iter().find(|(_, d)| d.name != first.1.name) {
+        if !allow_mixed {
+            return Err(Error::invalid(format!(
+                "label definitions differ: '{}' ({}: {}) vs '{}' ({city}: {}); use --allow-mixed-labels to mix them",
+                first.1.name, first.0, first.1.detail, other.name, other.detail
+            )));
+        }
+        let names: Vec<String> = defs
+            .iter()
+            .map(|(c, d)| format!("{c}: {}", d.name))
+            .collect();
+        return Ok(LabelDefinition {
+            name: format!("mixed ({})", names.join(", ")),
+            detail: defs
+                .iter()
+                .map(|(c, d)| format!("{c}: {}", d.detail))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    Ok(first.1)
+}
+
+/// Features every city has, in the first city's order; known-neighbour heights only when
+/// asked for; features missing for every building left out.
+pub fn select_features(cities: &[&CityFeatures], known_heights: bool) -> Vec<String> {
+    let Some(first) = cities.first() else {
+        return Vec::new();
+    };
+    first
+        .names
+        .iter()
+        .filter(|n| known_heights || describe(n).group != Group::KnownHeights)
+        .filter(|n| cities.iter().all(|c| c.names.contains(n)))
+        .filter(|n| {
+            cities
+                .iter()
+                .any(|c| c.column(n).is_some_and(|v| v.iter().any(|x| x.is_finite())))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Rows of `names` for the chosen buildings of a city.
+pub fn feature_rows(city: &CityFeatures, names: &[String], rows: &[usize]) -> Result<Array2<f64>> {
+    let cols: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            city.names
+                .iter()
+                .position(|x| x == n)
+                .ok_or_else(|| Error::invalid(format!("city '{}' lacks feature '{n}'", city.city)))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Array2::from_shape_fn((rows.len(), cols.len()), |(i, j)| {
+        city.values[[rows[i], cols[j]]]
+    }))
+}
+
+/// Labelled training rows of several cities: features, heights and the city index per row.
+pub struct TrainingSet {
+    pub x: Array2<f64>,
+    pub y: Array1<f64>,
+    pub city_of_row: Vec<usize>,
+    pub centroids: Vec<[f64; 2]>,
+}
+
+/// Every building with an `ok` label (and `keep(city, building)`), in city order.
+pub fn training_set(
+    cities: &[&CityFeatures],
+    names: &[String],
+    keep: &dyn Fn(usize, usize) -> bool,
+) -> Result<TrainingSet> {
+    let mut blocks = Vec::new();
+    let mut y = Vec::new();
+    let mut city_of_row = Vec::new();
+    let mut centroids = Vec::new();
+    for (ci, c) in cities.iter().enumerate() {
+        let labels = c.ok_labels();
+        let rows: Vec<usize> = (0..c.len())
+            .filter(|&i| labels[i].is_some() && keep(ci, i))
+            .collect();
+        blocks.push(feature_rows(c, names, &rows)?);
+        y.extend(rows.iter().map(|&i| labels[i].expect("filtered")));
+        city_of_row.extend(std::iter::repeat_n(ci, rows.len()));
+        centroids.extend(rows.iter().map(|&i| c.centroids[i]));
+    }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let x = ndarray::concatenate(ndarray::Axis(0), &views)
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(TrainingSet {
+        x,
+        y: Array1::from(y),
+        city_of_row,
+        centroids,
+    })
+}
+
+/// Trains a height model on the labelled buildings of `cities`.
+pub fn train_model(cities: &[&CityFeatures], opts: &TrainOptions) -> Result<HeightModel> {
+    let label = common_label(cities, opts.allow_mixed_labels)?;
+    let names = select_features(cities, opts.known_heights);
+    if names.is_empty() {
+        return Err(Error::invalid("the training cities share no feature"));
+    }
+    let set = training_set(cities, &names, &|_, _| true)?;
+    let training: Vec<TrainingCity> = cities
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| TrainingCity {
+            city: c.city.clone(),
+            buildings: c.len(),
+            used: set.city_of_row.iter().filter(|&&k| k == ci).count(),
+        })
+        .collect();
+    let city_names: Vec<String> = cities.iter().map(|c| c.city.clone()).collect();
+    fit(&set, &names, &city_names, label, training, opts)
+}
+
+/// Fits point and interval models on a training set. Intervals are calibrated by leaving out
+/// whole cities when there are several, else whole 250 m blocks.
+pub fn fit(
+    set: &TrainingSet,
+    names: &[String],
+    city_names: &[String],
+    label: LabelDefinition,
+    training: Vec<TrainingCity>,
+    opts: &TrainOptions,
+) -> Result<HeightModel> {
+    let (x, y) = (&set.x, &set.y);
+    if y.is_empty() {
+        return Err(Error::invalid("no building with an ok label to train on"));
+    }
+    let dataset = Dataset::new(x.clone(), y.clone()).with_feature_names(names.to_vec());
+    let (point, hyper, oob) = match opts.kind {
+        ModelKind::Gbm => {
+            let m = opts.gbm.fit(&dataset)?;
+            (m.booster, serde_json::to_value(&opts.gbm), None)
+        }
+        ModelKind::Forest => {
+            let m = opts.forest.fit(&dataset)?;
+            let oob = ErrorSummary {
+                mae: m.oob_mae,
+                rmse: m.oob_rmse,
+                n: m.oob_rows,
+            };
+            (m.booster, serde_json::to_value(&opts.forest), Some(oob))
+        }
+    };
+    let hyper = hyper.map_err(|e| Error::invalid(e.to_string()))?;
+    let interval = match opts.alpha {
+        None => None,
+        Some(alpha) => {
+            let mut distinct = set.city_of_row.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let (groups, group_names): (Vec<usize>, Vec<String>) = if distinct.len() >= 2 {
+                (set.city_of_row.clone(), city_names.to_vec())
+            } else {
+                let k = opts.calibration_folds.max(2);
+                (
+                    block_folds(&set.centroids, opts.calibration_block_m, k, opts.seed),
+                    (0..k)
+                        .map(|f| format!("{} m block fold {}", opts.calibration_block_m, f + 1))
+                        .collect(),
+                )
+            };
+            Some(IntervalModel::fit_grouped(
+                &opts.gbm,
+                alpha,
+                x,
+                y,
+                &groups,
+                &group_names,
+            )?)
+        }
+    };
+    let pred = predict_booster(&point, x)?.column(0).to_owned();
+    let err: Vec<f64> = pred.iter().zip(y).map(|(p, t)| p - t).collect();
+    let n = err.len() as f64;
+    let training_error = ErrorSummary {
+        mae: err.iter().map(|e| e.abs()).sum::<f64>() / n,
+        rmse: (err.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
+        n: err.len(),
+    };
+    let gains = super::boosting::gain_importance(&point);
+    let mut importance: Vec<(String, f64)> = names.iter().cloned().zip(gains).collect();
+    importance.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let feature_ranges = (0..x.ncols())
+        .map(|j| {
+            let col = x.column(j);
+            let finite = col.iter().copied().filter(|v| v.is_finite());
+            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+            lo.is_finite().then_some((lo, hi))
+        })
+        .collect();
+    Ok(HeightModel {
+        meta: ModelMeta {
+            format_version: FORMAT_VERSION,
+            roofline_version: env!("CARGO_PKG_VERSION").into(),
+            kind: opts.kind,
+            hyperparameters: serde_json::json!({
+                "point": hyper,
+                "intervals": { "alpha": opts.alpha, "quantile_model": opts.gbm },
+                "known_heights": opts.known_heights,
+            }),
+            seed: opts.seed,
+            feature_names: names.to_vec(),
+            features: names.iter().map(|n| describe(n)).collect(),
+            feature_ranges,
+            label,
+            training,
+            working_crs_rule: WORKING_CRS_RULE.into(),
+            calibration: interval.as_ref().map(|i| i.calibration.clone()),
+            training_error,
+            oob_error: oob,
+            importance,
+            cv: None,
+        },
+        point,
+        interval,
+    })
+}
