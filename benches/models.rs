@@ -115,7 +115,11 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&out).unwrap();
     let threads = rayon::current_num_threads();
-    println!("roofline gbm (hessboost): 500 trees, learning rate 0.05, 31 leaves leaf-wise, min 20 per leaf, 0.8 row/feature sampling; {threads} threads, best of 3\n");
+    let p = GbmParams::new().check().unwrap();
+    println!(
+        "roofline gbm (hessboost): {} trees, learning rate {}, {} leaves leaf-wise, min {} per leaf, row share {}, feature share {}; {threads} threads, best of 3\n",
+        p.n_trees, p.learning_rate, p.max_leaves, p.min_child_weight, p.subsample, p.colsample
+    );
     println!("| split | train rows | test rows | features | train seconds | test MAE (m) |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut json = Vec::new();

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The XGBoost-export test loads roofline's model in Python's xgboost (CPU build).
+if ! python3 -c "import xgboost, numpy" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check xgboost-cpu numpy
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"
   cargo test --doc

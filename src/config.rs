@@ -193,6 +193,15 @@ pub struct AttributeLabelConfig {
 }
 
 /// A statistic of point heights: `p70`, `p5`, `median`, `max`, `min`, `mean`.
+///
+/// ```
+/// use roofline::config::Statistic;
+/// let s: Statistic = "p70".parse().unwrap();
+/// assert_eq!(s, Statistic::Percentile(70.0));
+/// let p70 = s.of_sorted(&[1.0, 2.0, 3.0, 4.0, 10.0]).unwrap();
+/// assert!((p70 - 3.8).abs() < 1e-12);
+/// assert!("p170".parse::<Statistic>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Statistic {
     Percentile(f64),

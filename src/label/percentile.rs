@@ -2,6 +2,13 @@
 
 /// The `p`-th percentile (0–100) of sorted values, interpolating linearly between the two
 /// nearest ranks (NumPy's default, "type 7"). `sorted` must be non-empty and ascending.
+///
+/// ```
+/// use roofline::label::percentile::percentile_sorted;
+/// let roof = [10.0, 11.0, 12.0, 13.0, 20.0];
+/// assert_eq!(percentile_sorted(&roof, 50.0), 12.0);
+/// assert!((percentile_sorted(&roof, 70.0) - 12.8).abs() < 1e-12);
+/// ```
 pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     debug_assert!(!sorted.is_empty());
     let n = sorted.len();

@@ -72,18 +72,23 @@ pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2
 
 /// Predicts every building of a region.
 pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Predictions> {
-    let mut region = region.clone();
     let needs_known = model
         .meta
         .feature_names
         .iter()
         .any(|n| n.starts_with("known_"));
-    if needs_known && !region.names.iter().any(|n| n.starts_with("known_")) {
-        // No labels in the region: every building has no labelled neighbour.
-        let known = neighbours::neighbour_heights(&region.centroids, &region.ok_labels());
-        region.append(neighbours::names(), &known);
-    }
-    let x = model_matrix(model, &region)?;
+    let with_known;
+    let region = if needs_known && !region.names.iter().any(|n| n.starts_with("known_")) {
+        // Known-neighbour heights from the region's own measured buildings (none: all missing).
+        let mut r = region.clone();
+        let known = neighbours::neighbour_heights(&r.centroids, &r.ok_labels());
+        r.append(neighbours::names(), &known);
+        with_known = r;
+        &with_known
+    } else {
+        region
+    };
+    let x = model_matrix(model, region)?;
     let point = predict_booster(&model.point, &x)?
         .column(0)
         .mapv(|v| v.max(0.0));
