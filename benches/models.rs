@@ -120,8 +120,10 @@ fn main() {
         "roofline gbm (hessboost): {} trees, learning rate {}, {} leaves leaf-wise, min {} per leaf, row share {}, feature share {}; {threads} threads, best of 3\n",
         p.n_trees, p.learning_rate, p.max_leaves, p.min_child_weight, p.subsample, p.colsample
     );
-    println!("| split | train rows | test rows | features | train seconds | test MAE (m) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| split | train rows | test rows | features | train seconds | 1 thread | test MAE (m) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut json = Vec::new();
     for s in &splits {
         write_csv(
@@ -140,18 +142,33 @@ fn main() {
             best = best.min(t.elapsed().as_secs_f64());
             model = Some(m);
         }
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let single = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                one.install(|| params.fit(&ds).unwrap());
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
         let pred = model.unwrap().predict_checked(&s.test.0).unwrap();
         let mae = pred.mean_absolute_error(&s.test.1).unwrap();
         println!(
-            "| {} | {} | {} | {} | {best:.3} | {mae:.3} |",
+            "| {} | {} | {} | {} | {best:.3} | {single:.3} | {mae:.3} |",
             s.name,
             s.train.1.len(),
             s.test.1.len(),
             s.names.len()
         );
-        json.push(
-            serde_json::json!({"split": s.name, "seconds": best, "mae": mae, "threads": threads}),
-        );
+        json.push(serde_json::json!({
+            "split": s.name,
+            "seconds": best,
+            "seconds_1_thread": single,
+            "mae": mae,
+            "threads": threads,
+        }));
     }
     std::fs::write(
         out.join("roofline.json"),

@@ -53,6 +53,11 @@ pub struct GbmValidParams {
     /// Share of training rows held out for early stopping.
     pub validation_fraction: f64,
     pub seed: u64,
+    /// Threads for one training run (`None`: all). Results do not depend on it; roofline
+    /// trains independent models side by side on one thread each, which beats splitting one
+    /// small model over threads.
+    #[serde(skip)]
+    pub threads: Option<usize>,
 }
 
 /// Unchecked gradient-boosting hyperparameters (builder).
@@ -74,6 +79,7 @@ impl Default for GbmParams {
             early_stopping_rounds: None,
             validation_fraction: 0.1,
             seed: 42,
+            threads: None,
         })
     }
 }
@@ -184,6 +190,9 @@ impl GbmValidParams {
             .colsample_bytree(self.colsample)
             .lambda(self.lambda)
             .seed(self.seed);
+        if let Some(t) = self.threads {
+            b = b.nthread(t.max(1));
+        }
         b = match self.max_depth {
             Some(d) => b.max_depth(d),
             None => b
@@ -192,6 +201,14 @@ impl GbmValidParams {
                 .max_leaves(self.max_leaves),
         };
         Ok(b.build()?)
+    }
+
+    /// The same hyperparameters, trained on `threads` threads.
+    pub fn on_threads(&self, threads: usize) -> GbmValidParams {
+        GbmValidParams {
+            threads: Some(threads),
+            ..self.clone()
+        }
     }
 
     pub fn objective(&self) -> Result<Objective> {

@@ -6,6 +6,7 @@
 use hessboost::model::BoostedModel;
 use hessboost::objective::{Objective, Quantiles};
 use ndarray::{Array1, Array2, ArrayBase, Axis, Data, Ix2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::boosting::{predict_booster, GbmValidParams};
@@ -128,27 +129,54 @@ impl IntervalModel {
                 "grouped calibration needs at least two groups",
             ));
         }
+        // The held-out-group models and the final one are independent: train them side by
+        // side, one thread each.
+        let single = params.on_threads(1);
+        let jobs: Vec<Option<usize>> = ids
+            .iter()
+            .map(|&g| Some(g))
+            .chain(std::iter::once(None))
+            .collect();
+        let results: Vec<(Option<Vec<f64>>, Option<BoostedModel>)> = jobs
+            .par_iter()
+            .map(|job| match job {
+                Some(g) => {
+                    let test: Vec<usize> = (0..y.len()).filter(|&i| groups[i] == *g).collect();
+                    let train: Vec<usize> = (0..y.len()).filter(|&i| groups[i] != *g).collect();
+                    if train.is_empty() || test.is_empty() {
+                        return Ok((None, None));
+                    }
+                    let q = fit_quantiles(
+                        &single,
+                        alpha,
+                        &x.select(Axis(0), &train),
+                        &y.select(Axis(0), &train),
+                    )?;
+                    Ok((
+                        Some(cqr_scores(
+                            &q,
+                            &x.select(Axis(0), &test),
+                            &y.select(Axis(0), &test),
+                        )?),
+                        None,
+                    ))
+                }
+                None => Ok((None, Some(fit_quantiles(&single, alpha, x, y)?))),
+            })
+            .collect::<Result<_>>()?;
         let mut scores = Vec::new();
         let mut weights = Vec::new();
-        for &g in &ids {
-            let test: Vec<usize> = (0..y.len()).filter(|&i| groups[i] == g).collect();
-            let train: Vec<usize> = (0..y.len()).filter(|&i| groups[i] != g).collect();
-            if train.is_empty() || test.is_empty() {
-                continue;
+        let mut quantiles = None;
+        for (s, q) in results {
+            if let Some(s) = s {
+                weights.extend(std::iter::repeat_n(1.0 / s.len() as f64, s.len()));
+                scores.extend(s);
             }
-            let q = fit_quantiles(
-                params,
-                alpha,
-                &x.select(Axis(0), &train),
-                &y.select(Axis(0), &train),
-            )?;
-            let s = cqr_scores(&q, &x.select(Axis(0), &test), &y.select(Axis(0), &test))?;
-            weights.extend(std::iter::repeat_n(1.0 / s.len() as f64, s.len()));
-            scores.extend(s);
+            quantiles = quantiles.or(q);
         }
         let correction = conformal_quantile(&scores, &weights, alpha);
         Ok(IntervalModel {
-            quantiles: fit_quantiles(params, alpha, x, y)?,
+            quantiles: quantiles.expect("the final model is one of the jobs"),
             calibration: Calibration {
                 alpha,
                 correction,

@@ -212,25 +212,29 @@ pub fn fit(
         return Err(Error::invalid("no building with an ok label to train on"));
     }
     let dataset = Dataset::new(x.clone(), y.clone()).with_feature_names(names.to_vec());
-    let (point, hyper, oob) = match opts.kind {
-        ModelKind::Gbm => {
-            let m = opts.gbm.fit(&dataset)?;
-            (m.booster, serde_json::to_value(&opts.gbm), None)
-        }
-        ModelKind::Forest => {
-            let m = opts.forest.fit(&dataset)?;
-            let oob = ErrorSummary {
-                mae: m.oob_mae,
-                rmse: m.oob_rmse,
-                n: m.oob_rows,
+    // The point model and the interval models are independent: fit them side by side.
+    let (point, interval) = rayon::join(
+        || -> Result<_> {
+            Ok(match opts.kind {
+                ModelKind::Gbm => {
+                    let m = opts.gbm.on_threads(1).fit(&dataset)?;
+                    (m.booster, serde_json::to_value(&opts.gbm), None)
+                }
+                ModelKind::Forest => {
+                    let m = opts.forest.fit(&dataset)?;
+                    let oob = ErrorSummary {
+                        mae: m.oob_mae,
+                        rmse: m.oob_rmse,
+                        n: m.oob_rows,
+                    };
+                    (m.booster, serde_json::to_value(&opts.forest), Some(oob))
+                }
+            })
+        },
+        || -> Result<Option<IntervalModel>> {
+            let Some(alpha) = opts.alpha else {
+                return Ok(None);
             };
-            (m.booster, serde_json::to_value(&opts.forest), Some(oob))
-        }
-    };
-    let hyper = hyper.map_err(|e| Error::invalid(e.to_string()))?;
-    let interval = match opts.alpha {
-        None => None,
-        Some(alpha) => {
             let mut distinct = set.city_of_row.clone();
             distinct.sort_unstable();
             distinct.dedup();
@@ -245,16 +249,19 @@ pub fn fit(
                         .collect(),
                 )
             };
-            Some(IntervalModel::fit_grouped(
+            Ok(Some(IntervalModel::fit_grouped(
                 &opts.gbm,
                 alpha,
                 x,
                 y,
                 &groups,
                 &group_names,
-            )?)
-        }
-    };
+            )?))
+        },
+    );
+    let (point, hyper, oob) = point?;
+    let interval = interval?;
+    let hyper = hyper.map_err(|e| Error::invalid(e.to_string()))?;
     let pred = predict_booster(&point, x)?.column(0).to_owned();
     let err: Vec<f64> = pred.iter().zip(y).map(|(p, t)| p - t).collect();
     let n = err.len() as f64;
