@@ -8,19 +8,12 @@ use common::*;
 use roofline::eval::cv::{block_plan, cross_validate, fold_view, Scheme};
 use roofline::eval::folds::blocks;
 use roofline::eval::report::write_report;
-use roofline::features::{city_features, CityFeatures, FeatureOptions};
+use roofline::features::CityFeatures;
 use roofline::model::train::TrainOptions;
 use roofline::progress::Progress;
 
 fn features(name: &str) -> CityFeatures {
-    city_features(
-        &city_config(name),
-        FeatureOptions {
-            known_heights: false,
-        },
-        &Progress::hidden(),
-    )
-    .unwrap()
+    plain_features(name)
 }
 
 /// Leave-one-city-out on the four roof-p70 cities: each city held out once, every labelled

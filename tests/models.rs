@@ -6,23 +6,15 @@ use common::*;
 use linfa::prelude::*;
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
-use roofline::features::{city_features, CityFeatures, FeatureOptions};
+use roofline::features::CityFeatures;
 use roofline::model::boosting::GbmParams;
 use roofline::model::intervals::IntervalModel;
 use roofline::model::predict::{predict_region, Source};
 use roofline::model::train::{feature_rows, select_features, train_model, TrainOptions};
 use roofline::model::HeightModel;
-use roofline::progress::Progress;
 
 fn features(name: &str) -> CityFeatures {
-    city_features(
-        &city_config(name),
-        FeatureOptions {
-            known_heights: false,
-        },
-        &Progress::hidden(),
-    )
-    .unwrap()
+    plain_features(name)
 }
 
 fn quick_options() -> TrainOptions {

@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::features::{neighbours, CityFeatures};
 use crate::model::predict::predict_region;
 use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
-use crate::model::TrainingCity;
 use crate::progress::Progress;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,16 +163,14 @@ pub fn cross_validate(
                 let names = select_features(&with_held, false);
                 let set = training_set(&train, &names, &|_, _| true)?;
                 let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
-                let training = train
-                    .iter()
-                    .enumerate()
-                    .map(|(ci, c)| TrainingCity {
-                        city: c.city.clone(),
-                        buildings: c.len(),
-                        used: set.city_of_row.iter().filter(|&&k| k == ci).count(),
-                    })
-                    .collect();
-                let model = fit(&set, &names, &city_names, label.clone(), training, opts)?;
+                let model = fit(
+                    &set,
+                    &names,
+                    &city_names,
+                    label.clone(),
+                    set.per_city(&train),
+                    opts,
+                )?;
                 let baseline = median(&mut set.y.to_vec());
                 let test: Vec<usize> = held
                     .ok_labels()
@@ -205,17 +202,12 @@ pub fn cross_validate(
                     let view = fold_view(city, &fold, opts.known_heights);
                     let names = select_features(&[&view], opts.known_heights);
                     let set = training_set(&[&view], &names, &|_, _| true)?;
-                    let training = vec![TrainingCity {
-                        city: city.city.clone(),
-                        buildings: city.len(),
-                        used: set.y.len(),
-                    }];
                     let model = fit(
                         &set,
                         &names,
                         std::slice::from_ref(&city.city),
                         label.clone(),
-                        training,
+                        set.per_city(&[&view]),
                         opts,
                     )?;
                     let baseline = median(&mut set.y.to_vec());

@@ -10,7 +10,6 @@ use crate::crs::Crs;
 use crate::error::{Error, Result};
 use crate::features::{neighbours, reproject_many, CityFeatures};
 use crate::io::table::{Column, ColumnData, Table};
-use crate::label::Flag;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -102,14 +101,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         }
         None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
     };
-    let measured: Vec<Option<f64>> = match &region.labels {
-        Some(l) => l
-            .rows
-            .iter()
-            .map(|r| (r.flag == Flag::Ok).then_some(r.height_m).flatten())
-            .collect(),
-        None => vec![None; region.len()],
-    };
+    let measured = region.ok_labels();
     let ood_features = (0..x.nrows())
         .map(|i| {
             model

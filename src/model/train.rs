@@ -145,6 +145,21 @@ pub struct TrainingSet {
     pub centroids: Vec<[f64; 2]>,
 }
 
+impl TrainingSet {
+    /// How many rows each city contributed.
+    pub fn per_city(&self, cities: &[&CityFeatures]) -> Vec<TrainingCity> {
+        cities
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| TrainingCity {
+                city: c.city.clone(),
+                buildings: c.len(),
+                used: self.city_of_row.iter().filter(|&&k| k == ci).count(),
+            })
+            .collect()
+    }
+}
+
 /// Every building with an `ok` label (and `keep(city, building)`), in city order.
 pub fn training_set(
     cities: &[&CityFeatures],
@@ -184,15 +199,7 @@ pub fn train_model(cities: &[&CityFeatures], opts: &TrainOptions) -> Result<Heig
         return Err(Error::invalid("the training cities share no feature"));
     }
     let set = training_set(cities, &names, &|_, _| true)?;
-    let training: Vec<TrainingCity> = cities
-        .iter()
-        .enumerate()
-        .map(|(ci, c)| TrainingCity {
-            city: c.city.clone(),
-            buildings: c.len(),
-            used: set.city_of_row.iter().filter(|&&k| k == ci).count(),
-        })
-        .collect();
+    let training = set.per_city(cities);
     let city_names: Vec<String> = cities.iter().map(|c| c.city.clone()).collect();
     fit(&set, &names, &city_names, label, training, opts)
 }

@@ -20,6 +20,19 @@ pub fn sample_config(name: &str) -> CityConfig {
         .expect("shipped config loads")
 }
 
+/// A shipped city's labels and features, without known-neighbour heights (what training and
+/// leave-one-city-out use).
+pub fn plain_features(name: &str) -> roofline::features::CityFeatures {
+    roofline::features::city_features(
+        &city_config(name),
+        roofline::features::FeatureOptions {
+            known_heights: false,
+        },
+        &roofline::progress::Progress::hidden(),
+    )
+    .unwrap()
+}
+
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
