@@ -139,7 +139,7 @@ fn label_of(srs: &SpatialRef) -> String {
         let _ = srs.auto_identify_epsg();
     }
     match (srs.auth_name(), srs.auth_code()) {
-        (Some(name), Ok(code)) => format!("{name}:{code}"),
+        (Some(name), Ok(code)) => format!("{}:{code}", name.to_uppercase()),
         _ => srs.name().unwrap_or_else(|| "unnamed CRS".into()),
     }
 }
