@@ -410,3 +410,32 @@ fn cli_train_predict_export() {
         );
     }
 }
+
+/// Early stopping on a validation share keeps fewer trees than the limit when more would only
+/// fit noise, and the result is still a good model.
+#[test]
+fn early_stopping_stops() {
+    let city = features("perigueux");
+    let names = select_features(&[&city], false);
+    let labels = city.ok_labels();
+    let rows: Vec<usize> = (0..city.len()).filter(|&i| labels[i].is_some()).collect();
+    let x = feature_rows(&city, &names, &rows).unwrap();
+    let y: Array1<f64> = rows.iter().map(|&i| labels[i].unwrap()).collect();
+    let ds = Dataset::new(x, y);
+    let params = GbmParams::new()
+        .n_trees(2000)
+        .learning_rate(0.1)
+        .early_stopping(Some(20), 0.1)
+        .check()
+        .unwrap();
+    let m = params.fit(&ds).unwrap();
+    let rounds = m.booster.num_boost_rounds();
+    eprintln!("early stopping kept {rounds} of 2000 rounds");
+    assert!(rounds < 2000 && rounds > 20, "{rounds}");
+    let mae = m
+        .predict_checked(ds.records())
+        .unwrap()
+        .mean_absolute_error(ds.targets())
+        .unwrap();
+    assert!(mae < 2.5, "{mae}");
+}
