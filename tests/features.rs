@@ -286,15 +286,11 @@ fn features_table_round_trips() {
 fn features_do_not_depend_on_thread_count() {
     let cfg = city_config("delft-5910");
     let run = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .unwrap()
-            .install(|| {
-                city_features(&cfg, FeatureOptions::default(), &Progress::hidden())
-                    .unwrap()
-                    .values
-            })
+        on_threads(n, || {
+            city_features(&cfg, FeatureOptions::default(), &Progress::hidden())
+                .unwrap()
+                .values
+        })
     };
     let (a, b) = (run(1), run(2));
     assert!(a

@@ -136,13 +136,7 @@ fn lidar_statistics_match_brute_force() {
 #[test]
 fn labels_do_not_depend_on_thread_count() {
     let cfg = city_config("delft-3dfier");
-    let run = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .unwrap()
-            .install(|| label_city(&cfg, &Progress::hidden()).unwrap().1.rows)
-    };
+    let run = |n| on_threads(n, || label_city(&cfg, &Progress::hidden()).unwrap().1.rows);
     assert_eq!(run(1), run(2));
 }
 

@@ -101,15 +101,11 @@ fn boosting_recovers_a_known_function() {
 fn same_seed_same_model_on_one_and_two_threads() {
     let (w, d) = (features("wageningen"), features("delft-5910"));
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let m = train_model(&[&w, &d], &quick_options()).unwrap();
-                let p = predict_region(&m, &features("delft-3dfier")).unwrap();
-                (m.to_bytes().unwrap(), p.predicted_m, p.lo_m, p.hi_m)
-            })
+        on_threads(threads, || {
+            let m = train_model(&[&w, &d], &quick_options()).unwrap();
+            let p = predict_region(&m, &features("delft-3dfier")).unwrap();
+            (m.to_bytes().unwrap(), p.predicted_m, p.lo_m, p.hi_m)
+        })
     };
     let (a, b) = (run(1), run(2));
     assert!(a.0 == b.0, "model files differ between 1 and 2 threads");

@@ -33,6 +33,15 @@ pub fn plain_features(name: &str) -> roofline::features::CityFeatures {
     .unwrap()
 }
 
+/// Runs `f` on a pool of `threads` threads (results must not depend on it).
+pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
