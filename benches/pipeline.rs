@@ -84,7 +84,12 @@ fn main() {
         "perigueux",
         n,
         "buildings",
-        time(3, || context::context_features(&fp.geometries)),
+        time(3, || {
+            context::context_features(
+                &fp.geometries,
+                &roofline::features::centroids(&fp.geometries),
+            )
+        }),
     );
     row(
         "all features + labels",

@@ -4,7 +4,7 @@
 //! compared.
 
 use geo::{
-    Area, BooleanOps, BoundingRect, Buffer, Centroid, Distance, Euclidean, Length, MultiLineString,
+    Area, BooleanOps, BoundingRect, Buffer, Distance, Euclidean, Length, MultiLineString,
     MultiPolygon,
 };
 use rayon::prelude::*;
@@ -47,17 +47,11 @@ pub fn names() -> Vec<String> {
 
 type BoxTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
 
-/// Context features for every footprint (rows in input order, columns as [`names`]).
-pub fn context_features(geoms: &[MultiPolygon<f64>]) -> Vec<Vec<f64>> {
+/// Context features for every footprint (rows in input order, columns as [`names`]), given
+/// the footprints' centroids ([`super::centroids`]).
+pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> Vec<Vec<f64>> {
     let n = geoms.len();
     let areas: Vec<f64> = geoms.par_iter().map(|g| g.unsigned_area()).collect();
-    let centroids: Vec<[f64; 2]> = geoms
-        .par_iter()
-        .map(|g| {
-            g.centroid()
-                .map_or([f64::NAN, f64::NAN], |c| [c.x(), c.y()])
-        })
-        .collect();
     let points: RTree<GeomWithData<[f64; 2], usize>> = RTree::bulk_load(
         centroids
             .iter()

@@ -127,8 +127,12 @@ pub fn city_features(
     ));
     timings.insert("geometry".into(), t.elapsed().as_secs_f64());
 
+    let centroids = centroids(&fp.geometries);
     let t = Instant::now();
-    blocks.push((context::names(), context::context_features(&fp.geometries)));
+    blocks.push((
+        context::names(),
+        context::context_features(&fp.geometries, &centroids),
+    ));
     timings.insert("context".into(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -153,7 +157,6 @@ pub fn city_features(
         timings.insert("sparse_lidar".into(), t.elapsed().as_secs_f64());
     }
 
-    let centroids = centroids(&fp.geometries);
     let mut out = assemble(cfg, fp, labels, centroids, blocks, timings)?;
     if options.known_heights && out.labels.is_some() {
         let t = Instant::now();
