@@ -103,6 +103,16 @@ impl Crs {
         self.wkt == other.wkt || self.srs() == other.srs()
     }
 
+    /// The CRS all of `crss` share, else WGS 84 (EPSG:4326): how tables mixing cities say
+    /// where their geometry is.
+    pub fn common_or_wgs84<'a>(crss: impl IntoIterator<Item = &'a Crs>) -> Result<Crs> {
+        let mut it = crss.into_iter();
+        match it.next() {
+            Some(first) if it.all(|c| c.same_as(first)) => Ok(first.clone()),
+            _ => Crs::from_epsg(4326),
+        }
+    }
+
     /// The WGS 84 UTM zone containing a longitude/latitude.
     pub fn utm_for(lon: f64, lat: f64) -> Result<Crs> {
         let zone = (((lon + 180.0) / 6.0).floor() as i64).clamp(0, 59) as u32 + 1;

@@ -14,7 +14,7 @@ use crate::label::percentile::percentile_sorted;
 use crate::model::boosting::Loss;
 use crate::model::predict::{predict_region, Source};
 use crate::model::train::{train_model, TrainOptions};
-use crate::model::{HeightModel, ModelKind};
+use crate::model::HeightModel;
 use crate::progress::Progress;
 
 /// Training options from the command line.
@@ -153,19 +153,9 @@ pub fn predict(
 ) -> Result<()> {
     Format::from_path(output)?;
     let model = HeightModel::load(model_path)?;
-    let known = model
-        .meta
-        .feature_names
-        .iter()
-        .any(|n| n.starts_with("known_"));
+    let known = model.meta.uses_known_heights();
     let features = load_cities(regions, known, &progress)?;
-    let same_crs = features
-        .windows(2)
-        .all(|w| w[0].source_crs.same_as(&w[1].source_crs));
-    let out_crs = match (same_crs, features.first()) {
-        (true, Some(f)) => f.source_crs.clone(),
-        _ => Crs::from_epsg(4326)?,
-    };
+    let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
     let mut tables = Vec::new();
     for (region, path) in features.iter().zip(regions) {
         let p = predict_region(&model, region).map_err(|e| match e {
@@ -211,9 +201,6 @@ pub fn predict(
 
 pub fn export(model_path: &Path, output: &Path) -> Result<()> {
     let model = HeightModel::load(model_path)?;
-    if model.meta.kind != ModelKind::Gbm && model.meta.kind != ModelKind::Forest {
-        return Err(Error::invalid("unknown model kind"));
-    }
     crate::io::output::write_text(output, &model.xgboost_json()?)?;
     println!(
         "wrote {} (XGBoost JSON, {} features, label '{}')",

@@ -260,11 +260,7 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
             }
         }
     }
-    let same_crs = cities.windows(2).all(|w| w[0].crs.same_as(&w[1].crs));
-    let out_crs = match (same_crs, cities.first()) {
-        (true, Some(c)) => c.crs.clone(),
-        _ => Crs::from_epsg(4326)?,
-    };
+    let out_crs = Crs::common_or_wgs84(cities.iter().map(|c| &c.crs))?;
     let mut t = Table {
         crs: Some(out_crs.clone()),
         ..Default::default()

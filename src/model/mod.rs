@@ -93,6 +93,15 @@ pub struct ModelMeta {
     pub cv: Option<serde_json::Value>,
 }
 
+impl ModelMeta {
+    /// Whether the model reads known-neighbour heights (a region's own measured buildings).
+    pub fn uses_known_heights(&self) -> bool {
+        self.features
+            .iter()
+            .any(|d| d.group == crate::features::Group::KnownHeights)
+    }
+}
+
 /// A trained height model: point booster, interval model and metadata.
 #[derive(Clone, Debug)]
 pub struct HeightModel {

@@ -8,7 +8,7 @@ use super::boosting::predict_booster;
 use super::HeightModel;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
-use crate::features::{neighbours, reproject_many, CityFeatures};
+use crate::features::{describe, neighbours, reproject_many, CityFeatures, Group};
 use crate::io::table::{Column, ColumnData, Table};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,13 +71,14 @@ pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2
 
 /// Predicts every building of a region.
 pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Predictions> {
-    let needs_known = model
-        .meta
-        .feature_names
-        .iter()
-        .any(|n| n.starts_with("known_"));
+    let needs_known = model.meta.uses_known_heights();
     let with_known;
-    let region = if needs_known && !region.names.iter().any(|n| n.starts_with("known_")) {
+    let region = if needs_known
+        && !region
+            .names
+            .iter()
+            .any(|n| describe(n).group == Group::KnownHeights)
+    {
         // Known-neighbour heights from the region's own measured buildings (none: all missing).
         let mut r = region.clone();
         let known = neighbours::neighbour_heights(&r.centroids, &r.ok_labels());
