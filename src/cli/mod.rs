@@ -77,6 +77,8 @@ pub enum Command {
         /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv; geometry in the input's CRS.
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        local: LocalArgs,
     },
     /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
     Cv {
@@ -95,6 +97,16 @@ pub enum Command {
         /// Folds for --by blocks.
         #[arg(long, default_value_t = 5)]
         folds: usize,
+        /// Scenario of leave-one-city-out, repeatable: the held-out city keeps only a degraded
+        /// copy of its own survey (density=PTS_PER_M2 random thinning, strips=SHARE parallel
+        /// flight strips, tracks=SPACING_M spaceborne-like lines); its buildings still hit are
+        /// measured directly and recalibrate the model for the rest. Cities with LiDAR labels only.
+        #[arg(long, value_name = "KIND=VALUE")]
+        sparse_lidar: Vec<String>,
+        /// Scenario of leave-one-city-out, repeatable: this share of the held-out city's
+        /// labelled buildings (seeded) is known and recalibrates the model; the rest are scored.
+        #[arg(long, value_name = "SHARE")]
+        local_labels: Vec<f64>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -126,6 +138,25 @@ pub enum Command {
         #[arg(required = true)]
         configs: Vec<PathBuf>,
     },
+}
+
+/// How `predict` uses a region's own data (measured labels, a sparse survey in its `[lidar]`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LocalArgs {
+    /// Predict from other cities only: do not correct the model with the region's measured
+    /// or directly estimated buildings.
+    #[arg(long)]
+    pub no_recalibrate: bool,
+    /// What-if: thin the region's sparse survey further before measuring from it
+    /// (density=PTS_PER_M2, strips=SHARE or tracks=SPACING_M).
+    #[arg(long, value_name = "KIND=VALUE")]
+    pub sparse_lidar: Option<String>,
+    /// What-if: keep only this share (seeded) of the region's measured buildings as measured.
+    #[arg(long, value_name = "SHARE")]
+    pub local_labels: Option<f64>,
+    /// Seed of the what-if choices.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// Model choices shared by `train` and `cv`.
@@ -171,6 +202,11 @@ pub struct ModelArgs {
     /// Allow cities whose label definitions differ.
     #[arg(long)]
     pub allow_mixed_labels: bool,
+    /// How the 90 % interval is calibrated across training cities: pooled (all held-out
+    /// cities' scores together), worst-city (the largest city correction) or scaled-worst-city
+    /// (the same on scores scaled by the quantile spread).
+    #[arg(long, value_enum, default_value = "scaled-worst-city")]
+    pub intervals: crate::model::intervals::IntervalRule,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -234,23 +270,30 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             model,
             regions,
             output,
-        } => models::predict(&model, &regions, &output, progress),
+            local,
+        } => models::predict(&model, &regions, &output, &local, progress),
         Command::Cv {
             cities,
             output,
             by,
             block_size,
             folds,
+            sparse_lidar,
+            local_labels,
             model,
-        } => models::cv(
-            &cities,
-            &output,
-            by.as_deref(),
-            block_size,
-            folds,
-            &model,
-            progress,
-        ),
+        } => {
+            let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
+            models::cv(
+                &cities,
+                &output,
+                by.as_deref(),
+                block_size,
+                folds,
+                &scenarios,
+                &model,
+                progress,
+            )
+        }
         Command::Demo {
             data,
             output,

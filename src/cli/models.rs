@@ -4,15 +4,18 @@ use std::path::{Path, PathBuf};
 
 use linfa::ParamGuard;
 
-use super::ModelArgs;
+use super::{LocalArgs, ModelArgs};
 use crate::config::CityConfig;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
+use crate::eval::scenario::Scenario;
+use crate::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use crate::features::{city_features, CityFeatures, FeatureOptions};
 use crate::io::output::{write_table, Format};
+use crate::io::sparsify::Sparsify;
 use crate::label::percentile::percentile_sorted;
 use crate::model::boosting::Loss;
-use crate::model::predict::{predict_region, Source};
+use crate::model::predict::{predict_region_local, LocalData, Source};
 use crate::model::train::{train_model, TrainOptions};
 use crate::model::HeightModel;
 use crate::progress::Progress;
@@ -23,6 +26,7 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     o.kind = args.model;
     o.known_heights = args.known_heights;
     o.allow_mixed_labels = args.allow_mixed_labels;
+    o.interval_rule = args.intervals;
     let mut gbm = crate::model::boosting::GbmParams::new().seed(args.seed);
     gbm = match args.loss.as_str() {
         "squared" => gbm,
@@ -126,10 +130,15 @@ pub fn train(
     }
     if let Some(c) = &m.calibration {
         println!(
-            "  {:.0} % intervals: conformal correction {:+.2} m ({} calibration over {})",
+            "  {:.0} % intervals: conformal correction {} ({} calibration, {:?} rule, over {})",
             100.0 * (1.0 - c.alpha),
-            c.correction,
+            if c.scaled {
+                format!("{:+.2} × the quantile spread", c.correction)
+            } else {
+                format!("{:+.2} m", c.correction)
+            },
             c.method,
+            c.rule,
             c.groups.join(", ")
         );
     }
@@ -149,36 +158,71 @@ pub fn predict(
     model_path: &Path,
     regions: &[PathBuf],
     output: &Path,
+    local_args: &LocalArgs,
     progress: Progress,
 ) -> Result<()> {
     Format::from_path(output)?;
+    let thin = match &local_args.sparse_lidar {
+        Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
+        None => None,
+    };
+    if let Some(share) = local_args.local_labels {
+        Scenario::local_labels(share)?;
+    }
     let model = HeightModel::load(model_path)?;
     let known = model.meta.uses_known_heights();
     let features = load_cities(regions, known, &progress)?;
     let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
     let mut tables = Vec::new();
     for (region, path) in features.iter().zip(regions) {
-        let p = predict_region(&model, region).map_err(|e| match e {
+        let cfg = CityConfig::load(path)?;
+        let sparse = if local_args.no_recalibrate {
+            None
+        } else {
+            region_direct_estimates(&cfg, region, thin, &progress)?
+                .map(|s| (s, direct_estimate_family()))
+        };
+        let local = LocalData {
+            sparse,
+            recalibrate: !local_args.no_recalibrate,
+            measured_share: local_args.local_labels.map(|s| (s, local_args.seed)),
+        };
+        let p = predict_region_local(&model, region, &local).map_err(|e| match e {
             Error::Invalid(msg) => Error::file(path, msg),
             other => other,
         })?;
-        let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
-        let ood = p.ood_features.iter().filter(|n| **n > 0).count();
+        let count = |s: Source| p.source.iter().filter(|x| **x == s).count();
+        println!(
+            "{}: {} measured, {} measured directly from sparse LiDAR, {} predicted with local recalibration, {} predicted from other cities{}",
+            p.city,
+            count(Source::Measured),
+            count(Source::SparseLidar),
+            count(Source::Recalibrated),
+            count(Source::Predicted),
+            p.local.as_ref().map_or(String::new(), |l| format!(
+                " (recalibration on {} known buildings: {:.2} + {:.2} × predicted{})",
+                l.known,
+                l.intercept,
+                l.slope,
+                l.interval_scale.map_or(
+                    ", too few for local intervals".to_string(),
+                    |q| format!(", local intervals ×{q:.2} the model's half-width")
+                )
+            ))
+        );
         let mut h: Vec<f64> = p.height_m.clone();
         h.sort_by(f64::total_cmp);
         let mut w: Vec<f64> = (0..p.ids.len())
-            .filter(|&i| p.source[i] == Source::Predicted)
+            .filter(|&i| matches!(p.source[i], Source::Predicted | Source::Recalibrated))
             .map(|i| p.hi_m[i] - p.lo_m[i])
             .filter(|v| v.is_finite())
             .collect();
         w.sort_by(f64::total_cmp);
         println!(
-            "{}: {} buildings, {} measured, {} predicted, {} out of the training range; median height {:.1} m{}",
+            "{}: {} buildings, {} out of the training range; median height {:.1} m{}",
             p.city,
             p.ids.len(),
-            measured,
-            p.ids.len() - measured,
-            ood,
+            p.ood_features.iter().filter(|n| **n > 0).count(),
             if h.is_empty() { f64::NAN } else { percentile_sorted(&h, 50.0) },
             if w.is_empty() {
                 String::new()
@@ -211,6 +255,20 @@ pub fn export(model_path: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The scenarios of `--sparse-lidar` and `--local-labels`, in that order.
+pub fn scenarios(sparse_lidar: &[String], local_labels: &[f64]) -> Result<Vec<Scenario>> {
+    let mut out = Vec::new();
+    for s in sparse_lidar {
+        out.push(Scenario::SparseLidar {
+            sparsify: s.parse()?,
+        });
+    }
+    for &share in local_labels {
+        out.push(Scenario::local_labels(share)?);
+    }
+    Ok(out)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn cv(
     cities: &[PathBuf],
@@ -218,10 +276,11 @@ pub fn cv(
     by: Option<&str>,
     block_size: f64,
     folds: usize,
+    scenario_list: &[Scenario],
     args: &ModelArgs,
     progress: Progress,
 ) -> Result<()> {
-    use crate::eval::cv::{cross_validate, Scheme};
+    use crate::eval::cv::{cross_validate_with, Scenarios, Scheme};
     let scheme = match by {
         Some("city") => Scheme::City,
         Some("blocks") => Scheme::Blocks {
@@ -243,7 +302,15 @@ pub fn cv(
     opts.known_heights = args.known_heights && matches!(scheme, Scheme::Blocks { .. });
     // Features are computed without known heights: the CV recomputes them per fold.
     let features = load_cities(cities, false, &progress)?;
-    let out = cross_validate(&features, scheme, &opts, &progress)?;
+    let configs = cities
+        .iter()
+        .map(CityConfig::load)
+        .collect::<Result<Vec<_>>>()?;
+    let scenarios = Scenarios {
+        list: scenario_list,
+        configs: &configs,
+    };
+    let out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
     crate::eval::report::write_report(&out, output)?;
     print_cv_summary(&out.summary);
     println!(
@@ -280,5 +347,35 @@ pub fn print_cv_summary(s: &crate::eval::cv::CvSummary) {
             100.0 * c.model.within_2_5m,
             c.model.coverage.map_or("–".into(), |v| format!("{:.1} %", 100.0 * v))
         );
+    }
+    for sc in &s.scenarios {
+        println!("  scenario {}:", sc.name);
+        for c in &sc.cities {
+            if let Some(why) = &c.skipped {
+                println!("    {:<16} skipped: {why}", c.city);
+                continue;
+            }
+            let Some(m) = sc.per_city.iter().find(|m| m.city == c.city) else {
+                continue;
+            };
+            let pts = if c.points_full > 0 {
+                format!(
+                    ", {} of {} points kept, {} measured directly",
+                    c.points_kept, c.points_full, c.direct
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "    {:<16} n {:>5}  MAE {:>5.2} m  bias {:+.2}  90 % coverage {} (median width {}), {} known{pts}",
+                c.city,
+                m.model.n,
+                m.model.mae,
+                m.model.bias,
+                m.model.coverage.map_or("–".into(), |v| format!("{:.1} %", 100.0 * v)),
+                m.model.median_interval_width.map_or("–".into(), |v| format!("{v:.1} m")),
+                c.known,
+            );
+        }
     }
 }

@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::folds::block_folds;
 use super::metrics::{metrics, Metrics};
+use super::scenario::{run_scenario, HeldOut, Scenario, ScenarioCity};
+use crate::config::CityConfig;
 use crate::config::LabelDefinition;
 use crate::error::{Error, Result};
 use crate::features::{neighbours, CityFeatures};
-use crate::model::predict::predict_region;
+use crate::model::predict::{predict_region, Predictions};
 use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
 use crate::progress::Progress;
 
@@ -42,13 +44,49 @@ pub struct CvRow {
     pub area_m2: f64,
     /// Some feature lies outside the training range.
     pub ood: bool,
+    /// `none` for the model alone, else the scenario (local data the city was given).
+    #[serde(default = "no_scenario")]
+    pub scenario: String,
+    /// Where the value comes from: `predicted` (the model alone), `recalibrated` (the model
+    /// corrected with local data) or `sparse_lidar` (measured directly from a sparse survey).
+    #[serde(default = "predicted_source")]
+    pub source: String,
 }
+
+fn no_scenario() -> String {
+    NO_SCENARIO.into()
+}
+
+fn predicted_source() -> String {
+    "predicted".into()
+}
+
+/// The scenario name of rows predicted from other cities alone.
+pub const NO_SCENARIO: &str = "none";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CityMetrics {
     pub city: String,
     pub model: Metrics,
     pub baseline: Metrics,
+    /// The model's metrics over buildings flagged `ood` and over the others, so the flag's
+    /// meaning is measured: it should mark larger errors.
+    #[serde(default)]
+    pub ood: Option<Metrics>,
+    #[serde(default)]
+    pub in_range: Option<Metrics>,
+}
+
+/// One scenario over every held-out city.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSummary {
+    pub scenario: Scenario,
+    /// As in the `scenario` column of the predictions.
+    pub name: String,
+    pub cities: Vec<ScenarioCity>,
+    /// Metrics of the cities it applies to (scored buildings: the local labels themselves are
+    /// not scored; direct estimates are).
+    pub per_city: Vec<CityMetrics>,
 }
 
 /// Everything `metrics.json` holds.
@@ -68,7 +106,18 @@ pub struct CvSummary {
     pub fold_features: Vec<Vec<String>>,
     pub per_city: Vec<CityMetrics>,
     pub pooled: CityMetrics,
+    /// What-if scenarios of leave-one-city-out (local data given to the held-out city).
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioSummary>,
     pub seconds: f64,
+}
+
+/// Local-data scenarios to run with leave-one-city-out, and the cities' configs they read
+/// (point clouds to degrade), in the order of the cities.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scenarios<'a> {
+    pub list: &'a [Scenario],
+    pub configs: &'a [CityConfig],
 }
 
 pub struct CvOutput {
@@ -129,12 +178,30 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Cross-validates `cities` under `scheme`.
 pub fn cross_validate(
     cities: &[CityFeatures],
     scheme: Scheme,
     opts: &TrainOptions,
     progress: &Progress,
 ) -> Result<CvOutput> {
+    cross_validate_with(cities, scheme, opts, Scenarios::default(), progress)
+}
+
+/// [`cross_validate`] plus local-data scenarios for each held-out city (leave-one-city-out).
+pub fn cross_validate_with(
+    cities: &[CityFeatures],
+    scheme: Scheme,
+    opts: &TrainOptions,
+    scenarios: Scenarios<'_>,
+    progress: &Progress,
+) -> Result<CvOutput> {
+    if !scenarios.list.is_empty() && !matches!(scheme, Scheme::City) {
+        return Err(Error::invalid(
+            "--sparse-lidar and --local-labels are scenarios of leave-one-city-out (--by city)",
+        ));
+    }
+    let mut scenario_cities: Vec<Vec<ScenarioCity>> = vec![Vec::new(); scenarios.list.len()];
     let start = Instant::now();
     let refs: Vec<&CityFeatures> = cities.iter().collect();
     let label = common_label(&refs, opts.allow_mixed_labels)?;
@@ -179,7 +246,25 @@ pub fn cross_validate(
                     .filter(|(_, l)| l.is_some())
                     .map(|(i, _)| i)
                     .collect();
-                rows.extend(held_out_rows(&model, held, &test, h, baseline)?);
+                let p = predict_region(&model, held)?;
+                rows.extend(test.iter().map(|&i| held_out_row(held, &p, i, h, baseline)));
+                let view = HeldOut {
+                    city: held,
+                    config: scenarios.configs.get(h),
+                    predictions: &p,
+                    test: &test,
+                    fold: h,
+                    baseline_m: baseline,
+                    seed: opts.seed.wrapping_add(h as u64),
+                };
+                for (k, sc) in scenarios.list.iter().enumerate() {
+                    let (mut r, summary) = run_scenario(sc, &view, progress)?;
+                    for row in &mut r {
+                        row.scenario = sc.to_string();
+                    }
+                    rows.extend(r);
+                    scenario_cities[k].push(summary);
+                }
                 fold_features.push(names);
                 bar.inc(1);
             }
@@ -225,11 +310,42 @@ pub fn cross_validate(
             bar.finish_and_clear();
         }
     }
+    let base = |r: &&CvRow| r.scenario == NO_SCENARIO;
     let per_city = cities
         .iter()
-        .map(|c| city_metrics(&c.city, rows.iter().filter(|r| r.city == c.city)))
+        .map(|c| {
+            city_metrics(
+                &c.city,
+                rows.iter().filter(base).filter(|r| r.city == c.city),
+            )
+        })
         .collect();
-    let pooled = city_metrics("all", rows.iter());
+    let pooled = city_metrics("all", rows.iter().filter(base));
+    let scenario_summaries = scenarios
+        .list
+        .iter()
+        .zip(scenario_cities)
+        .map(|(sc, cs)| {
+            let name = sc.to_string();
+            let per_city = cs
+                .iter()
+                .filter(|c| c.skipped.is_none())
+                .map(|c| {
+                    city_metrics(
+                        &c.city,
+                        rows.iter()
+                            .filter(|r| r.scenario == name && r.city == c.city),
+                    )
+                })
+                .collect();
+            ScenarioSummary {
+                scenario: *sc,
+                name,
+                cities: cs,
+                per_city,
+            }
+        })
+        .collect();
     Ok(CvOutput {
         summary: CvSummary {
             roofline_version: env!("CARGO_PKG_VERSION").into(),
@@ -248,6 +364,7 @@ pub fn cross_validate(
             fold_features,
             per_city,
             pooled,
+            scenarios: scenario_summaries,
             seconds: start.elapsed().as_secs_f64(),
         },
         rows,
@@ -263,22 +380,39 @@ fn held_out_rows(
     baseline: f64,
 ) -> Result<Vec<CvRow>> {
     let p = predict_region(model, city)?;
-    let truth = city.ok_labels();
     Ok(test
         .iter()
-        .map(|&i| CvRow {
-            city: city.city.clone(),
-            id: city.ids[i].clone(),
-            fold,
-            truth_m: truth[i].unwrap_or(f64::NAN),
-            predicted_m: p.predicted_m[i],
-            lo_m: p.predicted_lo_m[i],
-            hi_m: p.predicted_hi_m[i],
-            baseline_m: baseline,
-            area_m2: city.geometries[i].unsigned_area(),
-            ood: p.ood_features[i] > 0,
-        })
+        .map(|&i| held_out_row(city, &p, i, fold, baseline))
         .collect())
+}
+
+/// The row of building `i` as the model alone predicts it.
+pub(crate) fn held_out_row(
+    city: &CityFeatures,
+    p: &Predictions,
+    i: usize,
+    fold: usize,
+    baseline: f64,
+) -> CvRow {
+    let truth = city
+        .labels
+        .as_ref()
+        .and_then(|l| (l.rows[i].flag == crate::label::Flag::Ok).then_some(l.rows[i].height_m))
+        .flatten();
+    CvRow {
+        city: city.city.clone(),
+        id: city.ids[i].clone(),
+        fold,
+        truth_m: truth.unwrap_or(f64::NAN),
+        predicted_m: p.predicted_m[i],
+        lo_m: p.predicted_lo_m[i],
+        hi_m: p.predicted_hi_m[i],
+        baseline_m: baseline,
+        area_m2: city.geometries[i].unsigned_area(),
+        ood: p.ood_features[i] > 0,
+        scenario: NO_SCENARIO.into(),
+        source: "predicted".into(),
+    }
 }
 
 /// Model and baseline metrics over some rows.
@@ -305,9 +439,29 @@ pub fn city_metrics<'a>(city: &str, rows: impl Iterator<Item = &'a CvRow>) -> Ci
             model.coverage_in_range = Some(covered as f64 / inside.len() as f64);
         }
     }
+    let subset = |want_ood: bool| {
+        let sel: Vec<&&CvRow> = rows.iter().filter(|r| r.ood == want_ood).collect();
+        (!sel.is_empty()).then(|| {
+            let c = |f: fn(&CvRow) -> f64| sel.iter().map(|r| f(r)).collect::<Vec<f64>>();
+            let (lo, hi) = if has_intervals {
+                (c(|r| r.lo_m), c(|r| r.hi_m))
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            metrics(
+                &c(|r| r.truth_m),
+                &c(|r| r.predicted_m),
+                &lo,
+                &hi,
+                &c(|r| r.area_m2),
+            )
+        })
+    };
     CityMetrics {
         city: city.into(),
         model,
         baseline: metrics(&truth, &col(|r| r.baseline_m), &[], &[], &area),
+        ood: subset(true),
+        in_range: subset(false),
     }
 }

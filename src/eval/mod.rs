@@ -5,3 +5,4 @@ pub mod cv;
 pub mod folds;
 pub mod metrics;
 pub mod report;
+pub mod scenario;

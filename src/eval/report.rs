@@ -37,6 +37,11 @@ fn predictions_table(out: &CvOutput) -> Table {
     t.push(Column::f64("baseline_m", r.iter().map(|x| x.baseline_m)));
     t.push(Column::f64("area_m2", r.iter().map(|x| x.area_m2)));
     t.push(Column::bool("ood", r.iter().map(|x| x.ood)));
+    t.push(Column::str(
+        "scenario",
+        r.iter().map(|x| x.scenario.clone()),
+    ));
+    t.push(Column::str("source", r.iter().map(|x| x.source.clone())));
     t.metadata.insert(
         "roofline".into(),
         serde_json::json!({
@@ -132,6 +137,8 @@ pub fn render_markdown(out: &CvOutput) -> String {
         md,
         "\nA building is *out of training range* when one of its features lies outside the range seen in training (`ood` in predictions); intervals there are least trustworthy.\n"
     );
+    ood_section(&mut md, s);
+    scenario_section(&mut md, s);
     let _ = writeln!(md, "\n## Errors per height bin (by true height)\n{warn}");
     let _ = writeln!(md, "Cities whose height distribution differs from the training cities show up here as a bias that grows with height.\n");
     let _ = writeln!(
@@ -159,5 +166,80 @@ fn bin_rows(md: &mut String, c: &CityMetrics) {
             opt(y.mae),
             y.bias.map_or("–".into(), |v| format!("{v:+.2}"))
         );
+    }
+}
+
+/// Errors and coverage of buildings flagged `ood` and of the rest: what the flag is worth.
+fn ood_section(md: &mut String, s: &super::cv::CvSummary) {
+    let _ = writeln!(md, "\n## Out of training range (`ood`) vs in range\n");
+    let _ = writeln!(
+        md,
+        "| city | ood n | ood MAE | ood 90 % coverage | in-range n | in-range MAE | in-range 90 % coverage |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for c in s.per_city.iter().chain(std::iter::once(&s.pooled)) {
+        let part = |m: &Option<Metrics>| match m {
+            Some(m) => (m.n.to_string(), f(m.mae), pct(m.coverage)),
+            None => ("0".into(), "–".into(), "–".into()),
+        };
+        let (a, b, c2) = part(&c.ood);
+        let (d, e, g) = part(&c.in_range);
+        let _ = writeln!(md, "| {} | {a} | {b} | {c2} | {d} | {e} | {g} |", c.city);
+    }
+}
+
+/// One row per scenario and held-out city, next to the same city with no local data.
+fn scenario_section(md: &mut String, s: &super::cv::CvSummary) {
+    if s.scenarios.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Local-data scenarios (leave-one-city-out)\n");
+    let _ = writeln!(
+        md,
+        "The held-out city is given local data; its full labels are kept only as the truth. \
+         `sparse-lidar`: its own survey degraded (buildings still hit by ≥ 3 roof points are \
+         measured directly and scored too; the rest are predicted, recalibrated on them). \
+         `local-labels`: a seeded share of its labelled buildings is known (not scored); the rest \
+         are predicted, recalibrated on them.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | city | n scored | MAE | MAE, no local data | bias | 90 % coverage | median width | known buildings | measured directly | points kept / full |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for sc in &s.scenarios {
+        for c in &sc.cities {
+            let none = s.per_city.iter().find(|m| m.city == c.city);
+            let base = none.map_or("–".into(), |m| f(m.model.mae));
+            if let Some(why) = &c.skipped {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | – | – | {base} | – | – | – | – | – | skipped: {why} |",
+                    sc.name, c.city
+                );
+                continue;
+            }
+            let Some(m) = sc.per_city.iter().find(|m| m.city == c.city) else {
+                continue;
+            };
+            let pts = if c.points_full > 0 {
+                format!("{} / {}", c.points_kept, c.points_full)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {base} | {:+.2} | {} | {} | {} | {} | {pts} |",
+                sc.name,
+                c.city,
+                m.model.n,
+                f(m.model.mae),
+                m.model.bias,
+                pct(m.model.coverage),
+                opt(m.model.median_interval_width),
+                c.known,
+                c.direct,
+            );
+        }
     }
 }

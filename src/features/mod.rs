@@ -227,6 +227,23 @@ fn assemble(
 }
 
 impl CityFeatures {
+    /// The footprints as the label stage reads them (ids and working-CRS geometry), for
+    /// re-measuring the city from a point cloud; `path` names the source in messages.
+    pub fn footprints(&self, path: &std::path::Path) -> Footprints {
+        Footprints {
+            path: path.to_path_buf(),
+            layer: String::new(),
+            source_crs: self.source_crs.clone(),
+            crs: self.crs.clone(),
+            ids: self.ids.clone(),
+            geometries: self.geometries.clone(),
+            numeric: Default::default(),
+            passes_filter: vec![true; self.len()],
+            repaired: 0,
+            skipped: Vec::new(),
+        }
+    }
+
     /// Adds (or replaces) feature columns.
     pub fn append(&mut self, names: Vec<String>, rows: &[Vec<f64>]) {
         let n = self.len();

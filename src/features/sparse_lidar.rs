@@ -3,11 +3,15 @@
 //! machinery with a permissive definition: unclassified and building points inside, ground
 //! points within 4 m; heights above that local ground.
 
-use crate::config::{LidarLabelConfig, Statistic};
+use super::CityFeatures;
+use crate::config::{CityConfig, LabelConfig, LidarLabelConfig, Statistic};
 use crate::error::Result;
 use crate::io::footprints::Footprints;
+use crate::io::pointcloud::open_point_clouds;
 use crate::io::pointcloud::PointCloudFile;
+use crate::io::sparsify::{Sparsify, SparsifyPlan};
 use crate::label::lidar::lidar_labels;
+use crate::label::sparse::{direct_estimates, SparseHeights, MIN_ROOF_POINTS};
 use crate::progress::Progress;
 
 pub const NAMES: [&str; 5] = [
@@ -55,4 +59,53 @@ pub fn sparse_lidar_features(
             ]
         })
         .collect())
+}
+
+/// Heights measured directly from a region's own sparse survey (its `[lidar]`, when that is not
+/// its label source) under the 3DBAG roof-p70 definition, optionally thinned further for a
+/// what-if. `None` when the region lists no such survey.
+pub fn region_direct_estimates(
+    cfg: &CityConfig,
+    region: &CityFeatures,
+    thin: Option<(Sparsify, u64)>,
+    progress: &Progress,
+) -> Result<Option<SparseHeights>> {
+    let Some(lidar) = &cfg.lidar else {
+        return Ok(None);
+    };
+    if matches!(cfg.label, Some(LabelConfig::Lidar(_))) {
+        return Ok(None);
+    }
+    let clouds = open_point_clouds(lidar, &region.crs)?;
+    let def = LidarLabelConfig::default();
+    let plan = match thin {
+        Some((kind, seed)) => {
+            let mut classes = def.roof_classes.clone();
+            classes.extend(&def.ground_classes);
+            Some(SparsifyPlan::for_clouds(
+                kind,
+                seed,
+                &clouds,
+                &region.crs,
+                &classes,
+            )?)
+        }
+        None => None,
+    };
+    let fp = region.footprints(&cfg.path);
+    Ok(Some(direct_estimates(
+        &fp,
+        &clouds,
+        &def,
+        plan.as_ref(),
+        MIN_ROOF_POINTS,
+        progress,
+    )?))
+}
+
+/// The label family of [`region_direct_estimates`]: only models of this family may use them.
+pub fn direct_estimate_family() -> String {
+    LabelConfig::Lidar(LidarLabelConfig::default())
+        .definition()
+        .name
 }

@@ -6,4 +6,5 @@ pub mod gdal_setup;
 pub mod output;
 pub mod pointcloud;
 pub mod raster;
+pub mod sparsify;
 pub mod table;

@@ -59,6 +59,24 @@ impl PointChunk {
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
     }
+
+    /// Keeps the points for which `keep(index in chunk, x, y, class)` holds, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, f64, f64, u8) -> bool) {
+        let mut w = 0;
+        for r in 0..self.len() {
+            if keep(r, self.x[r], self.y[r], self.class[r]) {
+                self.x[w] = self.x[r];
+                self.y[w] = self.y[r];
+                self.z[w] = self.z[r];
+                self.class[w] = self.class[r];
+                w += 1;
+            }
+        }
+        self.x.truncate(w);
+        self.y.truncate(w);
+        self.z.truncate(w);
+        self.class.truncate(w);
+    }
 }
 
 /// Reads the headers of every file of a city's `[lidar]` section.

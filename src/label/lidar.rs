@@ -19,6 +19,7 @@ use crate::config::LidarLabelConfig;
 use crate::error::Result;
 use crate::io::footprints::Footprints;
 use crate::io::pointcloud::{PointChunk, PointCloudFile};
+use crate::io::sparsify::SparsifyPlan;
 use crate::label::{Flag, LabelRow, LidarStats};
 use crate::progress::Progress;
 
@@ -54,6 +55,18 @@ pub fn lidar_labels(
     fp: &Footprints,
     clouds: &[PointCloudFile],
     def: &LidarLabelConfig,
+    progress: &Progress,
+) -> Result<LidarOutput> {
+    lidar_labels_filtered(fp, clouds, def, None, progress)
+}
+
+/// [`lidar_labels`] on the points a [`SparsifyPlan`] keeps (a sparse-survey scenario);
+/// `points_read` then counts the kept points.
+pub fn lidar_labels_filtered(
+    fp: &Footprints,
+    clouds: &[PointCloudFile],
+    def: &LidarLabelConfig,
+    filter: Option<&SparsifyPlan>,
     progress: &Progress,
 ) -> Result<LidarOutput> {
     let start = Instant::now();
@@ -114,7 +127,13 @@ pub fn lidar_labels(
     for &ti in &order {
         let cloud = &clouds[ti];
         let mut stream = cloud.stream(&fp.crs, CHUNK_POINTS)?;
+        let mut first_index = 0u64;
         while stream.next_chunk(&mut chunk)? {
+            let decoded = chunk.len() as u64;
+            if let Some(plan) = filter {
+                chunk.retain(|k, x, y, class| plan.keep(ti, first_index + k as u64, x, y, class));
+            }
+            first_index += decoded;
             let hits: Vec<Vec<Hit>> = (0..chunk.len())
                 .into_par_iter()
                 .step_by(SUB_CHUNK)
@@ -134,7 +153,7 @@ pub fn lidar_labels(
                 }
             }
             points_read += chunk.len() as u64;
-            bar.inc(chunk.len() as u64);
+            bar.inc(decoded);
         }
         let done: Vec<usize> = tree
             .locate_in_envelope_intersecting(&tile_env(cloud))

@@ -5,6 +5,7 @@
 pub mod attribute;
 pub mod lidar;
 pub mod percentile;
+pub mod sparse;
 
 use std::collections::BTreeMap;
 use std::fmt;

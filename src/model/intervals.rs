@@ -25,7 +25,31 @@ pub struct Calibration {
     pub groups: Vec<String>,
     /// Calibration buildings.
     pub n: usize,
+    /// The correction multiplies each building's quantile spread (`q_hi - q_lo`, at least
+    /// 1 m) instead of being added in metres: wide where the quantile models disagree.
+    #[serde(default)]
+    pub scaled: bool,
+    /// How the held-out groups' scores were combined.
+    #[serde(default)]
+    pub rule: IntervalRule,
 }
+
+/// How grouped calibration turns the held-out groups' conformity scores into one correction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntervalRule {
+    /// Every group weighted equally, one conformal quantile over all scores.
+    Pooled,
+    /// Each group's own conformal quantile; the largest wins. A city unlike the others then
+    /// widens the interval instead of being outvoted.
+    WorstCity,
+    /// As `worst-city`, on scores divided by the quantile spread (normalised CQR).
+    #[default]
+    ScaledWorstCity,
+}
+
+/// Spread below which a quantile interval is not trusted to scale a correction (m).
+const MIN_SPREAD_M: f64 = 1.0;
 
 #[derive(Clone, Debug)]
 pub struct IntervalModel {
@@ -87,6 +111,14 @@ pub fn conformal_quantile(scores: &[f64], weights: &[f64], alpha: f64) -> f64 {
     scores[order[n - 1]]
 }
 
+/// Quantile spreads `q_hi - q_lo` (at least [`MIN_SPREAD_M`]).
+fn spreads<D: Data<Elem = f64>>(q: &BoostedModel, x: &ArrayBase<D, Ix2>) -> Result<Vec<f64>> {
+    let p = predict_booster(q, x)?;
+    Ok((0..p.nrows())
+        .map(|i| (p[[i, 1]] - p[[i, 0]]).max(MIN_SPREAD_M))
+        .collect())
+}
+
 impl IntervalModel {
     /// Quantiles trained on `train`, corrected on a separate calibration set.
     pub fn fit_holdout(
@@ -106,6 +138,8 @@ impl IntervalModel {
                 method: "holdout".into(),
                 groups: vec!["calibration set".into()],
                 n: scores.len(),
+                scaled: false,
+                rule: IntervalRule::Pooled,
             },
         })
     }
@@ -120,6 +154,27 @@ impl IntervalModel {
         y: &Array1<f64>,
         groups: &[usize],
         group_names: &[String],
+    ) -> Result<IntervalModel> {
+        Self::fit_grouped_with(
+            params,
+            alpha,
+            x,
+            y,
+            groups,
+            group_names,
+            IntervalRule::Pooled,
+        )
+    }
+
+    /// [`IntervalModel::fit_grouped`] with a choice of how groups' scores combine.
+    pub fn fit_grouped_with(
+        params: &GbmValidParams,
+        alpha: f64,
+        x: &Array2<f64>,
+        y: &Array1<f64>,
+        groups: &[usize],
+        group_names: &[String],
+        rule: IntervalRule,
     ) -> Result<IntervalModel> {
         let mut ids: Vec<usize> = groups.to_vec();
         ids.sort_unstable();
@@ -137,7 +192,8 @@ impl IntervalModel {
             .map(|&g| Some(g))
             .chain(std::iter::once(None))
             .collect();
-        let results: Vec<(Option<Vec<f64>>, Option<BoostedModel>)> = jobs
+        type Scored = (Option<(Vec<f64>, Vec<f64>)>, Option<BoostedModel>);
+        let results: Vec<Scored> = jobs
             .par_iter()
             .map(|job| match job {
                 Some(g) => {
@@ -152,29 +208,54 @@ impl IntervalModel {
                         &x.select(Axis(0), &train),
                         &y.select(Axis(0), &train),
                     )?;
+                    let xt = x.select(Axis(0), &test);
                     Ok((
-                        Some(cqr_scores(
-                            &q,
-                            &x.select(Axis(0), &test),
-                            &y.select(Axis(0), &test),
-                        )?),
+                        Some((
+                            cqr_scores(&q, &xt, &y.select(Axis(0), &test))?,
+                            spreads(&q, &xt)?,
+                        )),
                         None,
                     ))
                 }
                 None => Ok((None, Some(fit_quantiles(&single, alpha, x, y)?))),
             })
             .collect::<Result<_>>()?;
-        let mut scores = Vec::new();
-        let mut weights = Vec::new();
+        let mut per_group: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
         let mut quantiles = None;
         for (s, q) in results {
-            if let Some(s) = s {
-                weights.extend(std::iter::repeat_n(1.0 / s.len() as f64, s.len()));
-                scores.extend(s);
-            }
+            per_group.extend(s);
             quantiles = quantiles.or(q);
         }
-        let correction = conformal_quantile(&scores, &weights, alpha);
+        let n: usize = per_group.iter().map(|(s, _)| s.len()).sum();
+        let scaled = rule == IntervalRule::ScaledWorstCity;
+        let correction = match rule {
+            IntervalRule::Pooled => {
+                let mut scores = Vec::new();
+                let mut weights = Vec::new();
+                for (s, _) in &per_group {
+                    weights.extend(std::iter::repeat_n(1.0 / s.len() as f64, s.len()));
+                    scores.extend(s);
+                }
+                conformal_quantile(&scores, &weights, alpha)
+            }
+            IntervalRule::WorstCity | IntervalRule::ScaledWorstCity => per_group
+                .iter()
+                .map(|(s, w)| {
+                    let v: Vec<f64> = if scaled {
+                        s.iter().zip(w).map(|(a, b)| a / b).collect()
+                    } else {
+                        s.clone()
+                    };
+                    // A group too small for the level counts with its largest score.
+                    let q = conformal_quantile(&v, &vec![1.0; v.len()], alpha);
+                    if q.is_finite() {
+                        q
+                    } else {
+                        v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    }
+                })
+                .fold(f64::NEG_INFINITY, f64::max),
+        };
         Ok(IntervalModel {
             quantiles: quantiles.expect("the final model is one of the jobs"),
             calibration: Calibration {
@@ -182,7 +263,9 @@ impl IntervalModel {
                 correction,
                 method: "grouped".into(),
                 groups: ids.iter().map(|&g| group_names[g].clone()).collect(),
-                n: scores.len(),
+                n,
+                scaled,
+                rule,
             },
         })
     }
@@ -194,6 +277,12 @@ impl IntervalModel {
     ) -> Result<(Array1<f64>, Array1<f64>)> {
         let p = predict_booster(&self.quantiles, x)?;
         let q = self.calibration.correction;
+        if self.calibration.scaled {
+            let w: Array1<f64> = (0..p.nrows())
+                .map(|i| q * (p[[i, 1]] - p[[i, 0]]).max(MIN_SPREAD_M))
+                .collect();
+            return Ok((&p.column(0) - &w, &p.column(1) + &w));
+        }
         Ok((p.column(0).mapv(|v| v - q), p.column(1).mapv(|v| v + q)))
     }
 }

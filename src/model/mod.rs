@@ -6,6 +6,7 @@ pub mod boosting;
 pub mod file;
 pub mod forest;
 pub mod intervals;
+pub mod local;
 pub mod matrix;
 pub mod predict;
 pub mod train;

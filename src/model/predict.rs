@@ -4,16 +4,28 @@
 
 use ndarray::Array2;
 
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
 use super::boosting::predict_booster;
+use super::local::{recalibrate, LocalOptions, LocalSummary};
 use super::HeightModel;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
 use crate::features::{describe, neighbours, reproject_many, CityFeatures, Group};
 use crate::io::table::{Column, ColumnData, Table};
+use crate::label::sparse::SparseHeights;
 
+/// Where a building's height comes from, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// The region's own label (full LiDAR survey or attribute), flag `ok`.
     Measured,
+    /// Measured directly from a few points of the region's sparse survey.
+    SparseLidar,
+    /// The model, corrected with the region's known buildings ([`super::local`]).
+    Recalibrated,
+    /// The model alone (learnt from other cities).
     Predicted,
 }
 
@@ -21,9 +33,23 @@ impl Source {
     pub fn as_str(&self) -> &'static str {
         match self {
             Source::Measured => "measured",
+            Source::SparseLidar => "sparse_lidar",
+            Source::Recalibrated => "recalibrated",
             Source::Predicted => "predicted",
         }
     }
+}
+
+/// Local data a region brings to its own prediction.
+#[derive(Clone, Debug, Default)]
+pub struct LocalData {
+    /// Heights measured directly from the region's sparse survey, and the label family they
+    /// follow (used only when it is the model's).
+    pub sparse: Option<(SparseHeights, String)>,
+    /// Correct the model with the region's known buildings (measured and directly estimated).
+    pub recalibrate: bool,
+    /// A what-if: keep only this seeded share of the measured buildings as measured.
+    pub measured_share: Option<(f64, u64)>,
 }
 
 /// Heights for one region, in footprint order.
@@ -43,6 +69,8 @@ pub struct Predictions {
     /// Number of features outside the training range.
     pub ood_features: Vec<usize>,
     pub label: String,
+    /// The local recalibration, when one was made.
+    pub local: Option<LocalSummary>,
 }
 
 /// The model's feature matrix for a region; an error naming what the region lacks.
@@ -132,6 +160,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         source: Vec::with_capacity(x.nrows()),
         ood_features,
         label: model.meta.label.name.clone(),
+        local: None,
     };
     for i in 0..x.nrows() {
         match measured[i] {
@@ -148,6 +177,68 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
                 p.source.push(Source::Predicted);
             }
         }
+    }
+    Ok(p)
+}
+
+/// [`predict_region`], then the region's local data: direct sparse-LiDAR estimates where no
+/// measurement exists, and the model recalibrated on every known building for the rest.
+pub fn predict_region_local(
+    model: &HeightModel,
+    region: &CityFeatures,
+    local: &LocalData,
+) -> Result<Predictions> {
+    let mut p = predict_region(model, region)?;
+    let n = p.ids.len();
+    if let Some((share, seed)) = local.measured_share {
+        let mut measured: Vec<usize> = (0..n)
+            .filter(|&i| p.source[i] == Source::Measured)
+            .collect();
+        measured.shuffle(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(
+            seed ^ 0x10CA_1AB5,
+        ));
+        let keep = (share * measured.len() as f64).round() as usize;
+        for &i in &measured[keep.min(measured.len())..] {
+            p.source[i] = Source::Predicted;
+            p.height_m[i] = p.predicted_m[i];
+            p.lo_m[i] = p.predicted_lo_m[i];
+            p.hi_m[i] = p.predicted_hi_m[i];
+        }
+    }
+    if let Some((s, family)) = &local.sparse {
+        if *family == model.meta.label.name {
+            for i in 0..n {
+                if let (Source::Predicted, Some(h)) = (p.source[i], s.height_m[i]) {
+                    let w = s.half_width_m[i];
+                    p.source[i] = Source::SparseLidar;
+                    p.height_m[i] = h;
+                    p.lo_m[i] = (h - w).max(0.0);
+                    p.hi_m[i] = h + w;
+                }
+            }
+        }
+    }
+    let known: Vec<Option<f64>> = (0..n)
+        .map(|i| (p.source[i] != Source::Predicted).then_some(p.height_m[i]))
+        .collect();
+    if local.recalibrate && known.iter().any(Option::is_some) {
+        let r = recalibrate(
+            &p.predicted_m,
+            &p.predicted_lo_m,
+            &p.predicted_hi_m,
+            &region.centroids,
+            &known,
+            &LocalOptions::default(),
+        );
+        for i in 0..n {
+            if p.source[i] == Source::Predicted {
+                p.source[i] = Source::Recalibrated;
+                p.height_m[i] = r.height_m[i];
+                p.lo_m[i] = r.lo_m[i];
+                p.hi_m[i] = r.hi_m[i];
+            }
+        }
+        p.local = Some(r.summary);
     }
     Ok(p)
 }
@@ -202,7 +293,7 @@ impl Predictions {
                     "height_m": "measured height where the region's LiDAR gives an ok label, else the model's prediction",
                     "height_lo_m": "lower bound of the 90 % interval (the measurement itself for measured buildings)",
                     "height_hi_m": "upper bound of the 90 % interval",
-                    "source": "measured or predicted",
+                    "source": "measured (the region's own label), sparse_lidar (measured directly from a few points of a sparse survey), recalibrated (the model corrected with the region's known buildings) or predicted (the model alone)",
                     "ood": "some feature lies outside the range seen in training",
                     "ood_features": "how many features lie outside the training range",
                     "height_predicted_m": "the model's prediction, also for measured buildings",

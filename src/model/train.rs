@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2};
 
 use super::boosting::{predict_booster, GbmParams, GbmValidParams};
 use super::forest::{ForestParams, ForestValidParams};
-use super::intervals::IntervalModel;
+use super::intervals::{IntervalModel, IntervalRule};
 use super::{
     ErrorSummary, HeightModel, ModelKind, ModelMeta, TrainingCity, FORMAT_VERSION, WORKING_CRS_RULE,
 };
@@ -32,6 +32,9 @@ pub struct TrainOptions {
     /// Block size (m) and folds for calibrating intervals when there is only one city.
     pub calibration_block_m: f64,
     pub calibration_folds: usize,
+    /// How held-out cities' conformity scores combine into the interval correction (blocks of
+    /// a single city are always pooled: they are exchangeable).
+    pub interval_rule: IntervalRule,
     pub seed: u64,
 }
 
@@ -46,6 +49,7 @@ impl Default for TrainOptions {
             allow_mixed_labels: false,
             calibration_block_m: 250.0,
             calibration_folds: 5,
+            interval_rule: IntervalRule::default(),
             seed: 42,
         }
     }
@@ -245,7 +249,8 @@ pub fn fit(
             let mut distinct = set.city_of_row.clone();
             distinct.sort_unstable();
             distinct.dedup();
-            let (groups, group_names): (Vec<usize>, Vec<String>) = if distinct.len() >= 2 {
+            let by_city = distinct.len() >= 2;
+            let (groups, group_names): (Vec<usize>, Vec<String>) = if by_city {
                 (set.city_of_row.clone(), city_names.to_vec())
             } else {
                 let k = opts.calibration_folds.max(2);
@@ -256,13 +261,19 @@ pub fn fit(
                         .collect(),
                 )
             };
-            Ok(Some(IntervalModel::fit_grouped(
+            let rule = if by_city {
+                opts.interval_rule
+            } else {
+                IntervalRule::Pooled
+            };
+            Ok(Some(IntervalModel::fit_grouped_with(
                 &opts.gbm,
                 alpha,
                 x,
                 y,
                 &groups,
                 &group_names,
+                rule,
             )?))
         },
     );
