@@ -110,13 +110,13 @@ fn scenarios_thin_the_survey_and_score_the_rest() {
     write_report(&out, dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("## Local-data scenarios"), "{md}");
-    assert!(md.contains("| sparse-lidar density=0.05 | delft-3dfier |"), "{md}");
+    assert!(
+        md.contains("| sparse-lidar density=0.05 | delft-3dfier |"),
+        "{md}"
+    );
     let table = roofline::io::output::read_table(&dir.path().join("predictions.csv")).unwrap();
     let sc = table.column("scenario").unwrap().as_strings();
-    assert_eq!(
-        sc.iter().filter(|v| v.as_str() == sparse.name).count(),
-        160
-    );
+    assert_eq!(sc.iter().filter(|v| v.as_str() == sparse.name).count(), 160);
 }
 
 /// `predict` on the sparse-1km region (0.3 pts/m² survey, thinned further to 0.02): buildings the
@@ -147,7 +147,10 @@ fn predict_uses_a_regions_sparse_survey() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("measured directly from sparse LiDAR"), "{stdout}");
+    assert!(
+        stdout.contains("measured directly from sparse LiDAR"),
+        "{stdout}"
+    );
     let t = roofline::io::output::read_table(&out).unwrap();
     assert_eq!(t.n_rows(), 888);
     let source = t.column("source").unwrap().as_strings();
@@ -155,7 +158,10 @@ fn predict_uses_a_regions_sparse_survey() {
     let count = |s: &str| source.iter().filter(|v| v.as_str() == s).count();
     let (direct, recal) = (count("sparse_lidar"), count("recalibrated"));
     assert_eq!(direct + recal, 888, "{source:?}");
-    assert!(direct > 100 && recal > 50, "direct {direct}, recalibrated {recal}");
+    assert!(
+        direct > 100 && recal > 50,
+        "direct {direct}, recalibrated {recal}"
+    );
     let direct_h: Vec<f64> = (0..888)
         .filter(|&i| source[i] == "sparse_lidar")
         .map(|i| height[i])
