@@ -47,6 +47,9 @@ pub struct CvRow {
     /// `none` for the model alone, else the scenario (local data the city was given).
     #[serde(default = "no_scenario")]
     pub scenario: String,
+    /// Share of the model's split gain held by features outside the training range.
+    #[serde(default)]
+    pub ood_gain_share: f64,
     /// Where the value comes from: `predicted` (the model alone), `recalibrated` (the model
     /// corrected with local data) or `sparse_lidar` (measured directly from a sparse survey).
     #[serde(default = "predicted_source")]
@@ -411,6 +414,7 @@ pub(crate) fn held_out_row(
         area_m2: city.geometries[i].unsigned_area(),
         ood: p.ood_features[i] > 0,
         scenario: NO_SCENARIO.into(),
+        ood_gain_share: p.ood_gain_share[i],
         source: "predicted".into(),
     }
 }

@@ -37,6 +37,10 @@ fn predictions_table(out: &CvOutput) -> Table {
     t.push(Column::f64("baseline_m", r.iter().map(|x| x.baseline_m)));
     t.push(Column::f64("area_m2", r.iter().map(|x| x.area_m2)));
     t.push(Column::bool("ood", r.iter().map(|x| x.ood)));
+    t.push(Column::f64(
+        "ood_gain_share",
+        r.iter().map(|x| x.ood_gain_share),
+    ));
     t.push(Column::str(
         "scenario",
         r.iter().map(|x| x.scenario.clone()),

@@ -68,6 +68,9 @@ pub struct Predictions {
     pub source: Vec<Source>,
     /// Number of features outside the training range.
     pub ood_features: Vec<usize>,
+    /// Share of the model's split gain held by the features outside the training range: an
+    /// unimportant feature out of range matters less than the main one.
+    pub ood_gain_share: Vec<f64>,
     pub label: String,
     /// The local recalibration, when one was made.
     pub local: Option<LocalSummary>,
@@ -148,6 +151,39 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
                 .count()
         })
         .collect();
+    let gain: Vec<f64> = model
+        .meta
+        .feature_names
+        .iter()
+        .map(|n| {
+            model
+                .meta
+                .importance
+                .iter()
+                .find(|(m, _)| m == n)
+                .map_or(0.0, |(_, g)| *g)
+        })
+        .collect();
+    let total_gain: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let ood_gain_share = (0..x.nrows())
+        .map(|i| {
+            model
+                .meta
+                .feature_ranges
+                .iter()
+                .enumerate()
+                .filter(|(j, r)| {
+                    let v = x[[i, *j]];
+                    match r {
+                        Some((a, b)) => v.is_finite() && (v < *a || v > *b),
+                        None => v.is_finite(),
+                    }
+                })
+                .map(|(j, _)| gain[j])
+                .sum::<f64>()
+                / total_gain
+        })
+        .collect();
     let mut p = Predictions {
         city: region.city.clone(),
         ids: region.ids.clone(),
@@ -159,6 +195,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         predicted_hi_m: hi.clone(),
         source: Vec::with_capacity(x.nrows()),
         ood_features,
+        ood_gain_share,
         label: model.meta.label.name.clone(),
         local: None,
     };
