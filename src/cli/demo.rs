@@ -13,7 +13,7 @@ use crate::eval::scenario::Scenario;
 use crate::features::{city_features, CityFeatures, FeatureOptions};
 use crate::io::output::write_table;
 use crate::io::sparsify::Sparsify;
-use crate::model::predict::{predict_region, Source};
+use crate::model::predict::{predict_region_local, LocalData, Source};
 use crate::model::train::{train_model, TrainOptions};
 use crate::progress::Progress;
 
@@ -135,14 +135,16 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
     let model_path = models.join("roof-p70.model");
     model.save(&model_path)?;
     println!(
-        "  {} buildings, {} features; calibration {:+.2} m over {}",
+        "  {} buildings, {} features; interval calibration {} over {}",
         model.meta.training.iter().map(|t| t.used).sum::<usize>(),
         model.meta.feature_names.len(),
-        model
-            .meta
-            .calibration
-            .as_ref()
-            .map_or(0.0, |c| c.correction),
+        model.meta.calibration.as_ref().map_or(String::new(), |c| {
+            if c.scaled {
+                format!("{:+.2} × the quantile spread", c.correction)
+            } else {
+                format!("{:+.2} m", c.correction)
+            }
+        }),
         model
             .meta
             .calibration
@@ -160,13 +162,17 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         },
         &progress,
     )?;
-    let p = predict_region(&model, &region)?;
+    let local = LocalData {
+        recalibrate: true,
+        ..Default::default()
+    };
+    let p = predict_region_local(&model, &region, &local)?;
     std::fs::create_dir_all(out.join("predictions")).map_err(|e| crate::Error::file(out, e))?;
     let pred_path = out.join("predictions").join("bresse.gpkg");
     write_table(&p.to_table(&region, &region.source_crs)?, &pred_path)?;
     let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
     println!(
-        "  {} measured from LiDAR, {} predicted with 90 % intervals, {} flagged out of the training range",
+        "  {} measured from LiDAR, {} predicted with 90 % intervals (recalibrated on the measured ones), {} flagged out of the training range",
         measured,
         p.ids.len() - measured,
         p.ood_features.iter().filter(|n| **n > 0).count()
