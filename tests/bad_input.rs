@@ -284,7 +284,8 @@ fn config_unknown_keys_and_wrong_types_name_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // (edit of the shipped-style config, the key the message must name, its line)
-    let cases: Vec<(Box<dyn Fn(&str) -> String>, &str, &str)> = vec![
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: Vec<(Edit, &str, &str)> = vec![
         (
             Box::new(|t| {
                 t.replacen(
@@ -1087,9 +1088,7 @@ fn disk_full() {
     let before = listing(d);
     let o = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "ulimit -f 64 && exec \"$0\" labels \"$1\" -o \"$2\" --quiet"
-        ))
+        .arg("ulimit -f 64 && exec \"$0\" labels \"$1\" -o \"$2\" --quiet")
         .arg(env!("CARGO_BIN_EXE_roofline"))
         .arg(&cfg)
         .arg(&out)
@@ -1098,4 +1097,82 @@ fn disk_full() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_clean_error(o.status.code().unwrap_or(-1), &err, "labels.gpkg");
     assert_eq!(listing(d), before, "{err}");
+}
+
+/// A messy real file (a footprint without geometry, one collapsed to a line, three repeated
+/// ids): every input building is a row of the labels, features and predictions, under the same
+/// unique ids, the unusable ones flagged `no_geometry`.
+#[test]
+fn every_building_of_a_messy_file_is_in_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut lost = Vec::new();
+    let cfg = derived_city(d, "messy.gpkg", 40, "", |rows| {
+        let k = rows.field("identificatie");
+        lost.push(id_of(rows, 0));
+        rows.rows[0].1 = None;
+        lost.push(id_of(rows, 7));
+        let pts = ring(rows.rows[7].1.as_ref().unwrap());
+        let flat: Vec<(f64, f64)> = pts.iter().map(|(x, _)| (*x, pts[0].1)).collect();
+        rows.rows[7].1 =
+            Some(Geometry::from_wkt(&format!("POLYGON(({}))", wkt_ring(&flat, None))).unwrap());
+        for i in [3, 8, 9] {
+            rows.rows[i].0[k] = rows.rows[1].0[k].clone();
+        }
+    });
+    let (_, _, labels) = labels_ok(d, &cfg);
+    let ids = |t: &roofline::io::table::Table| {
+        let mut v = t.column("id").unwrap().as_strings();
+        v.sort();
+        v
+    };
+    let mut want: Vec<String> = labels.iter().map(|(i, _)| i.clone()).collect();
+    want.sort();
+    want.dedup();
+    assert_eq!(want.len(), 40, "40 unique ids");
+
+    let features = d.join("features.gpkg");
+    let (code, _, err) = roofline(&[
+        "features",
+        cfg.to_str().unwrap(),
+        "-o",
+        features.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let model = small_model().0.path().join("m.model");
+    let predictions = d.join("predictions.parquet");
+    let (code, _, err) = roofline(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        "-o",
+        predictions.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let f = roofline::io::output::read_table(&features).unwrap();
+    let p = roofline::io::output::read_table(&predictions).unwrap();
+    assert_eq!(ids(&f), want);
+    assert_eq!(ids(&p), want);
+    for (table, flag_col) in [(&f, "flag"), (&p, "source")] {
+        let id = table.column("id").unwrap().as_strings();
+        let flag = table.column(flag_col).unwrap().as_strings();
+        let mut flagged: Vec<&String> = id
+            .iter()
+            .zip(&flag)
+            .filter(|(_, f)| *f == "no_geometry")
+            .map(|(i, _)| i)
+            .collect();
+        flagged.sort();
+        let mut l: Vec<&String> = lost.iter().collect();
+        l.sort();
+        assert_eq!(flagged, l, "{flag_col}");
+    }
+    let h = p.column("height_m").unwrap().as_f64();
+    let pid = p.column("id").unwrap().as_strings();
+    for (i, v) in pid.iter().zip(&h) {
+        assert_eq!(lost.contains(i), v.is_nan(), "{i}: height {v}");
+    }
 }
