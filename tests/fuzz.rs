@@ -109,6 +109,24 @@ fn shipped_configs() -> &'static Vec<(String, String)> {
     })
 }
 
+/// A folder with `cities/` and `lidar-samples/` holding symbolic links to every data folder
+/// and file of the shipped ones.
+fn linked_data() -> &'static tempfile::TempDir {
+    static D: OnceLock<tempfile::TempDir> = OnceLock::new();
+    D.get_or_init(|| {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["cities", "lidar-samples"] {
+            std::fs::create_dir(root.path().join(dir)).unwrap();
+            for e in std::fs::read_dir(data().join(dir)).unwrap() {
+                let e = e.unwrap();
+                std::os::unix::fs::symlink(e.path(), root.path().join(dir).join(e.file_name()))
+                    .unwrap();
+            }
+        }
+        root
+    })
+}
+
 /// Lines a user might write into a config: known keys with values of every TOML type.
 fn toml_line() -> impl Strategy<Value = String> {
     let keys = prop::sample::select(vec![
@@ -188,11 +206,12 @@ proptest! {
             text_lines.insert(i, l);
         }
         let bytes = apply(text_lines.join("\n").as_bytes(), &ms);
-        // Written beside the shipped configs' data so relative paths still resolve.
+        // Written into a folder that links to the shipped data, so relative paths resolve
+        // (and no other test listing data/ sees a half-broken config).
         let tmp = tempfile::Builder::new()
             .prefix(".fuzz-")
             .suffix(".toml")
-            .tempfile_in(data().join(dir))
+            .tempfile_in(linked_data().path().join(dir))
             .unwrap();
         std::fs::write(tmp.path(), &bytes).unwrap();
         if let Err(e) = CityConfig::load(tmp.path()) {
