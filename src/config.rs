@@ -427,7 +427,11 @@ fn describe_toml_error(text: &str, e: &toml::de::Error, key: &str) -> String {
         .map(|s| {
             format!(
                 "line {}: ",
-                text[..s.start.min(text.len())].matches('\n').count() + 1
+                text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
             )
         })
         .unwrap_or_default();
