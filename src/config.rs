@@ -51,6 +51,24 @@ pub struct FootprintsConfig {
     pub crs: Option<String>,
     #[serde(default)]
     pub invalid: InvalidPolicy,
+    /// What to do when several features share an id.
+    #[serde(default)]
+    pub duplicate_ids: DuplicateIds,
+}
+
+/// What to do when the id field holds the same value on several features (common in provider
+/// files). No policy merges or drops a row: every feature stays a building.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateIds {
+    /// Keep going: the second and later features with an id get `<id>~2`, `<id>~3`, …, and a
+    /// warning gives the count.
+    #[default]
+    Suffix,
+    /// Identify every footprint by its feature id (FID) instead of the id field, with a warning.
+    Fid,
+    /// Stop with an error naming the first repeated id and how many features repeat one.
+    Error,
 }
 
 /// What to do with footprints that are not valid polygons (self-intersections, empty rings).
@@ -315,7 +333,114 @@ struct RawConfig {
     lidar: Option<LidarConfig>,
     #[serde(default)]
     imagery: Vec<ImageryConfig>,
-    label: Option<LabelConfig>,
+    label: Option<RawLabel>,
+}
+
+/// `[label]` as written: one flat table, so an unknown key or a wrong type is reported with its
+/// own name and line (serde's internally tagged enums buffer the table and lose both).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabel {
+    source: String,
+    name: Option<String>,
+    roof: Option<Statistic>,
+    roof_classes: Option<Vec<u8>>,
+    ground: Option<Statistic>,
+    ground_classes: Option<Vec<u8>>,
+    ring_m: Option<f64>,
+    min_roof_points: Option<usize>,
+    min_lidar_share: Option<f64>,
+    field: Option<String>,
+    ground_field: Option<String>,
+    filter: Option<String>,
+}
+
+impl RawLabel {
+    fn into_label(self) -> std::result::Result<LabelConfig, String> {
+        let lidar_keys = [
+            ("roof", self.roof.is_some()),
+            ("roof_classes", self.roof_classes.is_some()),
+            ("ground", self.ground.is_some()),
+            ("ground_classes", self.ground_classes.is_some()),
+            ("ring_m", self.ring_m.is_some()),
+            ("min_roof_points", self.min_roof_points.is_some()),
+            ("min_lidar_share", self.min_lidar_share.is_some()),
+        ];
+        let attribute_keys = [
+            ("field", self.field.is_some()),
+            ("ground_field", self.ground_field.is_some()),
+            ("filter", self.filter.is_some()),
+        ];
+        let stray = |keys: &[(&str, bool)], source: &str| match keys.iter().find(|(_, set)| *set) {
+            Some((k, _)) => Err(format!(
+                "label.{k} does not apply to label.source = \"{source}\""
+            )),
+            None => Ok(()),
+        };
+        match self.source.as_str() {
+            "lidar" => {
+                stray(&attribute_keys, "lidar")?;
+                let d = LidarLabelConfig::default();
+                Ok(LabelConfig::Lidar(LidarLabelConfig {
+                    name: self.name,
+                    roof: self.roof.unwrap_or(d.roof),
+                    roof_classes: self.roof_classes.unwrap_or(d.roof_classes),
+                    ground: self.ground.unwrap_or(d.ground),
+                    ground_classes: self.ground_classes.unwrap_or(d.ground_classes),
+                    ring_m: self.ring_m.unwrap_or(d.ring_m),
+                    min_roof_points: self.min_roof_points.unwrap_or(d.min_roof_points),
+                    min_lidar_share: self.min_lidar_share.unwrap_or(d.min_lidar_share),
+                }))
+            }
+            "attribute" => {
+                stray(&lidar_keys, "attribute")?;
+                Ok(LabelConfig::Attribute(AttributeLabelConfig {
+                    name: self
+                        .name
+                        .ok_or("label.source = \"attribute\" needs label.name")?,
+                    field: self
+                        .field
+                        .ok_or("label.source = \"attribute\" needs label.field")?,
+                    ground_field: self.ground_field,
+                    filter: self.filter,
+                }))
+            }
+            other => Err(format!(
+                "label.source = \"{other}\" is unknown (use \"lidar\" or \"attribute\")"
+            )),
+        }
+    }
+}
+
+/// Parses a config's text; an error names the line and the key (`lidar.z_unit_m`) at fault.
+fn parse_raw(text: &str) -> std::result::Result<RawConfig, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| describe_toml_error(text, &e, ""))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        describe_toml_error(text, e.inner(), if key == "." { "" } else { &key })
+    })
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error, key: &str) -> String {
+    let line = e
+        .span()
+        .map(|s| {
+            format!(
+                "line {}: ",
+                text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            )
+        })
+        .unwrap_or_default();
+    let key = if key.is_empty() {
+        String::new()
+    } else {
+        format!("key '{key}': ")
+    };
+    format!("{line}{key}{}", e.message().trim())
 }
 
 impl CityConfig {
@@ -323,7 +448,12 @@ impl CityConfig {
     pub fn load(path: impl AsRef<Path>) -> Result<CityConfig> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).at(path)?;
-        let raw: RawConfig = toml::from_str(&text).at(path)?;
+        let raw = parse_raw(&text).map_err(|msg| Error::file(path, msg))?;
+        let label = raw
+            .label
+            .map(RawLabel::into_label)
+            .transpose()
+            .map_err(|msg| Error::file(path, msg))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| -> Result<PathBuf> {
             let full = dir.join(p);
@@ -371,7 +501,7 @@ impl CityConfig {
                 m.path = resolve(&m.path)?;
             }
         }
-        if let Some(LabelConfig::Lidar(l)) = &raw.label {
+        if let Some(LabelConfig::Lidar(l)) = &label {
             if l.roof_classes.is_empty() || l.ground_classes.is_empty() {
                 return Err(Error::file(
                     path,
@@ -391,7 +521,7 @@ impl CityConfig {
                 ));
             }
         }
-        if raw.label.is_some() && footprints.is_none() {
+        if label.is_some() && footprints.is_none() {
             return Err(Error::file(path, "a [label] needs a [footprints] section"));
         }
         Ok(CityConfig {
@@ -401,7 +531,7 @@ impl CityConfig {
             footprints,
             lidar,
             imagery,
-            label: raw.label,
+            label,
         })
     }
 

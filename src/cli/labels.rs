@@ -14,12 +14,29 @@ pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
     let start = std::time::Instant::now();
     let (footprints, labels) = label_city(&cfg, &progress)?;
     let seconds = start.elapsed().as_secs_f64();
-    write_table(&labels.to_table(Some(&footprints)), output)?;
+    let mut table = labels.to_table(Some(&footprints));
+    let flag = crate::label::Flag::NoGeometry;
+    table.append_unusable(
+        &footprints.skipped,
+        &[
+            ("city", labels.city.as_str()),
+            ("flag", flag.as_str()),
+            ("label", labels.definition.name.as_str()),
+            ("label_detail", labels.definition.detail.as_str()),
+        ],
+    );
+    write_table(&table, output)?;
     print_summary(&labels, seconds);
+    if !footprints.skipped.is_empty() {
+        println!(
+            "  {flag} {}: footprints without a usable polygon, kept in the table",
+            footprints.skipped.len()
+        );
+    }
     println!(
         "wrote {} ({} rows, geometry in {})",
         output.display(),
-        labels.rows.len(),
+        table.n_rows(),
         labels.crs.label
     );
     Ok(())

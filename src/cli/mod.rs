@@ -219,6 +219,13 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.quiet, cli.verbose);
+    // A file-size limit (ulimit -f) or quota then fails the write with an error we report,
+    // instead of killing the process mid-file with SIGXFSZ.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     crate::io::gdal_setup::init();
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
@@ -230,13 +237,56 @@ pub fn main() -> i32 {
         }
     }
     let progress = Progress::new(cli.quiet);
-    match run(cli.command, progress) {
-        Ok(()) => 0,
-        Err(e) => {
+    install_panic_hook();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command, progress))) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
             eprintln!("roofline: error: {e}");
             1
         }
+        Err(_) => {
+            let what = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|m| m.clone())
+                .unwrap_or_default();
+            eprintln!(
+                "roofline: error: internal error ({what}) — please report this with the command you ran"
+            );
+            1
+        }
     }
+}
+
+/// The message of the last panic, for the one-line report in [`main`].
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Replaces Rust's multi-line panic report by one line printed in [`main`]: a panic is a bug,
+/// but the user still gets a single line and exit code 1, and outputs are left as they were
+/// (temporary files are removed while unwinding). Set RUST_BACKTRACE to see the full report.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            default(info);
+        }
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(format!(
+                "{}{at}",
+                payload.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }));
 }
 
 fn init_logging(quiet: bool, verbose: u8) {

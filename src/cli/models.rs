@@ -247,7 +247,17 @@ pub fn predict(
                 )
             }
         );
-        tables.push(p.to_table(region, &out_crs)?);
+        let mut t = p.to_table(region, &out_crs)?;
+        // Footprints without a usable polygon keep a row (no height) in the output.
+        t.append_unusable(
+            &region.skipped,
+            &[
+                ("city", region.city.as_str()),
+                ("source", crate::label::Flag::NoGeometry.as_str()),
+                ("label", p.label.as_str()),
+            ],
+        );
+        tables.push(t);
     }
     let table = crate::io::table::concat(tables)?;
     write_table(&table, output)?;

@@ -98,10 +98,26 @@ pub fn imagery_features(
         footprints.into_iter().zip(buffers).collect();
     let window = read_window(&raster, cfg, shapes.iter().map(|(_, b)| b))?;
     let n_out = names(cfg).len();
+    // A raster that misses every footprint, or holds nothing valid under them, is a wrong CRS
+    // or a wrong file: refuse rather than silently give every building missing values.
     let Some(window) = window else {
-        // No footprint overlaps the raster.
-        return Ok(vec![vec![f64::NAN; n_out]; geoms.len()]);
+        return Err(Error::file(
+            &cfg.path,
+            format!(
+                "raster extent does not intersect the footprints — check the CRS (imagery.crs; the file says {})",
+                crs.label
+            ),
+        ));
     };
+    if window.bands[..cfg.bands.len()]
+        .iter()
+        .all(|b| b.iter().all(|v| !v.is_finite()))
+    {
+        return Err(Error::file(
+            &cfg.path,
+            "holds only nodata (or masked) pixels over the footprints — check the file, its nodata value and imagery.mask",
+        ));
+    }
     Ok(shapes
         .par_iter()
         .map(|(f, b)| {

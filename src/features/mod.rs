@@ -44,6 +44,9 @@ pub struct CityFeatures {
     pub values: Array2<f64>,
     /// Seconds spent per feature group (for benchmarks).
     pub timings: BTreeMap<String, f64>,
+    /// Ids of footprints without a usable polygon: no features, but a row (flag
+    /// `no_geometry`) in every output.
+    pub skipped: Vec<String>,
 }
 
 impl CityFeatures {
@@ -150,6 +153,11 @@ pub fn city_features(
     if let (Some(l), false) = (&cfg.lidar, lidar_is_label) {
         let t = Instant::now();
         let clouds = crate::io::pointcloud::open_point_clouds(l, &fp.crs)?;
+        crate::io::pointcloud::check_overlap(
+            &clouds,
+            crate::io::pointcloud::footprints_bbox(&fp.geometries),
+            &cfg.path,
+        )?;
         blocks.push((
             sparse_lidar::NAMES.iter().map(|s| s.to_string()).collect(),
             sparse_lidar::sparse_lidar_features(&fp, &clouds, progress)?,
@@ -223,6 +231,7 @@ fn assemble(
         names,
         values,
         timings,
+        skipped: fp.skipped,
     })
 }
 
@@ -328,13 +337,25 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
             }),
         ));
     }
+    for c in cities {
+        let label = c.labels.as_ref().map(|l| l.definition.name.clone());
+        let mut text = vec![
+            ("city", c.city.as_str()),
+            ("flag", Flag::NoGeometry.as_str()),
+        ];
+        if let Some(l) = &label {
+            text.push(("label", l.as_str()));
+        }
+        t.append_unusable(&c.skipped, &text);
+    }
     let docs: Vec<FeatureDoc> = names.iter().map(|n| describe(n)).collect();
     let city_meta: Vec<serde_json::Value> = cities
         .iter()
         .map(|c| {
             serde_json::json!({
                 "city": c.city,
-                "buildings": c.len(),
+                "buildings": c.len() + c.skipped.len(),
+                "without_geometry": c.skipped.len(),
                 "working_crs": c.crs.label,
                 "label": c.labels.as_ref().map(|l| &l.definition),
             })

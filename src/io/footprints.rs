@@ -8,7 +8,7 @@ use gdal::vector::{FieldValue, Geometry, LayerAccess, OGRwkbGeometryType};
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 use geo::MultiPolygon;
 
-use crate::config::{FootprintsConfig, InvalidPolicy};
+use crate::config::{DuplicateIds, FootprintsConfig, InvalidPolicy};
 use crate::crs::{Crs, Transform};
 use crate::error::{AtFile, Error, Result};
 
@@ -31,6 +31,9 @@ pub struct Footprints {
     pub repaired: usize,
     /// Ids of features skipped (empty, non-areal or irreparable geometry).
     pub skipped: Vec<String>,
+    /// Features whose id repeated an earlier one's and was made unique (see
+    /// [`DuplicateIds`]).
+    pub duplicate_ids: usize,
 }
 
 /// Extra things to read along with ids and geometries.
@@ -147,8 +150,9 @@ pub fn read_footprints(
     let source_crs = match &cfg.crs {
         Some(def) => Crs::from_user(def).at(path)?,
         None => match layer.spatial_ref() {
-            Some(srs) => Crs::from_srs(&srs).at(path)?,
-            None => {
+            // GeoPackage's "Undefined Cartesian SRS" (and any local CRS) says nothing.
+            Some(srs) if !undefined_crs(&srs) => Crs::from_srs(&srs).at(path)?,
+            _ => {
                 return Err(Error::file(
                     path,
                     format!(
@@ -183,24 +187,32 @@ pub fn read_footprints(
         passes_filter: Vec::new(),
         repaired: 0,
         skipped: Vec::new(),
+        duplicate_ids: 0,
     };
-    let mut seen = HashSet::new();
-    for (i, feature) in layer.features().enumerate() {
-        let id = feature_id(&feature, id_idx, i).at(path)?.ok_or_else(|| {
-            Error::file(
-                path,
-                format!(
-                    "feature {} has a null id in field '{id_name}'",
-                    feature.fid().unwrap_or(i as u64)
-                ),
-            )
-        })?;
-        if !seen.insert(id.clone()) {
-            return Err(Error::file(
-                path,
-                format!("id '{id}' (field '{id_name}') occurs more than once"),
-            ));
-        }
+    // Ids are read first, so a repeated id can be handled by policy before any row is kept.
+    let raw_ids: Vec<(String, Option<u64>)> = layer
+        .features()
+        .enumerate()
+        .map(|(i, f)| {
+            let id = feature_id(&f, id_idx, i).at(path)?.ok_or_else(|| {
+                Error::file(
+                    path,
+                    format!(
+                        "feature {} has a null id in field '{id_name}'",
+                        f.fid().unwrap_or(i as u64)
+                    ),
+                )
+            })?;
+            Ok((id, f.fid()))
+        })
+        .collect::<Result<_>>()?;
+    let (ids, duplicates) = unique_ids(path, id_name, &raw_ids, cfg.duplicate_ids)?;
+    out.duplicate_ids = duplicates;
+    let mut fids = Vec::new();
+    // Per numeric field: values read as numbers, values that are not numbers, the first such.
+    let mut not_numeric: Vec<(usize, usize, Option<String>)> =
+        vec![(0, 0, None); numeric_idx.len()];
+    for ((i, feature), id) in layer.features().enumerate().zip(ids) {
         let geom = match feature.geometry() {
             Some(g) if !g.is_empty() => g,
             _ => {
@@ -211,13 +223,23 @@ pub fn read_footprints(
         let Some(mp) = to_multipolygon(path, &id, geom, cfg.invalid, &transform, &mut out)? else {
             continue;
         };
-        for (name, idx) in &numeric_idx {
-            let v = feature.field(*idx).at(path)?.and_then(field_to_f64);
+        for (k, (name, idx)) in numeric_idx.iter().enumerate() {
+            let raw = feature.field(*idx).at(path)?;
+            let v = raw.clone().and_then(field_to_f64);
+            match (&raw, v) {
+                (Some(_), Some(_)) => not_numeric[k].0 += 1,
+                (Some(r), None) => {
+                    not_numeric[k].1 += 1;
+                    not_numeric[k].2.get_or_insert_with(|| field_to_string(r));
+                }
+                _ => {}
+            }
             out.numeric
                 .get_mut(name)
                 .expect("column made above")
                 .push(v);
         }
+        fids.push(feature.fid().unwrap_or(i as u64));
         out.ids.push(id);
         out.geometries.push(mp);
     }
@@ -226,6 +248,21 @@ pub fn read_footprints(
             path,
             format!("layer '{layer_name}' has no usable polygon"),
         ));
+    }
+    for ((name, _), (numbers, others, example)) in numeric_idx.iter().zip(&not_numeric) {
+        let example = example.clone().unwrap_or_default();
+        if *others > 0 && *numbers == 0 {
+            return Err(Error::file(
+                path,
+                format!("field '{name}' is not numeric (e.g. '{example}'); name a field holding heights in metres"),
+            ));
+        }
+        if *others > 0 {
+            tracing::warn!(
+                "{}: field '{name}' holds {others} values that are not numbers (e.g. '{example}'); read as missing",
+                path.display()
+            );
+        }
     }
     if !out.skipped.is_empty() {
         tracing::warn!(
@@ -253,17 +290,88 @@ pub fn read_footprints(
             layer
                 .set_attribute_filter(expr)
                 .map_err(|e| Error::file(path, format!("bad filter '{expr}': {e}")))?;
-            let mut pass = HashSet::new();
-            for (i, f) in layer.features().enumerate() {
-                if let Some(id) = feature_id(&f, id_idx, i).at(path)? {
-                    pass.insert(id);
-                }
-            }
+            // Matched by feature id: ids may have been made unique above.
+            let pass: HashSet<u64> = layer.features().filter_map(|f| f.fid()).collect();
             layer.clear_attribute_filter();
-            out.ids.iter().map(|id| pass.contains(id)).collect()
+            fids.iter().map(|fid| pass.contains(fid)).collect()
         }
     };
     Ok(out)
+}
+
+/// Applies the duplicate-id policy; returns one unique id per feature and how many features
+/// repeated an earlier id.
+fn unique_ids(
+    path: &Path,
+    id_name: &str,
+    raw: &[(String, Option<u64>)],
+    policy: DuplicateIds,
+) -> Result<(Vec<String>, usize)> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(raw.len());
+    let repeated: Vec<&str> = raw
+        .iter()
+        .filter(|(id, _)| !seen.insert(id.as_str()))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let ids: Vec<String> = raw.iter().map(|(id, _)| id.clone()).collect();
+    let Some(first) = repeated.first() else {
+        return Ok((ids, 0));
+    };
+    let n = repeated.len();
+    let hint = "set footprints.duplicate_ids = \"suffix\", \"fid\" or \"error\" in the city config";
+    match policy {
+        DuplicateIds::Error => Err(Error::file(
+            path,
+            format!(
+                "id '{first}' (field '{id_name}') occurs more than once ({n} features repeat an earlier id); {hint}"
+            ),
+        )),
+        DuplicateIds::Fid => {
+            let fids: Vec<String> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, (_, fid))| fid.unwrap_or(i as u64).to_string())
+                .collect();
+            let mut check = HashSet::new();
+            if let Some(dup) = fids.iter().find(|f| !check.insert(f.as_str())) {
+                return Err(Error::file(
+                    path,
+                    format!("feature id {dup} occurs more than once; use duplicate_ids = \"suffix\""),
+                ));
+            }
+            tracing::warn!(
+                "{}: {n} features repeat an id in field '{id_name}' (first: '{first}'); every footprint is identified by its feature id (FID) instead",
+                path.display()
+            );
+            Ok((fids, n))
+        }
+        DuplicateIds::Suffix => {
+            let taken: HashSet<&str> = raw.iter().map(|(id, _)| id.as_str()).collect();
+            let mut used: HashSet<String> = HashSet::with_capacity(raw.len());
+            let mut out = Vec::with_capacity(raw.len());
+            for id in ids {
+                if used.insert(id.clone()) {
+                    out.push(id);
+                    continue;
+                }
+                let mut k = 2;
+                let unique = loop {
+                    let candidate = format!("{id}~{k}");
+                    if !taken.contains(candidate.as_str()) && !used.contains(&candidate) {
+                        break candidate;
+                    }
+                    k += 1;
+                };
+                used.insert(unique.clone());
+                out.push(unique);
+            }
+            tracing::warn!(
+                "{}: {n} features repeat an id in field '{id_name}' (first: '{first}'); they were kept with unique suffixes ('{first}~2', …); {hint}",
+                path.display()
+            );
+            Ok((out, n))
+        }
+    }
 }
 
 /// The id of a feature: its id field, else its FID, else its position.
@@ -369,6 +477,15 @@ fn to_multipolygon(
         return Ok(None);
     }
     Ok(Some(polys))
+}
+
+/// GeoPackage writes layers without a CRS as "Undefined geographic SRS" or "Undefined
+/// Cartesian SRS" (srs_id 0 / -1): no CRS at all, not WGS 84.
+fn undefined_crs(srs: &gdal::spatial_ref::SpatialRef) -> bool {
+    srs.is_local()
+        || srs
+            .name()
+            .is_some_and(|n| n.to_ascii_lowercase().starts_with("undefined"))
 }
 
 /// Curve polygons (GML, some GeoPackages) as plain polygons; the gdal crate has no wrapper for

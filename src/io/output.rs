@@ -91,6 +91,7 @@ impl TempOutput {
             .extension()
             .map(|e| e.to_string_lossy().into_owned())
             .unwrap_or_default();
+        remove_stale_temporaries(&dir, &name, &ext);
         let tmp = dir.join(format!(".{name}.{}.tmp.{ext}", std::process::id()));
         Ok(TempOutput {
             tmp,
@@ -99,11 +100,57 @@ impl TempOutput {
         })
     }
 
+    /// Flushes the temporary file to disk, then renames it over the target: a crash or a kill
+    /// at any moment leaves either the old file or the new one, never a mix.
     fn commit(mut self) -> Result<()> {
-        std::fs::rename(&self.tmp, &self.target)
-            .map_err(|e| Error::file(&self.target, format!("cannot write: {e}")))?;
+        let err = |e: std::io::Error| Error::file(&self.target, format!("cannot write: {e}"));
+        File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(err)?;
+        std::fs::rename(&self.tmp, &self.target).map_err(err)?;
         self.committed = true;
+        if let Some(dir) = self.tmp.parent() {
+            // Makes the rename itself durable; not every file system can sync a folder.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
         Ok(())
+    }
+}
+
+/// Removes temporary files a killed run (SIGKILL, power loss: no destructor ran) left beside
+/// `name`: `.<name>.<pid>.tmp.<ext>` and GDAL's sidecars, when process `<pid>` is gone.
+fn remove_stale_temporaries(dir: &Path, name: &str, ext: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((pid, tail)) = rest.split_once(".tmp.") else {
+            continue;
+        };
+        let sidecar = ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .any(|s| tail == format!("{ext}{s}"));
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if sidecar && pid != std::process::id() && !process_alive(pid) {
+            tracing::info!("removing {} left by an interrupted run", file);
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process is running (Linux: /proc; elsewhere assume it is, and keep its files).
+fn process_alive(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
     }
 }
 

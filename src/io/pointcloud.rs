@@ -88,6 +88,50 @@ pub fn open_point_clouds(cfg: &LidarConfig, working: &Crs) -> Result<Vec<PointCl
         .collect()
 }
 
+/// Refuses point clouds none of which reaches the footprints' bounding box (`[min x, min y,
+/// max x, max y]` in the working CRS): almost always a wrong `lidar.crs` or `footprints.crs`,
+/// which would otherwise leave every building without a measurement.
+pub fn check_overlap(clouds: &[PointCloudFile], footprints: [f64; 4], config: &Path) -> Result<()> {
+    let meets = |b: &[f64; 4]| {
+        b[0] <= footprints[2]
+            && footprints[0] <= b[2]
+            && b[1] <= footprints[3]
+            && footprints[1] <= b[3]
+    };
+    if clouds.is_empty() || clouds.iter().any(|c| meets(&c.bounds)) {
+        return Ok(());
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for c in clouds {
+        x0 = x0.min(c.bounds[0]);
+        y0 = y0.min(c.bounds[1]);
+        x1 = x1.max(c.bounds[2]);
+        y1 = y1.max(c.bounds[3]);
+    }
+    Err(Error::file(
+        config,
+        format!(
+            "LiDAR extent does not intersect the footprints — check the CRS (lidar.crs, footprints.crs): LiDAR x {x0:.0}..{x1:.0}, y {y0:.0}..{y1:.0}; footprints x {:.0}..{:.0}, y {:.0}..{:.0}",
+            footprints[0], footprints[2], footprints[1], footprints[3]
+        ),
+    ))
+}
+
+/// The bounding box `[min x, min y, max x, max y]` of footprints.
+pub fn footprints_bbox(geoms: &[geo::MultiPolygon<f64>]) -> [f64; 4] {
+    use geo::BoundingRect;
+    let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for r in geoms.iter().filter_map(|g| g.bounding_rect()) {
+        b = [
+            b[0].min(r.min().x),
+            b[1].min(r.min().y),
+            b[2].max(r.max().x),
+            b[3].max(r.max().y),
+        ];
+    }
+    b
+}
+
 fn open_reader(path: &Path) -> Result<Reader> {
     let file = File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
     guard(path, || Reader::new(BufReader::new(file)))?
@@ -230,8 +274,16 @@ impl PointStream {
         }
         let want = self.remaining.min(self.chunk_size);
         let (reader, data) = (&mut self.reader, &mut self.data);
-        let got = guard(&self.path, || reader.fill_points(want, data))?
-            .map_err(|e| Error::file(&self.path, format!("cannot read points: {e}")))?;
+        let got = guard(&self.path, || reader.fill_points(want, data))?.map_err(|e| {
+            let msg = match &e {
+                las::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => format!(
+                    "truncated: the file ends before the {} points its header promises",
+                    self.remaining
+                ),
+                _ => format!("cannot read points: {e}"),
+            };
+            Error::file(&self.path, msg)
+        })?;
         if got < want {
             return Err(Error::file(
                 &self.path,

@@ -135,6 +135,32 @@ impl Table {
         debug_assert!(self.columns.is_empty() || column.data.len() == self.n_rows());
         self.columns.push(column);
     }
+
+    /// Appends one row per id for buildings without a usable polygon, so no input building is
+    /// missing from an output: `id` and the text columns named in `text` are filled, every
+    /// other column is null and the geometry is empty.
+    pub fn append_unusable(&mut self, ids: &[String], text: &[(&str, &str)]) {
+        if ids.is_empty() {
+            return;
+        }
+        for c in &mut self.columns {
+            let value = if c.name == "id" {
+                None
+            } else {
+                text.iter().find(|(n, _)| *n == c.name).map(|(_, v)| *v)
+            };
+            match &mut c.data {
+                ColumnData::Str(v) if c.name == "id" => v.extend(ids.iter().cloned().map(Some)),
+                ColumnData::Str(v) => v.extend(ids.iter().map(|_| value.map(String::from))),
+                ColumnData::F64(v) => v.extend(ids.iter().map(|_| None)),
+                ColumnData::I64(v) => v.extend(ids.iter().map(|_| None)),
+                ColumnData::Bool(v) => v.extend(ids.iter().map(|_| None)),
+            }
+        }
+        if let Some(g) = &mut self.geometry {
+            g.extend(ids.iter().map(|_| MultiPolygon(Vec::new())));
+        }
+    }
 }
 
 /// Stacks tables with the same columns (and CRS) row-wise.

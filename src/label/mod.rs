@@ -36,7 +36,16 @@ pub enum Flag {
     NotPositive,
     /// The footprint fails the label filter.
     Filtered,
+    /// Higher than [`MAX_PLAUSIBLE_M`]: a unit or data error, not a building.
+    Implausible,
+    /// The footprint has no usable polygon (empty, zero-area or irreparable): it stays in
+    /// every output, without measurement, features or prediction.
+    NoGeometry,
 }
+
+/// No building is taller than this (the tallest is 828 m); a label above it is flagged
+/// `implausible` and kept out of training.
+pub const MAX_PLAUSIBLE_M: f64 = 1000.0;
 
 impl Flag {
     pub fn as_str(&self) -> &'static str {
@@ -49,6 +58,8 @@ impl Flag {
             Flag::Missing => "missing",
             Flag::NotPositive => "not_positive",
             Flag::Filtered => "filtered",
+            Flag::Implausible => "implausible",
+            Flag::NoGeometry => "no_geometry",
         }
     }
 }
@@ -200,10 +211,17 @@ pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints,
                 .as_ref()
                 .expect("checked when the config was loaded");
             let clouds = crate::io::pointcloud::open_point_clouds(lidar, &footprints.crs)?;
+            crate::io::pointcloud::check_overlap(
+                &clouds,
+                crate::io::pointcloud::footprints_bbox(&footprints.geometries),
+                &city.path,
+            )?;
             let out = lidar::lidar_labels(&footprints, &clouds, def, progress)?;
             (out.rows, out.points_read)
         }
     };
+    let mut rows = rows;
+    flag_implausible(&mut rows, &city.path);
     let table = LabelTable {
         city: city.name.clone(),
         definition: label.definition(),
@@ -212,4 +230,29 @@ pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints,
         points_read,
     };
     Ok((footprints, table))
+}
+
+/// Flags `ok` labels that cannot be building heights (zero or negative: roof below ground;
+/// above [`MAX_PLAUSIBLE_M`]) so they never reach training, and says how many there were.
+fn flag_implausible(rows: &mut [LabelRow], config: &std::path::Path) {
+    let mut first: Option<String> = None;
+    let mut n = 0;
+    for r in rows.iter_mut().filter(|r| r.flag == Flag::Ok) {
+        let flag = match r.height_m {
+            Some(h) if h <= 0.0 => Flag::NotPositive,
+            Some(h) if h > MAX_PLAUSIBLE_M => Flag::Implausible,
+            Some(_) => continue,
+            None => Flag::Missing,
+        };
+        r.flag = flag;
+        n += 1;
+        first.get_or_insert_with(|| format!("{} = {:?} m", r.id, r.height_m));
+    }
+    if n > 0 {
+        tracing::warn!(
+            "{}: {n} labels are not plausible building heights (zero, negative or above {MAX_PLAUSIBLE_M} m; first: {}); flagged, not used for training",
+            config.display(),
+            first.unwrap_or_default()
+        );
+    }
 }

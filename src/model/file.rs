@@ -73,30 +73,69 @@ impl HeightModel {
         let meta = meta.ok_or_else(|| Error::invalid("not a roofline model (no roofline.json)"))?;
         let version: serde_json::Value = serde_json::from_slice(&meta)
             .map_err(|e| Error::invalid(format!("bad model metadata: {e}")))?;
-        let v = version["format_version"].as_u64().unwrap_or(0);
-        if v > FORMAT_VERSION as u64 {
-            return Err(Error::invalid(format!(
-                "model format version {v} is newer than this roofline reads ({FORMAT_VERSION}); upgrade roofline"
-            )));
+        let v = version.get("format_version").and_then(|v| v.as_u64());
+        match v {
+            Some(v) if v == FORMAT_VERSION as u64 => {}
+            Some(v) if v > FORMAT_VERSION as u64 => {
+                return Err(Error::invalid(format!(
+                    "model format version {v} is newer than this roofline reads ({FORMAT_VERSION}); upgrade roofline"
+                )))
+            }
+            Some(v) => {
+                return Err(Error::invalid(format!(
+                    "model format version {v} is older than this roofline reads ({FORMAT_VERSION}); retrain the model with this roofline"
+                )))
+            }
+            None => {
+                return Err(Error::invalid(
+                    "not a roofline model (roofline.json has no format_version)",
+                ))
+            }
         }
         let meta: ModelMeta = serde_json::from_slice(&meta)
             .map_err(|e| Error::invalid(format!("bad model metadata: {e}")))?;
+        let n = meta.feature_names.len();
+        for (what, len) in [
+            ("feature_ranges", meta.feature_ranges.len()),
+            ("features", meta.features.len()),
+        ] {
+            if len != n {
+                return Err(Error::invalid(format!(
+                    "bad model metadata: {what} has {len} entries for {n} features"
+                )));
+            }
+        }
         let point = BoostedModel::decode(
             point.ok_or_else(|| Error::invalid("model has no point booster"))?,
             ModelFormat::Binary,
         )?;
-        if point.n_features() != meta.feature_names.len() {
+        if point.n_features() != n || point.n_outputs() != 1 {
             return Err(Error::invalid(format!(
-                "model booster has {} features but its metadata names {}",
+                "model booster has {} features and {} outputs; its metadata names {n} features for 1 output",
                 point.n_features(),
-                meta.feature_names.len()
+                point.n_outputs()
             )));
         }
         let interval = match (quantiles, &meta.calibration) {
-            (Some(q), Some(c)) => Some(IntervalModel {
-                quantiles: BoostedModel::decode(q, ModelFormat::Binary)?,
-                calibration: c.clone(),
-            }),
+            (Some(q), Some(c)) => {
+                let quantiles = BoostedModel::decode(q, ModelFormat::Binary)?;
+                if quantiles.n_features() != n || quantiles.n_outputs() != 2 {
+                    return Err(Error::invalid(format!(
+                        "model interval booster has {} features and {} outputs; expected {n} features and 2 outputs",
+                        quantiles.n_features(),
+                        quantiles.n_outputs()
+                    )));
+                }
+                Some(IntervalModel {
+                    quantiles,
+                    calibration: c.clone(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "truncated model: its metadata has a calibration but the file no quantiles.hbm",
+                ))
+            }
             _ => None,
         };
         Ok(HeightModel {

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests (real data in `data/`).
 #![allow(dead_code)]
 
+pub mod derive;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -86,6 +88,7 @@ pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn assert_clean_error(code: i32, stderr: &str, file: &str) {
     assert_eq!(code, 1, "exit code; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(!stderr.contains("internal error"), "panic: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one error line expected, got: {stderr}");
     assert!(lines[0].starts_with("roofline: error: "), "{stderr}");
