@@ -9,7 +9,8 @@ use crate::config::CityConfig;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
 use crate::features::{city_features, CityFeatures, FeatureOptions};
-use crate::io::output::{write_table, Format};
+use crate::io::footprints::{read_attributes, KeepColumns};
+use crate::io::output::{check_output_dir, check_output_file, write_table};
 use crate::label::percentile::percentile_sorted;
 use crate::model::boosting::Loss;
 use crate::model::predict::{predict_region, Source};
@@ -95,6 +96,7 @@ pub fn train(
     progress: Progress,
 ) -> Result<()> {
     let opts = train_options(args)?;
+    check_output_file(output, false)?;
     let features = load_cities(cities, opts.known_heights, &progress)?;
     let refs: Vec<&CityFeatures> = features.iter().collect();
     let spinner = progress.bar(1, "training", "models");
@@ -149,10 +151,17 @@ pub fn predict(
     model_path: &Path,
     regions: &[PathBuf],
     output: &Path,
+    keep: &KeepColumns,
     progress: Progress,
 ) -> Result<()> {
-    Format::from_path(output)?;
+    check_output_file(output, true)?;
     let model = HeightModel::load(model_path)?;
+    // The footprints' own attributes, read first so a misspelt --keep-columns fails at once.
+    let mut kept = regions
+        .iter()
+        .map(|path| read_attributes(CityConfig::load(path)?.require_footprints()?, keep))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
     let known = model.meta.uses_known_heights();
     let features = load_cities(regions, known, &progress)?;
     let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
@@ -186,9 +195,19 @@ pub fn predict(
                 format!(", median 90 % interval width {:.1} m", percentile_sorted(&w, 50.0))
             }
         );
-        tables.push(p.to_table(region, &out_crs)?);
+        let mut table = p.to_table(region, &out_crs)?;
+        let (ids, attributes) = kept.next().expect("one per region");
+        let renamed = table.join_columns(&p.ids, &ids, attributes);
+        if !renamed.is_empty() {
+            tracing::warn!(
+                "{}: input attributes {} clash with roofline's columns; written as input_<name>",
+                path.display(),
+                renamed.join(", ")
+            );
+        }
+        tables.push(table);
     }
-    let table = crate::io::table::concat(tables)?;
+    let table = crate::io::table::concat_union(tables)?;
     write_table(&table, output)?;
     println!(
         "wrote {} ({} rows, geometry in {})",
@@ -200,6 +219,7 @@ pub fn predict(
 }
 
 pub fn export(model_path: &Path, output: &Path) -> Result<()> {
+    check_output_file(output, false)?;
     let model = HeightModel::load(model_path)?;
     crate::io::output::write_text(output, &model.xgboost_json()?)?;
     println!(
@@ -240,11 +260,12 @@ pub fn cv(
         }
     };
     let mut opts = train_options(args)?;
+    check_output_dir(output)?;
     opts.known_heights = args.known_heights && matches!(scheme, Scheme::Blocks { .. });
     // Features are computed without known heights: the CV recomputes them per fold.
     let features = load_cities(cities, false, &progress)?;
     let out = cross_validate(&features, scheme, &opts, &progress)?;
-    crate::eval::report::write_report(&out, output)?;
+    crate::eval::report::write_report(&out, &features, output)?;
     print_cv_summary(&out.summary);
     println!(
         "wrote {} (metrics.json, predictions.parquet, predictions.csv, report.md)",

@@ -42,6 +42,9 @@ pub struct CvRow {
     pub area_m2: f64,
     /// Some feature lies outside the training range.
     pub ood: bool,
+    /// How many features, and which (comma-separated).
+    pub ood_feature_count: usize,
+    pub ood_feature_names: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -277,6 +280,8 @@ fn held_out_rows(
             baseline_m: baseline,
             area_m2: city.geometries[i].unsigned_area(),
             ood: p.ood_features[i] > 0,
+            ood_feature_count: p.ood_features[i],
+            ood_feature_names: p.ood_feature_names[i].clone(),
         })
         .collect())
 }

@@ -85,6 +85,15 @@ pub struct LabelRow {
     pub lidar: Option<LidarStats>,
 }
 
+impl LabelRow {
+    /// The height only where the flag is `ok`: what tables call `height_m`, so that filtering
+    /// on "height not null" never picks up a sparse or partly covered measurement (kept in
+    /// `height_raw_m`).
+    pub fn usable_height(&self) -> Option<f64> {
+        self.height_m.filter(|_| self.flag == Flag::Ok)
+    }
+}
+
 /// Labels of one city, in footprint order.
 #[derive(Clone, Debug)]
 pub struct LabelTable {
@@ -125,8 +134,15 @@ impl LabelTable {
         };
         t.push(Column::str("id", rows.iter().map(|r| r.id.clone())));
         t.push(Column::str("city", rows.iter().map(|_| self.city.clone())));
-        t.push(Column::opt_f64("height_m", rows.iter().map(|r| r.height_m)));
+        t.push(Column::opt_f64(
+            "height_m",
+            rows.iter().map(LabelRow::usable_height),
+        ));
         t.push(Column::str("flag", rows.iter().map(|r| r.flag.as_str())));
+        t.push(Column::opt_f64(
+            "height_raw_m",
+            rows.iter().map(|r| r.height_m),
+        ));
         t.push(Column::str(
             "label",
             rows.iter().map(|_| self.definition.name.clone()),
@@ -166,6 +182,10 @@ impl LabelTable {
                 "label": self.definition,
                 "crs": self.crs.label,
                 "height_unit": "m",
+                "columns": {
+                    "height_m": "the label where flag is ok, else null",
+                    "height_raw_m": "the measured (or attribute) value whatever the flag; not for use where flag is not ok",
+                },
                 "roofline_version": env!("CARGO_PKG_VERSION"),
             })
             .to_string(),
@@ -199,6 +219,11 @@ pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints,
                 .as_ref()
                 .expect("checked when the config was loaded");
             let clouds = crate::io::pointcloud::open_point_clouds(lidar, &footprints.crs)?;
+            crate::io::plausible::check_point_clouds(
+                &clouds,
+                &footprints.summary,
+                &footprints.crs,
+            )?;
             let out = lidar::lidar_labels(&footprints, &clouds, def, progress)?;
             (out.rows, out.points_read)
         }

@@ -42,6 +42,8 @@ pub struct Predictions {
     pub source: Vec<Source>,
     /// Number of features outside the training range.
     pub ood_features: Vec<usize>,
+    /// Those features' names, comma-separated.
+    pub ood_feature_names: Vec<String>,
     pub label: String,
 }
 
@@ -103,7 +105,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
     };
     let measured = region.ok_labels();
-    let ood_features = (0..x.nrows())
+    let ood: Vec<Vec<&str>> = (0..x.nrows())
         .map(|i| {
             model
                 .meta
@@ -117,9 +119,12 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
                         None => v.is_finite(),
                     }
                 })
-                .count()
+                .map(|(j, _)| model.meta.feature_names[j].as_str())
+                .collect()
         })
         .collect();
+    let ood_features = ood.iter().map(Vec::len).collect();
+    let ood_feature_names = ood.iter().map(|v| v.join(",")).collect();
     let mut p = Predictions {
         city: region.city.clone(),
         ids: region.ids.clone(),
@@ -131,6 +136,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         predicted_hi_m: hi.clone(),
         source: Vec::with_capacity(x.nrows()),
         ood_features,
+        ood_feature_names,
         label: model.meta.label.name.clone(),
     };
     for i in 0..x.nrows() {
@@ -178,8 +184,12 @@ impl Predictions {
             data: ColumnData::Bool(self.ood_features.iter().map(|&n| Some(n > 0)).collect()),
         });
         table.push(Column::i64(
-            "ood_features",
+            "ood_feature_count",
             self.ood_features.iter().map(|&n| n as i64),
+        ));
+        table.push(Column::str(
+            "ood_feature_names",
+            self.ood_feature_names.iter().cloned(),
         ));
         table.push(Column::f64(
             "height_predicted_m",
@@ -204,7 +214,8 @@ impl Predictions {
                     "height_hi_m": "upper bound of the 90 % interval",
                     "source": "measured or predicted",
                     "ood": "some feature lies outside the range seen in training",
-                    "ood_features": "how many features lie outside the training range",
+                    "ood_feature_count": "how many features lie outside the training range",
+                    "ood_feature_names": "those features, comma-separated",
                     "height_predicted_m": "the model's prediction, also for measured buildings",
                 },
             })
