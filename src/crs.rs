@@ -27,8 +27,11 @@ impl PartialEq for Crs {
 impl Crs {
     /// Parses what a user may write: `EPSG:28992`, a WKT string, a PROJ string.
     pub fn from_user(definition: &str) -> Result<Crs> {
-        let srs = SpatialRef::from_definition(definition.trim())
-            .map_err(|e| Error::invalid(format!("unknown CRS '{definition}': {e}")))?;
+        let srs = SpatialRef::from_definition(definition.trim()).map_err(|_| {
+            Error::invalid(format!(
+                "unknown CRS '{definition}': expected an authority code such as EPSG:27700, a WKT or a PROJ string"
+            ))
+        })?;
         Self::from_srs(&srs)
     }
 

@@ -36,7 +36,7 @@ fn leave_one_city_out_roof_p70() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_report(&out, dir.path()).unwrap();
+    write_report(&out, &cities, dir.path()).unwrap();
     for f in [
         "metrics.json",
         "predictions.parquet",
@@ -81,10 +81,10 @@ fn leave_one_city_out_roof_p70() {
             .unwrap();
     let col = |n: &str| table.column(n).unwrap().as_f64();
     let (truth, pred, lo, hi, base) = (
-        col("truth_m"),
-        col("predicted_m"),
-        col("lo_m"),
-        col("hi_m"),
+        col("height_m"),
+        col("height_predicted_m"),
+        col("height_lo_m"),
+        col("height_hi_m"),
         col("baseline_m"),
     );
     let mut groups: HashMap<String, Vec<usize>> = HashMap::new();

@@ -276,7 +276,7 @@ fn features_table_round_trips() {
             let meta: serde_json::Value = serde_json::from_str(&back.metadata["roofline"]).unwrap();
             assert_eq!(
                 meta["feature_names"].as_array().unwrap().len(),
-                table.columns.len() - 5
+                table.columns.len() - 6 // city, id, label, height_m, flag, height_raw_m
             );
         }
     }

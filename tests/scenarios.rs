@@ -107,7 +107,7 @@ fn scenarios_thin_the_survey_and_score_the_rest() {
     assert_eq!(rows_of(NO_SCENARIO, "delft-5910").len(), 429);
 
     let dir = tempfile::tempdir().unwrap();
-    write_report(&out, dir.path()).unwrap();
+    write_report(&out, &cities, dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("## Local-data scenarios"), "{md}");
     assert!(

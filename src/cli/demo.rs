@@ -102,11 +102,11 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         },
         &progress,
     )?;
-    write_report(&cv_roof, &out.join("cv-roof-p70"))?;
+    write_report(&cv_roof, &roof, &out.join("cv-roof-p70"))?;
     super::models::print_cv_summary(&cv_roof.summary);
     let eave: Vec<CityFeatures> = EAVE.iter().map(|n| load(n)).collect::<Result<_>>()?;
     let cv_eave = cross_validate(&eave, Scheme::City, &opts, &progress)?;
-    write_report(&cv_eave, &out.join("cv-eave"))?;
+    write_report(&cv_eave, &eave, &out.join("cv-eave"))?;
     super::models::print_cv_summary(&cv_eave.summary);
     println!("\n  city               roofline MAE   reference MAE (geopandas + LightGBM)");
     for (city, reference) in REFERENCE_LOCO {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::config::CityConfig;
 use crate::error::Result;
 use crate::features::{city_features, features_table, FeatureOptions};
-use crate::io::output::{write_table, Format};
+use crate::io::output::{check_output_file, write_table};
 use crate::progress::Progress;
 
 pub fn run(
@@ -14,7 +14,7 @@ pub fn run(
     known_heights: bool,
     progress: Progress,
 ) -> Result<()> {
-    Format::from_path(output)?;
+    check_output_file(output, true)?;
     let configs = cities
         .iter()
         .map(CityConfig::load)

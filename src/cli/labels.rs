@@ -9,7 +9,7 @@ use crate::label::{label_city, percentile::percentile_sorted, LabelTable};
 use crate::progress::Progress;
 
 pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
-    crate::io::output::Format::from_path(output)?;
+    crate::io::output::check_output_file(output, true)?;
     let cfg = CityConfig::load(city)?;
     let start = std::time::Instant::now();
     let (footprints, labels) = label_city(&cfg, &progress)?;
@@ -102,6 +102,14 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                 fp.repaired,
                 fp.skipped.len()
             );
+            println!(
+                "    extent {} ({:.0} × {:.0} m), median area {:.1} m², median vertex spacing {:.2} m",
+                fp.summary.extent_text(),
+                fp.summary.width_m(),
+                fp.summary.height_m(),
+                fp.summary.median_area_m2,
+                fp.summary.median_vertex_spacing_m
+            );
             working = Some(fp.crs.clone());
         }
         if let Some(l) = &cfg.lidar {
@@ -127,21 +135,25 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
             };
             for c in crate::io::pointcloud::open_point_clouds(l, &working)? {
                 println!(
-                    "  point cloud: {} LAS {} format {} {} points, CRS {} ({:?}), z unit {} m",
+                    "  point cloud: {} LAS {} format {} {} points, CRS {} ({:?}), z unit {} m, extent {} in {}",
                     c.path.display(),
                     c.version,
                     c.point_format,
                     c.points,
                     c.crs.label,
                     c.crs_source,
-                    c.z_unit_m
+                    c.z_unit_m,
+                    crate::io::plausible::extent_text(&c.bounds),
+                    working.label
                 );
             }
         }
         for im in &cfg.imagery {
             let r = crate::io::raster::open_raster(&im.path, im.crs.as_deref())?;
+            let g = r.geo_transform;
+            let (x1, y1) = (g[0] + g[1] * r.width as f64, g[3] + g[5] * r.height as f64);
             println!(
-                "  raster: {} {}x{} px, {} bands ({}), CRS {}",
+                "  raster: {} {}x{} px, {} bands ({}), CRS {}, extent {}",
                 im.path.display(),
                 r.width,
                 r.height,
@@ -153,7 +165,13 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                     .join(", "),
                 r.crs
                     .as_ref()
-                    .map_or("none".to_string(), |c| c.label.clone())
+                    .map_or("none".to_string(), |c| c.label.clone()),
+                crate::io::plausible::extent_text(&[
+                    g[0].min(x1),
+                    g[3].min(y1),
+                    g[0].max(x1),
+                    g[3].max(y1)
+                ])
             );
         }
         if let Some(label) = &cfg.label {

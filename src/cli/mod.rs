@@ -79,6 +79,12 @@ pub enum Command {
         output: PathBuf,
         #[command(flatten)]
         local: LocalArgs,
+        /// Carry only these attributes of the footprint file (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',', conflicts_with = "no_keep")]
+        keep_columns: Option<Vec<String>>,
+        /// Carry none of the footprint file's attributes except its id field.
+        #[arg(long)]
+        no_keep: bool,
     },
     /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
     Cv {
@@ -89,7 +95,7 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// city: leave one city out (default with two or more cities); blocks: spatial k-fold inside each city.
-        #[arg(long)]
+        #[arg(long, value_parser = ["city", "blocks"])]
         by: Option<String>,
         /// Block size (m) for --by blocks.
         #[arg(long, default_value_t = 250.0)]
@@ -117,6 +123,7 @@ pub enum Command {
         /// Write XGBoost JSON (loadable with xgboost.Booster().load_model) with feature names.
         #[arg(long, required = true)]
         xgboost_json: bool,
+        /// JSON file to write.
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -163,7 +170,7 @@ pub struct LocalArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model kind.
-    #[arg(long, default_value = "gbm")]
+    #[arg(long, value_enum, default_value_t = crate::model::ModelKind::Gbm)]
     pub model: crate::model::ModelKind,
     /// Seed for every random choice; the same seed gives the same model on any thread count.
     #[arg(long, default_value_t = 42)]
@@ -190,7 +197,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub colsample: Option<f64>,
     /// Point loss for gbm: squared (default) or huber (pseudo-Huber, slope 1 m).
-    #[arg(long, default_value = "squared")]
+    #[arg(long, default_value = "squared", value_parser = ["squared", "huber"])]
     pub loss: String,
     /// Stop boosting when a 10 % validation share has not improved for this many rounds.
     #[arg(long)]
@@ -320,8 +327,18 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             model,
             regions,
             output,
+            keep_columns,
+            no_keep,
             local,
-        } => models::predict(&model, &regions, &output, &local, progress),
+        } => {
+            use crate::io::footprints::KeepColumns;
+            let keep = match (keep_columns, no_keep) {
+                (_, true) => KeepColumns::IdOnly,
+                (Some(c), false) => KeepColumns::Only(c),
+                (None, false) => KeepColumns::All,
+            };
+            models::predict(&model, &regions, &output, &keep, &local, progress)
+        }
         Command::Cv {
             cities,
             output,

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::eval::scenario::Scenario;
 use crate::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use crate::features::{city_features, CityFeatures, FeatureOptions};
-use crate::io::output::{write_table, Format};
+use crate::io::footprints::{read_attributes, KeepColumns};
+use crate::io::output::{check_output_dir, check_output_file, write_table};
 use crate::io::sparsify::Sparsify;
 use crate::label::percentile::percentile_sorted;
 use crate::model::boosting::Loss;
@@ -99,6 +100,7 @@ pub fn train(
     progress: Progress,
 ) -> Result<()> {
     let opts = train_options(args)?;
+    check_output_file(output, false)?;
     let features = load_cities(cities, opts.known_heights, &progress)?;
     let refs: Vec<&CityFeatures> = features.iter().collect();
     let spinner = progress.bar(1, "training", "models");
@@ -158,10 +160,11 @@ pub fn predict(
     model_path: &Path,
     regions: &[PathBuf],
     output: &Path,
+    keep: &KeepColumns,
     local_args: &LocalArgs,
     progress: Progress,
 ) -> Result<()> {
-    Format::from_path(output)?;
+    check_output_file(output, true)?;
     let thin = match &local_args.sparse_lidar {
         Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
         None => None,
@@ -170,6 +173,12 @@ pub fn predict(
         Scenario::local_labels(share)?;
     }
     let model = HeightModel::load(model_path)?;
+    // The footprints' own attributes, read first so a misspelt --keep-columns fails at once.
+    let mut kept = regions
+        .iter()
+        .map(|path| read_attributes(CityConfig::load(path)?.require_footprints()?, keep))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
     let known = model.meta.uses_known_heights();
     let features = load_cities(regions, known, &progress)?;
     let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
@@ -247,9 +256,18 @@ pub fn predict(
                 )
             }
         );
-        let mut t = p.to_table(region, &out_crs)?;
+        let mut table = p.to_table(region, &out_crs)?;
+        let (ids, attributes) = kept.next().expect("one per region");
+        let renamed = table.join_columns(&p.ids, &ids, attributes);
+        if !renamed.is_empty() {
+            tracing::warn!(
+                "{}: input attributes {} clash with roofline's columns; written as input_<name>",
+                path.display(),
+                renamed.join(", ")
+            );
+        }
         // Footprints without a usable polygon keep a row (no height) in the output.
-        t.append_unusable(
+        table.append_unusable(
             &region.skipped,
             &[
                 ("city", region.city.as_str()),
@@ -257,9 +275,9 @@ pub fn predict(
                 ("label", p.label.as_str()),
             ],
         );
-        tables.push(t);
+        tables.push(table);
     }
-    let table = crate::io::table::concat(tables)?;
+    let table = crate::io::table::concat_union(tables)?;
     write_table(&table, output)?;
     println!(
         "wrote {} ({} rows, geometry in {})",
@@ -271,6 +289,7 @@ pub fn predict(
 }
 
 pub fn export(model_path: &Path, output: &Path) -> Result<()> {
+    check_output_file(output, false)?;
     let model = HeightModel::load(model_path)?;
     crate::io::output::write_text(output, &model.xgboost_json()?)?;
     println!(
@@ -326,6 +345,7 @@ pub fn cv(
         }
     };
     let mut opts = train_options(args)?;
+    check_output_dir(output)?;
     opts.known_heights = args.known_heights && matches!(scheme, Scheme::Blocks { .. });
     // Features are computed without known heights: the CV recomputes them per fold.
     let features = load_cities(cities, false, &progress)?;
@@ -338,7 +358,7 @@ pub fn cv(
         configs: &configs,
     };
     let out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
-    crate::eval::report::write_report(&out, output)?;
+    crate::eval::report::write_report(&out, &features, output)?;
     print_cv_summary(&out.summary);
     println!(
         "wrote {} (metrics.json, predictions.parquet, predictions.csv, report.md)",

@@ -54,6 +54,9 @@ pub struct CvRow {
     /// corrected with local data) or `sparse_lidar` (measured directly from a sparse survey).
     #[serde(default = "predicted_source")]
     pub source: String,
+    /// How many features, and which (comma-separated).
+    pub ood_feature_count: usize,
+    pub ood_feature_names: String,
 }
 
 fn no_scenario() -> String {
@@ -413,6 +416,8 @@ pub(crate) fn held_out_row(
         baseline_m: baseline,
         area_m2: city.geometries[i].unsigned_area(),
         ood: p.ood_features[i] > 0,
+        ood_feature_count: p.ood_features[i],
+        ood_feature_names: p.ood_feature_names[i].clone(),
         scenario: NO_SCENARIO.into(),
         ood_gain_share: p.ood_gain_share[i],
         source: "predicted".into(),

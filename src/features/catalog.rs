@@ -209,7 +209,7 @@ pub fn describe(name: &str) -> FeatureDoc {
         ),
         (
             "coverage_",
-            "footprint area of this and those buildings / area of the {r} m disc",
+            "built-up ratio, not a share: whole footprint area of this and those buildings / area of the {r} m disc; exceeds 1 where large footprints reach beyond the disc",
         ),
     ] {
         if let Some(r) = name.strip_prefix(prefix).and_then(num) {

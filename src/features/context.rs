@@ -17,6 +17,11 @@ pub const RADII: [f64; 4] = [25.0, 50.0, 100.0, 200.0];
 pub const TOUCH_TOLERANCE_M: f64 = 0.3;
 /// Buildings closer than this (m) belong to the same block.
 pub const BLOCK_TOLERANCE_M: f64 = 1.0;
+/// The shared outline is measured against at most this many touching neighbours (the nearest
+/// ones): the union of their buffers grows with each one, so without a cap a degenerate input
+/// where every footprint touches every other (a wrong CRS) takes hours. Real buildings touch
+/// far fewer (at most 16 in the shipped cities).
+pub const MAX_SHARED_OUTLINE_NEIGHBOURS: usize = 32;
 /// Beyond this (m) a building has no nearest neighbour.
 const MAX_NN_SEARCH_M: f64 = 5000.0;
 
@@ -164,14 +169,19 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
                 in100.iter().filter(|a| **a < areas[i]).count() as f64 / in100.len() as f64
             });
             row.push(nearest_distance(i, geoms, &near));
-            let touching: Vec<usize> = near(i, TOUCH_TOLERANCE_M)
+            let mut touching: Vec<(f64, usize)> = near(i, TOUCH_TOLERANCE_M)
                 .into_iter()
-                .filter(|&j| Euclidean.distance(&geoms[i], &geoms[j]) <= TOUCH_TOLERANCE_M)
+                .map(|j| (Euclidean.distance(&geoms[i], &geoms[j]), j))
+                .filter(|(d, _)| *d <= TOUCH_TOLERANCE_M)
                 .collect();
             row.push(touching.len() as f64);
+            touching.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             row.push(shared_perimeter_share(
                 &geoms[i],
-                touching.iter().map(|&j| &geoms[j]),
+                touching
+                    .iter()
+                    .take(MAX_SHARED_OUTLINE_NEIGHBOURS)
+                    .map(|&(_, j)| &geoms[j]),
             ));
             let root = roots[i];
             row.push(block_count[root] as f64);

@@ -85,6 +85,16 @@ pub fn imagery_features(
             "has a rotated geotransform, which roofline does not read",
         ));
     }
+    let extent = crate::crs::Transform::new(&crs, working)
+        .and_then(|t| t.apply_bounds(raster_bounds(&raster)))
+        .at(&cfg.path)?;
+    crate::io::plausible::check_overlap(
+        &cfg.path,
+        "raster",
+        extent,
+        &crate::io::plausible::FootprintSummary::of(geoms),
+        working,
+    )?;
     let footprints = super::reproject_many(geoms, working, &crs).at(&cfg.path)?;
     // Buffer where distances are metres: in the raster's CRS when it is metric (far fewer
     // vertices to reproject), else in the working CRS.
@@ -133,6 +143,14 @@ pub fn imagery_features(
             row
         })
         .collect())
+}
+
+/// The raster's x/y bounds in its own CRS (axis-aligned geotransform).
+fn raster_bounds(r: &Raster) -> [f64; 4] {
+    let g = r.geo_transform;
+    let (x0, x1) = (g[0], g[0] + g[1] * r.width as f64);
+    let (y0, y1) = (g[3], g[3] + g[5] * r.height as f64);
+    [x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)]
 }
 
 /// Ring = buffered polygon minus footprint, pixel by pixel.

@@ -250,6 +250,8 @@ impl CityFeatures {
             passes_filter: vec![true; self.len()],
             repaired: 0,
             skipped: Vec::new(),
+            duplicate_ids: 0,
+            summary: crate::io::plausible::FootprintSummary::of(&self.geometries),
         }
     }
 
@@ -316,18 +318,26 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
             c.labels.as_ref().map(|l| l.definition.name.clone())
         })),
     });
-    t.push(Column::opt_f64(
-        "height_m",
-        cities.iter().flat_map(|c| {
-            (0..c.len()).map(move |i| c.labels.as_ref().and_then(|l| l.rows[i].height_m))
-        }),
-    ));
+    let height = |usable: bool| {
+        cities.iter().flat_map(move |c| {
+            (0..c.len()).map(move |i| {
+                let r = &c.labels.as_ref()?.rows[i];
+                if usable {
+                    r.usable_height()
+                } else {
+                    r.height_m
+                }
+            })
+        })
+    };
+    t.push(Column::opt_f64("height_m", height(true)));
     t.push(Column {
         name: "flag".into(),
         data: crate::io::table::ColumnData::Str(each(&|c, i| {
             c.labels.as_ref().map(|l| l.rows[i].flag.to_string())
         })),
     });
+    t.push(Column::opt_f64("height_raw_m", height(false)));
     for n in &names {
         t.push(Column::f64(
             n,

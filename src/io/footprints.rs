@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use gdal::vector::{FieldValue, Geometry, LayerAccess, OGRwkbGeometryType};
+use gdal::vector::{FieldValue, Geometry, LayerAccess, OGRFieldType, OGRwkbGeometryType};
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 use geo::MultiPolygon;
 
 use crate::config::{DuplicateIds, FootprintsConfig, InvalidPolicy};
 use crate::crs::{Crs, Transform};
 use crate::error::{AtFile, Error, Result};
+use crate::io::plausible::{check_footprints, FootprintSummary};
+use crate::io::table::{Column, ColumnData};
 
 /// Footprints of one city in its working CRS, in file order.
 #[derive(Clone, Debug)]
@@ -34,6 +36,8 @@ pub struct Footprints {
     /// Features whose id repeated an earlier one's and was made unique (see
     /// [`DuplicateIds`]).
     pub duplicate_ids: usize,
+    /// Extent, median area and vertex spacing in the working CRS, checked on reading.
+    pub summary: FootprintSummary,
 }
 
 /// Extra things to read along with ids and geometries.
@@ -108,18 +112,7 @@ pub fn read_footprints(
 ) -> Result<Footprints> {
     let path = cfg.path.as_path();
     let ds = open_vector(path)?;
-    let mut layer = match &cfg.layer {
-        Some(name) => ds.layer_by_name(name).map_err(|_| {
-            let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
-            Error::file(
-                path,
-                format!("no layer '{name}' (layers: {})", names.join(", ")),
-            )
-        })?,
-        None => ds
-            .layer(0)
-            .map_err(|_| Error::file(path, "has no layers"))?,
-    };
+    let mut layer = layer_of(&ds, cfg)?;
     let layer_name = layer.name();
     if layer.feature_count() == 0 {
         return Err(Error::file(
@@ -188,6 +181,7 @@ pub fn read_footprints(
         repaired: 0,
         skipped: Vec::new(),
         duplicate_ids: 0,
+        summary: FootprintSummary::of(&[]),
     };
     // Ids are read first, so a repeated id can be handled by policy before any row is kept.
     let raw_ids: Vec<(String, Option<u64>)> = layer
@@ -264,6 +258,8 @@ pub fn read_footprints(
             );
         }
     }
+    out.summary = FootprintSummary::of(&out.geometries);
+    check_footprints(path, &out.source_crs, &out.summary)?;
     if !out.skipped.is_empty() {
         tracing::warn!(
             "{}: skipped {} footprints without a usable polygon (first: {})",
@@ -372,6 +368,115 @@ fn unique_ids(
             Ok((out, n))
         }
     }
+}
+
+/// The configured layer (the first when none is named).
+fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<gdal::vector::Layer<'a>> {
+    let path = cfg.path.as_path();
+    match &cfg.layer {
+        Some(name) => ds.layer_by_name(name).map_err(|_| {
+            let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
+            Error::file(
+                path,
+                format!("no layer '{name}' (layers: {})", names.join(", ")),
+            )
+        }),
+        None => ds.layer(0).map_err(|_| Error::file(path, "has no layers")),
+    }
+}
+
+/// Which of the footprint file's own attributes an output carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeepColumns {
+    All,
+    /// These fields (the id field is always kept).
+    Only(Vec<String>),
+    /// Only the id field.
+    IdOnly,
+}
+
+/// The footprint file's attributes, to carry into outputs: every feature's id (as
+/// [`read_footprints`] gives it) and the kept fields as typed columns under their own names, the
+/// id field included. Skipped footprints are read too; callers join by id.
+pub fn read_attributes(
+    cfg: &FootprintsConfig,
+    keep: &KeepColumns,
+) -> Result<(Vec<String>, Vec<Column>)> {
+    let path = cfg.path.as_path();
+    let ds = open_vector(path)?;
+    let mut layer = layer_of(&ds, cfg)?;
+    let fields: Vec<(String, u32)> = layer
+        .defn()
+        .fields()
+        .map(|f| (f.name(), f.field_type()))
+        .collect();
+    let id_idx = match cfg.id.as_deref() {
+        Some(id) => Some(
+            fields
+                .iter()
+                .position(|(n, _)| n == id)
+                .ok_or_else(|| Error::file(path, format!("layer has no field '{id}'")))?,
+        ),
+        None => None,
+    };
+    let chosen: Vec<usize> = match keep {
+        KeepColumns::All => (0..fields.len()).collect(),
+        KeepColumns::IdOnly => id_idx.into_iter().collect(),
+        KeepColumns::Only(names) => {
+            let mut v: Vec<usize> = id_idx.into_iter().collect();
+            for n in names {
+                let i = fields.iter().position(|(f, _)| f == n).ok_or_else(|| {
+                    let all: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
+                    Error::file(
+                        path,
+                        format!(
+                            "--keep-columns: no field '{n}' (fields: {})",
+                            all.join(", ")
+                        ),
+                    )
+                })?;
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
+            v
+        }
+    };
+    let mut cols: Vec<ColumnData> = chosen
+        .iter()
+        .map(|&i| match fields[i].1 {
+            OGRFieldType::OFTInteger | OGRFieldType::OFTInteger64 => ColumnData::I64(Vec::new()),
+            OGRFieldType::OFTReal => ColumnData::F64(Vec::new()),
+            _ => ColumnData::Str(Vec::new()),
+        })
+        .collect();
+    let mut raw_ids = Vec::new();
+    for (pos, f) in layer.features().enumerate() {
+        raw_ids.push((
+            feature_id(&f, id_idx, pos).at(path)?.unwrap_or_default(),
+            f.fid(),
+        ));
+        for (col, &i) in cols.iter_mut().zip(&chosen) {
+            match col {
+                ColumnData::I64(v) => v.push(f.field_as_integer64(i).at(path)?),
+                ColumnData::F64(v) => v.push(f.field_as_double(i).at(path)?),
+                ColumnData::Str(v) => v.push(f.field_as_string(i).at(path)?),
+                ColumnData::Bool(_) => unreachable!("no boolean columns are made above"),
+            }
+        }
+    }
+    // The same unique ids as the footprints got, so repeated ids still join to their own row.
+    let id_name = cfg.id.as_deref().unwrap_or("FID");
+    let (ids, _) = unique_ids(path, id_name, &raw_ids, cfg.duplicate_ids)?;
+    let columns = chosen
+        .iter()
+        .zip(cols)
+        .map(|(&i, data)| Column {
+            name: fields[i].0.clone(),
+            data,
+        })
+        .collect();
+    Ok((ids, columns))
 }
 
 /// The id of a feature: its id field, else its FID, else its position.

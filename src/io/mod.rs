@@ -4,6 +4,7 @@
 pub mod footprints;
 pub mod gdal_setup;
 pub mod output;
+pub mod plausible;
 pub mod pointcloud;
 pub mod raster;
 pub mod sparsify;

@@ -29,6 +29,7 @@ pub enum Format {
     GeoPackage,
     GeoJson,
     FlatGeobuf,
+    Shapefile,
 }
 
 impl Format {
@@ -43,10 +44,11 @@ impl Format {
             "gpkg" => Format::GeoPackage,
             "geojson" | "json" => Format::GeoJson,
             "fgb" => Format::FlatGeobuf,
+            "shp" => Format::Shapefile,
             _ => {
                 return Err(Error::file(
                     path,
-                    "unknown output format (use .csv, .parquet, .gpkg, .geojson or .fgb)",
+                    "unknown output format (use .csv, .parquet, .gpkg, .geojson, .fgb or .shp)",
                 ))
             }
         })
@@ -57,6 +59,7 @@ impl Format {
             Format::GeoPackage => Some("GPKG"),
             Format::GeoJson => Some("GeoJSON"),
             Format::FlatGeobuf => Some("FlatGeobuf"),
+            Format::Shapefile => Some("ESRI Shapefile"),
             _ => None,
         }
     }
@@ -167,9 +170,71 @@ impl Drop for TempOutput {
     }
 }
 
+/// Checks, before any work, that a file can be written at `path`: not a folder, its folder
+/// exists and accepts new files, and (for `table`s) its extension names a known format.
+pub fn check_output_file(path: &Path, table: bool) -> Result<()> {
+    if table {
+        Format::from_path(path)?;
+    }
+    if path.is_dir() {
+        return Err(Error::file(path, "is a folder; give a file name"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::file(
+            path,
+            format!("folder {} does not exist", dir.display()),
+        ));
+    }
+    probe_writable(&dir).map_err(|e| Error::file(path, e))
+}
+
+/// Checks, before any work, that a report folder can be written at `path`: not an existing
+/// file, and its nearest existing ancestor folder accepts new entries.
+pub fn check_output_dir(path: &Path) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(Error::file(
+            path,
+            "exists and is not a folder (the output is a report folder)",
+        ));
+    }
+    let mut dir = path.to_path_buf();
+    while !dir.exists() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => dir = PathBuf::from("."),
+        }
+    }
+    if !dir.is_dir() {
+        return Err(Error::file(
+            path,
+            format!("{} is not a folder", dir.display()),
+        ));
+    }
+    probe_writable(&dir).map_err(|e| Error::file(path, e))
+}
+
+/// Creates and removes a file in `dir`: the only sure test that it accepts files.
+fn probe_writable(dir: &Path) -> std::result::Result<(), String> {
+    let probe = dir.join(format!(".roofline-probe.{}", std::process::id()));
+    match File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("folder {} is not writable: {e}", dir.display())),
+    }
+}
+
 /// Writes `table` to `path` in the format its extension names, atomically.
 pub fn write_table(table: &Table, path: &Path) -> Result<()> {
     let format = Format::from_path(path)?;
+    if format == Format::Shapefile {
+        return write_shapefile(table, path);
+    }
     let tmp = TempOutput::new(path)?;
     match format {
         Format::Csv => write_csv(table, &tmp.tmp),
@@ -181,6 +246,96 @@ pub fn write_table(table: &Table, path: &Path) -> Result<()> {
         other => Error::file(path, other),
     })?;
     tmp.commit()
+}
+
+/// Shapefile: several files (.shp, .shx, .dbf, .prj, .cpg) written into a temporary folder
+/// beside the target and renamed into place; field names cut to the format's 10 characters
+/// (kept unique, with a warning saying which became what); text in UTF-8. No metadata: the
+/// format has nowhere to keep it.
+fn write_shapefile(table: &Table, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::file(path, "is not a file path"))?
+        .to_string_lossy()
+        .into_owned();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = TempDir(dir.join(format!(".{name}.{}.tmp", std::process::id())));
+    std::fs::create_dir(&tmp.0).at(path)?;
+    let (short, renamed) = shapefile_field_names(&table.columns);
+    if !renamed.is_empty() {
+        tracing::warn!(
+            "{}: Shapefile field names have at most 10 characters: {}",
+            path.display(),
+            renamed.join(", ")
+        );
+    }
+    let mut t = table.clone();
+    for (c, n) in t.columns.iter_mut().zip(short) {
+        c.name = n;
+    }
+    t.metadata.clear();
+    write_gdal(&t, &tmp.0.join(&name), "ESRI Shapefile").map_err(|e| match e {
+        Error::File { msg, .. } => Error::file(path, msg),
+        other => Error::file(path, other),
+    })?;
+    for entry in std::fs::read_dir(&tmp.0).at(path)? {
+        let from = entry.at(path)?.path();
+        let ext = from
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let to = dir.join(format!("{stem}.{ext}"));
+        std::fs::rename(&from, &to).map_err(|e| Error::file(&to, format!("cannot write: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Removes a temporary folder and what is left in it.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Field names of at most 10 characters (bytes), unique ignoring case: cut, then numbered
+/// where two cuts collide. Returns the names and `long -> short` for each changed one.
+pub fn shapefile_field_names(columns: &[Column]) -> (Vec<String>, Vec<String>) {
+    let mut out: Vec<String> = Vec::new();
+    let mut renamed = Vec::new();
+    let taken = |out: &[String], n: &str| out.iter().any(|o| o.eq_ignore_ascii_case(n));
+    for c in columns {
+        let cut = |n: usize| -> String {
+            let mut s = String::new();
+            for ch in c.name.chars() {
+                if s.len() + ch.len_utf8() > n {
+                    break;
+                }
+                s.push(ch);
+            }
+            s
+        };
+        let mut short = cut(10);
+        let mut k = 1;
+        while taken(&out, &short) {
+            let suffix = format!("_{k}");
+            short = format!("{}{suffix}", cut(10 - suffix.len()));
+            k += 1;
+        }
+        if short != c.name {
+            renamed.push(format!("{} -> {short}", c.name));
+        }
+        out.push(short);
+    }
+    (out, renamed)
 }
 
 /// Writes text (JSON, Markdown) atomically.
@@ -365,7 +520,7 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
                 } else {
                     OGRwkbGeometryType::wkbNone
                 },
-                options: None,
+                options: (driver_name == "ESRI Shapefile").then_some(&["ENCODING=UTF-8"][..]),
             })
             .map_err(gerr)?;
         for c in &table.columns {
@@ -375,10 +530,15 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
                 ColumnData::Str(_) => OGRFieldType::OFTString,
                 ColumnData::Bool(_) => OGRFieldType::OFTInteger,
             };
-            FieldDefn::new(&c.name, ty)
-                .map_err(gerr)?
-                .add_to_layer(&layer)
-                .map_err(gerr)?;
+            if matches!(c.data, ColumnData::Bool(_)) {
+                add_boolean_field(&layer, &c.name).map_err(|e| Error::file(path, e))?;
+                continue;
+            }
+            let field = FieldDefn::new(&c.name, ty).map_err(gerr)?;
+            if driver_name == "ESRI Shapefile" && ty == OGRFieldType::OFTString {
+                field.set_width(254); // the format's maximum; the default 80 cuts feature lists
+            }
+            field.add_to_layer(&layer).map_err(gerr)?;
         }
         for (key, value) in &table.metadata {
             layer.set_metadata_item(key, value, "").map_err(gerr)?;
@@ -393,6 +553,27 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
         write_rows(&ds.layer(0).map_err(gerr)?, table, path)?;
     }
     ds.close().map_err(gerr)?;
+    Ok(())
+}
+
+/// An integer field with OGR's boolean subtype, so that GeoPackage, GeoJSON and Shapefile store
+/// true/false rather than 0/1 (the gdal crate cannot set subtypes).
+fn add_boolean_field(layer: &gdal::vector::Layer, name: &str) -> std::result::Result<(), String> {
+    let c_name = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: the field definition is created, handed to OGR (which copies it) and destroyed
+    // here; the layer handle is alive for the call.
+    unsafe {
+        let fld = gdal_sys::OGR_Fld_Create(c_name.as_ptr(), OGRFieldType::OFTInteger);
+        if fld.is_null() {
+            return Err(format!("cannot create field '{name}'"));
+        }
+        gdal_sys::OGR_Fld_SetSubType(fld, gdal_sys::OGRFieldSubType::OFSTBoolean);
+        let err = gdal_sys::OGR_L_CreateField(layer.c_layer(), fld, 1);
+        gdal_sys::OGR_Fld_Destroy(fld);
+        if err != gdal_sys::OGRErr::OGRERR_NONE {
+            return Err(format!("cannot create field '{name}' (OGR error {err})"));
+        }
+    }
     Ok(())
 }
 
@@ -572,9 +753,22 @@ fn read_gdal(path: &Path) -> Result<Table> {
         .map(|s| Crs::from_srs(&s))
         .transpose()
         .at(path)?;
+    let boolean: Vec<bool> = (0..fields.len())
+        .map(|i| {
+            // SAFETY: the layer (and its definition) outlive these calls; i < field count.
+            unsafe {
+                let defn = gdal_sys::OGR_L_GetLayerDefn(layer.c_layer());
+                let f = gdal_sys::OGR_FD_GetFieldDefn(defn, i as i32);
+                !f.is_null()
+                    && gdal_sys::OGR_Fld_GetSubType(f) == gdal_sys::OGRFieldSubType::OFSTBoolean
+            }
+        })
+        .collect();
     let mut cols: Vec<ColumnData> = fields
         .iter()
-        .map(|(_, ty)| match *ty {
+        .zip(&boolean)
+        .map(|((_, ty), b)| match *ty {
+            OGRFieldType::OFTInteger if *b => ColumnData::Bool(Vec::new()),
             OGRFieldType::OFTReal => ColumnData::F64(Vec::new()),
             OGRFieldType::OFTInteger | OGRFieldType::OFTInteger64 => ColumnData::I64(Vec::new()),
             _ => ColumnData::Str(Vec::new()),
@@ -587,7 +781,7 @@ fn read_gdal(path: &Path) -> Result<Table> {
                 ColumnData::F64(v) => v.push(f.field_as_double(i).at(path)?),
                 ColumnData::I64(v) => v.push(f.field_as_integer64(i).at(path)?),
                 ColumnData::Str(v) => v.push(f.field_as_string(i).at(path)?),
-                ColumnData::Bool(_) => unreachable!("booleans are read as integers"),
+                ColumnData::Bool(v) => v.push(f.field_as_integer(i).at(path)?.map(|x| x != 0)),
             }
         }
         if let Some(g) = f.geometry() {

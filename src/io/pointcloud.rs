@@ -81,7 +81,15 @@ impl PointChunk {
 
 /// Reads the headers of every file of a city's `[lidar]` section.
 pub fn open_point_clouds(cfg: &LidarConfig, working: &Crs) -> Result<Vec<PointCloudFile>> {
-    let fallback = cfg.crs.as_deref().map(Crs::from_user).transpose()?;
+    let fallback = cfg
+        .crs
+        .as_deref()
+        .map(Crs::from_user)
+        .transpose()
+        .map_err(|e| match cfg.files.first() {
+            Some(f) => Error::file(f, format!("lidar.crs: {e}")),
+            None => e,
+        })?;
     cfg.files
         .iter()
         .map(|p| PointCloudFile::open(p, fallback.as_ref(), cfg.z_unit_m, working))

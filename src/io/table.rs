@@ -28,6 +28,28 @@ impl ColumnData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The values at `rows` (`None`: a null), in that order.
+    pub fn pick(&self, rows: &[Option<usize>]) -> ColumnData {
+        fn take<T: Clone>(v: &[Option<T>], rows: &[Option<usize>]) -> Vec<Option<T>> {
+            rows.iter().map(|r| r.and_then(|i| v[i].clone())).collect()
+        }
+        match self {
+            ColumnData::F64(v) => ColumnData::F64(take(v, rows)),
+            ColumnData::I64(v) => ColumnData::I64(take(v, rows)),
+            ColumnData::Str(v) => ColumnData::Str(take(v, rows)),
+            ColumnData::Bool(v) => ColumnData::Bool(take(v, rows)),
+        }
+    }
+
+    fn as_text(&self) -> Vec<Option<String>> {
+        match self {
+            ColumnData::Str(v) => v.clone(),
+            ColumnData::F64(v) => v.iter().map(|x| x.map(|f| f.to_string())).collect(),
+            ColumnData::I64(v) => v.iter().map(|x| x.map(|f| f.to_string())).collect(),
+            ColumnData::Bool(v) => v.iter().map(|x| x.map(|f| f.to_string())).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +181,126 @@ impl Table {
         }
         if let Some(g) = &mut self.geometry {
             g.extend(ids.iter().map(|_| MultiPolygon(Vec::new())));
+        }
+    }
+}
+
+impl Table {
+    /// Adds `extra` columns (rows keyed by `extra_keys`) to the rows keyed by `keys`; a row
+    /// with no match gets nulls. A column whose name an existing column already has (ignoring
+    /// case, as GeoPackage and Shapefile do) or a writer reserves is added as `input_<name>`;
+    /// those names are returned.
+    pub fn join_columns(
+        &mut self,
+        keys: &[String],
+        extra_keys: &[String],
+        extra: Vec<Column>,
+    ) -> Vec<String> {
+        let index: std::collections::HashMap<&str, usize> = extra_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let rows: Vec<Option<usize>> = keys
+            .iter()
+            .map(|k| index.get(k.as_str()).copied())
+            .collect();
+        let mut renamed = Vec::new();
+        for c in extra {
+            // Names the writers use themselves: GeoPackage's feature id, the geometry and CRS
+            // columns of CSV and GeoParquet.
+            const RESERVED: [&str; 4] = ["fid", "geometry", "geom", "crs"];
+            let taken = |n: &str| {
+                RESERVED.iter().any(|r| r.eq_ignore_ascii_case(n))
+                    || self.columns.iter().any(|x| x.name.eq_ignore_ascii_case(n))
+            };
+            let mut name = c.name.clone();
+            while taken(&name) {
+                name = format!("input_{name}");
+            }
+            if name != c.name {
+                renamed.push(c.name.clone());
+            }
+            self.columns.push(Column {
+                name,
+                data: c.data.pick(&rows),
+            });
+        }
+        renamed
+    }
+}
+
+/// Stacks tables row-wise whose columns may differ (tables of regions whose footprint files
+/// have different attributes): the union of columns in first-seen order, nulls where a table
+/// lacks one, text where types disagree.
+pub fn concat_union(tables: Vec<Table>) -> crate::error::Result<Table> {
+    let mut names: Vec<String> = Vec::new();
+    for t in &tables {
+        for c in &t.columns {
+            if !names.contains(&c.name) {
+                names.push(c.name.clone());
+            }
+        }
+    }
+    let aligned: Vec<Table> = tables
+        .into_iter()
+        .map(|t| {
+            let n = t.n_rows();
+            let columns = names
+                .iter()
+                .map(|name| {
+                    t.column(name).cloned().unwrap_or_else(|| Column {
+                        name: name.clone(),
+                        data: ColumnData::Str(vec![None; n]),
+                    })
+                })
+                .collect();
+            Table { columns, ..t }
+        })
+        .collect();
+    // Settle each column's type: the one all tables with values agree on, else text.
+    let mut aligned = aligned;
+    for j in 0..names.len() {
+        let kinds: Vec<std::mem::Discriminant<ColumnData>> = aligned
+            .iter()
+            .filter(|t| !t.columns[j].data.is_all_null())
+            .map(|t| std::mem::discriminant(&t.columns[j].data))
+            .collect();
+        let agree = kinds.windows(2).all(|w| w[0] == w[1]);
+        let model = aligned
+            .iter()
+            .find(|t| !t.columns[j].data.is_all_null())
+            .map(|t| t.columns[j].data.clone());
+        for t in &mut aligned {
+            let c = &mut t.columns[j];
+            let n = c.data.len();
+            c.data = match (&model, agree) {
+                (Some(m), true) if c.data.is_all_null() => m.nulls(n),
+                (Some(_), false) => ColumnData::Str(c.data.as_text()),
+                _ => c.data.clone(),
+            };
+        }
+    }
+    concat(aligned)
+}
+
+impl ColumnData {
+    fn is_all_null(&self) -> bool {
+        match self {
+            ColumnData::F64(v) => v.iter().all(Option::is_none),
+            ColumnData::I64(v) => v.iter().all(Option::is_none),
+            ColumnData::Str(v) => v.iter().all(Option::is_none),
+            ColumnData::Bool(v) => v.iter().all(Option::is_none),
+        }
+    }
+
+    /// `n` nulls of the same type.
+    fn nulls(&self, n: usize) -> ColumnData {
+        match self {
+            ColumnData::F64(_) => ColumnData::F64(vec![None; n]),
+            ColumnData::I64(_) => ColumnData::I64(vec![None; n]),
+            ColumnData::Str(_) => ColumnData::Str(vec![None; n]),
+            ColumnData::Bool(_) => ColumnData::Bool(vec![None; n]),
         }
     }
 }

@@ -97,6 +97,15 @@ pub struct LabelRow {
     pub lidar: Option<LidarStats>,
 }
 
+impl LabelRow {
+    /// The height only where the flag is `ok`: what tables call `height_m`, so that filtering
+    /// on "height not null" never picks up a sparse or partly covered measurement (kept in
+    /// `height_raw_m`).
+    pub fn usable_height(&self) -> Option<f64> {
+        self.height_m.filter(|_| self.flag == Flag::Ok)
+    }
+}
+
 /// Labels of one city, in footprint order.
 #[derive(Clone, Debug)]
 pub struct LabelTable {
@@ -137,8 +146,15 @@ impl LabelTable {
         };
         t.push(Column::str("id", rows.iter().map(|r| r.id.clone())));
         t.push(Column::str("city", rows.iter().map(|_| self.city.clone())));
-        t.push(Column::opt_f64("height_m", rows.iter().map(|r| r.height_m)));
+        t.push(Column::opt_f64(
+            "height_m",
+            rows.iter().map(LabelRow::usable_height),
+        ));
         t.push(Column::str("flag", rows.iter().map(|r| r.flag.as_str())));
+        t.push(Column::opt_f64(
+            "height_raw_m",
+            rows.iter().map(|r| r.height_m),
+        ));
         t.push(Column::str(
             "label",
             rows.iter().map(|_| self.definition.name.clone()),
@@ -178,6 +194,10 @@ impl LabelTable {
                 "label": self.definition,
                 "crs": self.crs.label,
                 "height_unit": "m",
+                "columns": {
+                    "height_m": "the label where flag is ok, else null",
+                    "height_raw_m": "the measured (or attribute) value whatever the flag; not for use where flag is not ok",
+                },
                 "roofline_version": env!("CARGO_PKG_VERSION"),
             })
             .to_string(),

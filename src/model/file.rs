@@ -40,6 +40,14 @@ impl HeightModel {
     pub fn load(path: &Path) -> Result<HeightModel> {
         let bytes = std::fs::read(path)
             .map_err(|e| Error::file(path, format!("cannot read model: {e}")))?;
+        if let Some(what) = not_a_model(&bytes) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "is {what}, not a roofline model (the .model file `roofline train` writes)"
+                ),
+            ));
+        }
         Self::from_bytes(&bytes).map_err(|e| match e {
             Error::Invalid(msg) => Error::file(path, msg),
             other => other,
@@ -157,6 +165,20 @@ impl HeightModel {
         learner["feature_names"] = serde_json::json!(self.meta.feature_names);
         learner["feature_types"] = serde_json::json!(vec!["float"; self.meta.feature_names.len()]);
         serde_json::to_string(&json).map_err(|e| Error::invalid(format!("XGBoost export: {e}")))
+    }
+}
+
+/// What a file that cannot be a model file (a tar archive) looks like, for the error: JSON
+/// (e.g. a `roofline export` or a metrics file), text, or nothing at all.
+fn not_a_model(bytes: &[u8]) -> Option<&'static str> {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let looks_tar = bytes.len() >= 512 && &bytes[257..262] == b"ustar";
+    match start.map(|i| bytes[i]) {
+        None => Some("empty"),
+        _ if looks_tar => None,
+        Some(b'{') | Some(b'[') => Some("a JSON file (an XGBoost export or metrics?)"),
+        _ if std::str::from_utf8(bytes).is_ok() => Some("a text file"),
+        _ => Some("not a tar archive"),
     }
 }
 

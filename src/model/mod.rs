@@ -25,10 +25,12 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WORKING_CRS_RULE: &str =
     "footprints' CRS when projected in metres, else the WGS 84 UTM zone of the footprints' centre";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
+    /// Histogram gradient boosting (hessboost), with 90 % intervals.
     Gbm,
+    /// Random forest: bootstrap trees averaged, with out-of-bag error.
     Forest,
 }
 

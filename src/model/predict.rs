@@ -71,6 +71,8 @@ pub struct Predictions {
     /// Share of the model's split gain held by the features outside the training range: an
     /// unimportant feature out of range matters less than the main one.
     pub ood_gain_share: Vec<f64>,
+    /// Those features' names, comma-separated.
+    pub ood_feature_names: Vec<String>,
     pub label: String,
     /// The local recalibration, when one was made.
     pub local: Option<LocalSummary>,
@@ -134,7 +136,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
     };
     let measured = region.ok_labels();
-    let ood_features = (0..x.nrows())
+    let ood: Vec<Vec<&str>> = (0..x.nrows())
         .map(|i| {
             model
                 .meta
@@ -148,7 +150,8 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
                         None => v.is_finite(),
                     }
                 })
-                .count()
+                .map(|(j, _)| model.meta.feature_names[j].as_str())
+                .collect()
         })
         .collect();
     let gain: Vec<f64> = model
@@ -165,25 +168,19 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         })
         .collect();
     let total_gain: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-    let ood_gain_share = (0..x.nrows())
-        .map(|i| {
-            model
-                .meta
-                .feature_ranges
+    let ood_gain_share = ood
+        .iter()
+        .map(|names| {
+            names
                 .iter()
-                .enumerate()
-                .filter(|(j, r)| {
-                    let v = x[[i, *j]];
-                    match r {
-                        Some((a, b)) => v.is_finite() && (v < *a || v > *b),
-                        None => v.is_finite(),
-                    }
-                })
-                .map(|(j, _)| gain[j])
+                .filter_map(|n| model.meta.feature_names.iter().position(|m| m == n))
+                .map(|j| gain[j])
                 .sum::<f64>()
                 / total_gain
         })
         .collect();
+    let ood_features = ood.iter().map(Vec::len).collect();
+    let ood_feature_names = ood.iter().map(|v| v.join(",")).collect();
     let mut p = Predictions {
         city: region.city.clone(),
         ids: region.ids.clone(),
@@ -196,6 +193,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         source: Vec::with_capacity(x.nrows()),
         ood_features,
         ood_gain_share,
+        ood_feature_names,
         label: model.meta.label.name.clone(),
         local: None,
     };
@@ -306,8 +304,12 @@ impl Predictions {
             data: ColumnData::Bool(self.ood_features.iter().map(|&n| Some(n > 0)).collect()),
         });
         table.push(Column::i64(
-            "ood_features",
+            "ood_feature_count",
             self.ood_features.iter().map(|&n| n as i64),
+        ));
+        table.push(Column::str(
+            "ood_feature_names",
+            self.ood_feature_names.iter().cloned(),
         ));
         table.push(Column::f64(
             "height_predicted_m",
@@ -332,7 +334,8 @@ impl Predictions {
                     "height_hi_m": "upper bound of the 90 % interval",
                     "source": "measured (the region's own label), sparse_lidar (measured directly from a few points of a sparse survey), recalibrated (the model corrected with the region's known buildings) or predicted (the model alone)",
                     "ood": "some feature lies outside the range seen in training",
-                    "ood_features": "how many features lie outside the training range",
+                    "ood_feature_count": "how many features lie outside the training range",
+                    "ood_feature_names": "those features, comma-separated",
                     "height_predicted_m": "the model's prediction, also for measured buildings",
                 },
             })
