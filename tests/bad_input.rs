@@ -798,7 +798,7 @@ fn raster_problems() {
         d,
         &cfg,
         "stack_DERIVED.tif",
-        &["does not intersect the footprints", "check the CRS"],
+        &["does not overlap the footprints", "is its CRS right?"],
     );
     // A truncated GeoTIFF.
     let bytes = std::fs::read(&l8).unwrap();
@@ -1031,7 +1031,7 @@ fn output_folder_missing_or_bad_name() {
             "--quiet",
         ],
         "taken.csv",
-        &["cannot write"],
+        &["is a folder"],
     );
 }
 
