@@ -346,7 +346,7 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
 /// Writes bytes atomically.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = TempOutput::new(path)?;
-    std::fs::write(&tmp.tmp, bytes).at(path)?;
+    std::fs::write(&tmp.tmp, bytes).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
     tmp.commit()
 }
 
@@ -406,7 +406,7 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
         df.with_column(c)
             .map_err(|e| Error::invalid(e.to_string()))?;
     }
-    let mut f = File::create(path).at(path)?;
+    let mut f = File::create(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
     CsvWriter::new(&mut f)
         .include_header(true)
         .finish(&mut df)
@@ -438,7 +438,7 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
         None => None,
     };
     let mut df = to_dataframe(table, geometry)?;
-    let f = File::create(path).at(path)?;
+    let f = File::create(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
     ParquetWriter::new(f)
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(
             kv.into_iter().collect(),
@@ -494,7 +494,7 @@ fn geo_metadata(geoms: &[MultiPolygon<f64>], crs: Option<&Crs>) -> Result<String
 }
 
 fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
-    let gerr = |e: gdal::errors::GdalError| Error::file(path, e);
+    let gerr = |e| gdal_write_error(path, e);
     let driver = DriverManager::get_driver_by_name(driver_name).map_err(gerr)?;
     let mut ds = driver.create_vector_only(path).map_err(gerr)?;
     let srs = table.crs.as_ref().map(|c| c.srs());
@@ -553,6 +553,34 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
         write_rows(&ds.layer(0).map_err(gerr)?, table, path)?;
     }
     ds.close().map_err(gerr)?;
+    verify_gdal(table, path)
+}
+
+/// Reads a GDAL-written file back and counts its rows: some drivers (GeoJSON) do not report a
+/// failed write, so a full disk or a file-size limit would otherwise leave a cut-off file that
+/// looks written.
+fn verify_gdal(table: &Table, path: &Path) -> Result<()> {
+    let incomplete = |what: String| {
+        Error::file(
+            path,
+            format!("cannot write: the file came out incomplete ({what}) — disk full or a file-size limit?"),
+        )
+    };
+    let ds = gdal::Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| incomplete(format!("it cannot be read back: {e}")))?;
+    let mut layer = ds
+        .layer(0)
+        .map_err(|e| incomplete(format!("no layer: {e}")))?;
+    let n = layer.features().count();
+    if n != table.n_rows() {
+        return Err(incomplete(format!("{n} of {} rows", table.n_rows())));
+    }
     Ok(())
 }
 
@@ -578,7 +606,7 @@ fn add_boolean_field(layer: &gdal::vector::Layer, name: &str) -> std::result::Re
 }
 
 fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result<()> {
-    let gerr = |e: gdal::errors::GdalError| Error::file(path, e);
+    let gerr = |e| gdal_write_error(path, e);
     let defn = layer.defn();
     for row in 0..table.n_rows() {
         let mut f = gdal::vector::Feature::new(defn).map_err(gerr)?;
@@ -613,6 +641,26 @@ fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result
         f.create(layer).map_err(gerr)?;
     }
     Ok(())
+}
+
+/// A GDAL write error with GDAL's own last message, which says why (an OGR error code alone,
+/// e.g. on a full disk, does not).
+fn gdal_write_error(path: &Path, e: gdal::errors::GdalError) -> Error {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local string GDAL owns; it is
+    // copied at once.
+    let last = unsafe {
+        let p = gdal_sys::CPLGetLastErrorMsg();
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    if last.trim().is_empty() || e.to_string().contains(last.trim()) {
+        Error::file(path, format!("cannot write: {e}"))
+    } else {
+        Error::file(path, format!("cannot write: {e} ({})", last.trim()))
+    }
 }
 
 fn force_multi(g: Geometry) -> Result<Geometry> {
