@@ -526,3 +526,98 @@ fn coverage_is_documented_as_a_ratio_because_it_exceeds_one() {
         doc.meaning
     );
 }
+
+#[test]
+fn cv_predictions_are_mappable_and_a_negative_r2_is_explained() {
+    // Leave-one-city-out on the eave cities (Périgueux in WGS 84, Olemps in Lambert-93).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cv-eave");
+    let (code, _, err) = roofline(&[
+        "cv",
+        s(&data().join("cities/perigueux.toml")),
+        s(&data().join("cities/olemps.toml")),
+        "-o",
+        s(&out),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let parquet = read_table(&out.join("predictions.parquet")).unwrap();
+    let csv = read_table(&out.join("predictions.csv")).unwrap();
+    for (t, what) in [(&parquet, "parquet"), (&csv, "csv")] {
+        for c in [
+            "city",
+            "id",
+            "fold",
+            "height_m",
+            "height_predicted_m",
+            "height_lo_m",
+            "height_hi_m",
+            "baseline_m",
+            "ood",
+            "ood_feature_count",
+            "ood_feature_names",
+        ] {
+            assert!(t.column(c).is_some(), "{what}: no column {c}");
+        }
+        assert!(
+            matches!(t.column("ood").unwrap().data, ColumnData::Bool(_)),
+            "{what}: ood is not boolean"
+        );
+    }
+    // GeoParquet with the footprints, in WGS 84 (the two cities' CRSs differ).
+    assert_eq!(parquet.crs.as_ref().unwrap().label, "EPSG:4326");
+    let geoms = parquet.geometry.as_ref().expect("footprints");
+    assert_eq!(geoms.len(), parquet.n_rows());
+    // Périgueux's file is in WGS 84 already: each footprint comes back where the file has it.
+    let ds = gdal::Dataset::open(perigueux_shp()).unwrap();
+    let mut layer = ds.layer(0).unwrap();
+    let idx = layer.defn().field_index("batiment_c").unwrap();
+    let mut boxes: HashMap<String, geo::Rect<f64>> = HashMap::new();
+    for f in layer.features() {
+        use geo::BoundingRect;
+        let g = f.geometry().unwrap().to_geo().unwrap();
+        boxes.insert(
+            f.field_as_string(idx).unwrap().unwrap(),
+            g.bounding_rect().unwrap(),
+        );
+    }
+    let city = parquet.column("city").unwrap().as_strings();
+    let id = parquet.column("id").unwrap().as_strings();
+    let mut checked = 0;
+    for i in 0..parquet.n_rows() {
+        if city[i] != "perigueux" {
+            continue;
+        }
+        use geo::BoundingRect;
+        let (a, b) = (geoms[i].bounding_rect().unwrap(), boxes[&id[i]]);
+        assert!(
+            (a.min().x - b.min().x).abs() < 1e-7 && (a.max().y - b.max().y).abs() < 1e-7,
+            "row {i}: {a:?} vs {b:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 5000, "{checked}");
+    // Every negative R² of metrics.json is explained in report.md, next to the baseline.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let negative: Vec<&str> = json["per_city"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["model"]["r2"].as_f64().is_some_and(|r| r < 0.0))
+        .map(|c| c["city"].as_str().unwrap())
+        .collect();
+    assert!(!negative.is_empty(), "no negative R² to explain");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let note = report
+        .lines()
+        .find(|l| l.starts_with("**Negative R²**"))
+        .unwrap_or_else(|| panic!("{report}"));
+    for c in &negative {
+        assert!(note.contains(c), "{c} not in: {note}");
+    }
+    assert!(
+        note.contains("own* mean") && note.contains("baseline MAE"),
+        "{note}"
+    );
+}

@@ -20,7 +20,7 @@ pub const BLOCK_TOLERANCE_M: f64 = 1.0;
 /// The shared outline is measured against at most this many touching neighbours (the nearest
 /// ones): the union of their buffers grows with each one, so without a cap a degenerate input
 /// where every footprint touches every other (a wrong CRS) takes hours. Real buildings touch
-/// far fewer (at most 16 in the shipped cities).
+/// far fewer (at most 12 in the shipped cities).
 pub const MAX_SHARED_OUTLINE_NEIGHBOURS: usize = 32;
 /// Beyond this (m) a building has no nearest neighbour.
 const MAX_NN_SEARCH_M: f64 = 5000.0;
