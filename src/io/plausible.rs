@@ -170,35 +170,3 @@ pub fn check_overlap(
     ))
 }
 
-/// [`check_overlap`] for a survey's tiles together.
-pub fn check_point_clouds(
-    clouds: &[crate::io::pointcloud::PointCloudFile],
-    footprints: &FootprintSummary,
-    working: &Crs,
-) -> Result<()> {
-    let Some(first) = clouds.first() else {
-        return Ok(());
-    };
-    let extent = clouds.iter().fold(
-        [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ],
-        |e, c| {
-            [
-                e[0].min(c.bounds[0]),
-                e[1].min(c.bounds[1]),
-                e[2].max(c.bounds[2]),
-                e[3].max(c.bounds[3]),
-            ]
-        },
-    );
-    let what = if clouds.len() == 1 {
-        "point cloud".to_string()
-    } else {
-        format!("point clouds' ({} files)", clouds.len())
-    };
-    check_overlap(&first.path, &what, extent, footprints, working)
-}
