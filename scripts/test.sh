@@ -8,6 +8,9 @@ bash scripts/setup.sh
 if ! python3 -c "import xgboost, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check xgboost-cpu numpy
 fi
+# The guide's promises, checked first (fast): formatting and clippy without warnings.
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"
   cargo test --doc

@@ -169,4 +169,3 @@ pub fn check_overlap(
         ),
     ))
 }
-
