@@ -6,17 +6,18 @@
 
 use std::time::Instant;
 
-use geo::Area;
 use serde::{Deserialize, Serialize};
 
 use super::folds::block_folds;
 use super::metrics::{metrics, Metrics};
+use super::rows::held_out_row;
+pub use super::rows::{CvRow, NO_SCENARIO};
 use super::scenario::{run_scenario, HeldOut, Scenario, ScenarioCity};
 use crate::config::CityConfig;
 use crate::config::LabelDefinition;
 use crate::error::{Error, Result};
 use crate::features::{neighbours, CityFeatures};
-use crate::model::predict::{predict_region, Predictions};
+use crate::model::predict::predict_region;
 use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
 use crate::progress::Progress;
 
@@ -28,47 +29,6 @@ pub enum Scheme {
     /// Spatial blocks of `size_m`, `folds` folds, inside each city.
     Blocks { size_m: f64, folds: usize },
 }
-
-/// One held-out building.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CvRow {
-    pub city: String,
-    pub id: String,
-    pub fold: usize,
-    pub truth_m: f64,
-    pub predicted_m: f64,
-    pub lo_m: f64,
-    pub hi_m: f64,
-    /// The baseline: median label of the fold's training buildings.
-    pub baseline_m: f64,
-    pub area_m2: f64,
-    /// Some feature lies outside the training range.
-    pub ood: bool,
-    /// `none` for the model alone, else the scenario (local data the city was given).
-    #[serde(default = "no_scenario")]
-    pub scenario: String,
-    /// Share of the model's split gain held by features outside the training range.
-    #[serde(default)]
-    pub ood_gain_share: f64,
-    /// Where the value comes from: `predicted` (the model alone), `recalibrated` (the model
-    /// corrected with local data) or `sparse_lidar` (measured directly from a sparse survey).
-    #[serde(default = "predicted_source")]
-    pub source: String,
-    /// How many features, and which (comma-separated).
-    pub ood_feature_count: usize,
-    pub ood_feature_names: String,
-}
-
-fn no_scenario() -> String {
-    NO_SCENARIO.into()
-}
-
-fn predicted_source() -> String {
-    "predicted".into()
-}
-
-/// The scenario name of rows predicted from other cities alone.
-pub const NO_SCENARIO: &str = "none";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CityMetrics {
@@ -390,38 +350,6 @@ fn held_out_rows(
         .iter()
         .map(|&i| held_out_row(city, &p, i, fold, baseline))
         .collect())
-}
-
-/// The row of building `i` as the model alone predicts it.
-pub(crate) fn held_out_row(
-    city: &CityFeatures,
-    p: &Predictions,
-    i: usize,
-    fold: usize,
-    baseline: f64,
-) -> CvRow {
-    let truth = city
-        .labels
-        .as_ref()
-        .and_then(|l| (l.rows[i].flag == crate::label::Flag::Ok).then_some(l.rows[i].height_m))
-        .flatten();
-    CvRow {
-        city: city.city.clone(),
-        id: city.ids[i].clone(),
-        fold,
-        truth_m: truth.unwrap_or(f64::NAN),
-        predicted_m: p.predicted_m[i],
-        lo_m: p.predicted_lo_m[i],
-        hi_m: p.predicted_hi_m[i],
-        baseline_m: baseline,
-        area_m2: city.geometries[i].unsigned_area(),
-        ood: p.ood_features[i] > 0,
-        ood_feature_count: p.ood_features[i],
-        ood_feature_names: p.ood_feature_names[i].clone(),
-        scenario: NO_SCENARIO.into(),
-        ood_gain_share: p.ood_gain_share[i],
-        source: "predicted".into(),
-    }
 }
 
 /// Model and baseline metrics over some rows.

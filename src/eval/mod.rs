@@ -5,4 +5,5 @@ pub mod cv;
 pub mod folds;
 pub mod metrics;
 pub mod report;
+pub mod rows;
 pub mod scenario;

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::cv::CvRow;
+use super::rows::{held_out_row, CvRow};
 use crate::config::{CityConfig, LabelConfig};
 use crate::error::{Error, Result};
 use crate::features::CityFeatures;
@@ -188,8 +188,7 @@ fn sparse_rows(
 
 impl HeldOut<'_> {
     fn row(&self, i: usize, value: f64, lo: f64, hi: f64, source: &str) -> CvRow {
-        let mut row =
-            super::cv::held_out_row(self.city, self.predictions, i, self.fold, self.baseline_m);
+        let mut row = held_out_row(self.city, self.predictions, i, self.fold, self.baseline_m);
         row.predicted_m = value;
         row.lo_m = lo;
         row.hi_m = hi;
