@@ -296,6 +296,7 @@ pub fn cross_validate_with(
             let per_city = cs
                 .iter()
                 .filter(|c| c.skipped.is_none())
+                .filter(|c| rows.iter().any(|r| r.scenario == name && r.city == c.city))
                 .map(|c| {
                     city_metrics(
                         &c.city,

@@ -103,12 +103,19 @@ pub fn run_scenario(
     let p = held.predictions;
     let opts = LocalOptions::default();
     match scenario {
+        Scenario::LocalLabels { .. } if held.test.len() < 2 => {
+            summary.skipped = Some("fewer than two labelled buildings".into());
+            Ok((Vec::new(), summary))
+        }
         Scenario::LocalLabels { share } => {
             let mut pool = held.test.to_vec();
             pool.shuffle(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(
                 held.seed ^ 0x10CA_1AB5,
             ));
-            let k = ((share * pool.len() as f64).round() as usize).clamp(1, pool.len());
+            // At least one known building (when there is any), never all of them.
+            let k = ((share * pool.len() as f64).round() as usize)
+                .max(1)
+                .min(pool.len());
             let mut known = vec![None; city.len()];
             for &i in &pool[..k] {
                 known[i] = truth[i];
