@@ -181,6 +181,15 @@ fn default_min_lidar_share() -> f64 {
     0.75
 }
 
+impl LidarLabelConfig {
+    /// The classes the definition reads: roof classes, then ground classes.
+    pub fn point_classes(&self) -> Vec<u8> {
+        let mut c = self.roof_classes.clone();
+        c.extend(&self.ground_classes);
+        c
+    }
+}
+
 impl Default for LidarLabelConfig {
     fn default() -> Self {
         LidarLabelConfig {

@@ -17,17 +17,6 @@ fn features(name: &str) -> CityFeatures {
     plain_features(name)
 }
 
-fn quick_options() -> TrainOptions {
-    TrainOptions {
-        gbm: GbmParams::new()
-            .n_trees(150)
-            .learning_rate(0.1)
-            .check()
-            .unwrap(),
-        ..TrainOptions::default()
-    }
-}
-
 /// A piecewise function of two features plus Gaussian-like noise (sd 1): the booster's test
 /// RMSE is within 10 % of the noise; a feature missing for 20 % of rows (where the target
 /// takes its own value) is routed and learned.

@@ -6,24 +6,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use linfa::ParamGuard;
 use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme, NO_SCENARIO};
 use roofline::eval::report::write_report;
 use roofline::eval::scenario::Scenario;
-use roofline::model::boosting::GbmParams;
-use roofline::model::train::{train_model, TrainOptions};
+use roofline::model::train::train_model;
 use roofline::progress::Progress;
-
-fn quick_options() -> TrainOptions {
-    TrainOptions {
-        gbm: GbmParams::new()
-            .n_trees(150)
-            .learning_rate(0.1)
-            .check()
-            .unwrap(),
-        ..TrainOptions::default()
-    }
-}
 
 /// Two small cities, one with LiDAR labels: the sparse scenario really thins the survey (points
 /// counted), measures the buildings it still hits close to their full-survey height, and the

@@ -138,13 +138,11 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         "  {} buildings, {} features; interval calibration {} over {}",
         model.meta.training.iter().map(|t| t.used).sum::<usize>(),
         model.meta.feature_names.len(),
-        model.meta.calibration.as_ref().map_or(String::new(), |c| {
-            if c.scaled {
-                format!("{:+.2} × the quantile spread", c.correction)
-            } else {
-                format!("{:+.2} m", c.correction)
-            }
-        }),
+        model
+            .meta
+            .calibration
+            .as_ref()
+            .map_or(String::new(), |c| c.correction_text()),
         model
             .meta
             .calibration

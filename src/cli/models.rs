@@ -134,11 +134,7 @@ pub fn train(
         println!(
             "  {:.0} % intervals: conformal correction {} ({} calibration, {:?} rule, over {})",
             100.0 * (1.0 - c.alpha),
-            if c.scaled {
-                format!("{:+.2} × the quantile spread", c.correction)
-            } else {
-                format!("{:+.2} m", c.correction)
-            },
+            c.correction_text(),
             c.method,
             c.rule,
             c.groups.join(", ")

@@ -147,10 +147,13 @@ pub fn run_scenario(
             };
             let lidar = cfg.lidar.as_ref().expect("LiDAR labels come with [lidar]");
             let clouds = open_point_clouds(lidar, &city.crs)?;
-            let mut classes = def.roof_classes.clone();
-            classes.extend(&def.ground_classes);
-            let plan =
-                SparsifyPlan::for_clouds(*sparsify, held.seed, &clouds, &city.crs, &classes)?;
+            let plan = SparsifyPlan::for_clouds(
+                *sparsify,
+                held.seed,
+                &clouds,
+                &city.crs,
+                &def.point_classes(),
+            )?;
             let fp = city.footprints(&cfg.path);
             let sparse =
                 direct_estimates(&fp, &clouds, def, Some(&plan), MIN_ROOF_POINTS, progress)?;

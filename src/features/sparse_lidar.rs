@@ -79,17 +79,13 @@ pub fn region_direct_estimates(
     let clouds = open_point_clouds(lidar, &region.crs)?;
     let def = LidarLabelConfig::default();
     let plan = match thin {
-        Some((kind, seed)) => {
-            let mut classes = def.roof_classes.clone();
-            classes.extend(&def.ground_classes);
-            Some(SparsifyPlan::for_clouds(
-                kind,
-                seed,
-                &clouds,
-                &region.crs,
-                &classes,
-            )?)
-        }
+        Some((kind, seed)) => Some(SparsifyPlan::for_clouds(
+            kind,
+            seed,
+            &clouds,
+            &region.crs,
+            &def.point_classes(),
+        )?),
         None => None,
     };
     let fp = region.footprints(&cfg.path);

@@ -48,6 +48,17 @@ pub enum IntervalRule {
     ScaledWorstCity,
 }
 
+impl Calibration {
+    /// The correction in its unit: metres, or a multiple of the quantile spread.
+    pub fn correction_text(&self) -> String {
+        if self.scaled {
+            format!("{:+.2} × the quantile spread", self.correction)
+        } else {
+            format!("{:+.2} m", self.correction)
+        }
+    }
+}
+
 /// Spread below which a quantile interval is not trusted to scale a correction (m).
 const MIN_SPREAD_M: f64 = 1.0;
 

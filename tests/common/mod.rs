@@ -35,6 +35,20 @@ pub fn plain_features(name: &str) -> roofline::features::CityFeatures {
     .unwrap()
 }
 
+/// Default training options with fewer, faster trees (150 at learning rate 0.1), for tests
+/// whose point is not the model's accuracy.
+pub fn quick_options() -> roofline::model::train::TrainOptions {
+    use linfa::ParamGuard;
+    roofline::model::train::TrainOptions {
+        gbm: roofline::model::boosting::GbmParams::new()
+            .n_trees(150)
+            .learning_rate(0.1)
+            .check()
+            .unwrap(),
+        ..Default::default()
+    }
+}
+
 /// Runs `f` on a pool of `threads` threads (results must not depend on it).
 pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
     rayon::ThreadPoolBuilder::new()
