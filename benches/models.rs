@@ -12,11 +12,11 @@ use std::time::Instant;
 use linfa::prelude::*;
 use ndarray::{Array1, Array2};
 use roofline::config::CityConfig;
-use roofline::eval::folds::block_folds;
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::model::boosting::GbmParams;
 use roofline::model::train::{feature_rows, select_features};
 use roofline::progress::Progress;
+use roofline::spatial::blocks::block_folds;
 
 fn features(name: &str) -> CityFeatures {
     let cfg = CityConfig::load(

@@ -244,7 +244,7 @@ impl Statistic {
             return None;
         }
         Some(match *self {
-            Statistic::Percentile(p) => crate::label::percentile::percentile_sorted(sorted, p),
+            Statistic::Percentile(p) => crate::stats::percentile::percentile_sorted(sorted, p),
             Statistic::Min => sorted[0],
             Statistic::Max => sorted[sorted.len() - 1],
             Statistic::Mean => sorted.iter().sum::<f64>() / sorted.len() as f64,

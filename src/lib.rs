@@ -2,10 +2,9 @@
 //!
 //! The modules read as the pipeline: [`io`] reads footprints, point clouds and rasters and writes
 //! tables; [`label`] measures heights from LiDAR (or takes them from an attribute); later stages
-//! compute features, fit models and cross-validate. The `roofline` binary ([`cli`]) only parses
-//! arguments and wires these stages together.
+//! compute features, fit models and cross-validate. The `roofline` binary only parses arguments and
+//! wires these stages together; it is not part of this library.
 
-pub mod cli;
 pub mod config;
 pub mod crs;
 pub mod error;
@@ -15,5 +14,7 @@ pub mod io;
 pub mod label;
 pub mod model;
 pub mod progress;
+pub mod spatial;
+pub mod stats;
 
 pub use error::{Error, Result};

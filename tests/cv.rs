@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use common::*;
 use roofline::eval::cv::{block_plan, cross_validate, fold_view, Scheme};
-use roofline::eval::folds::blocks;
 use roofline::eval::report::write_report;
 use roofline::features::CityFeatures;
 use roofline::model::train::TrainOptions;
 use roofline::progress::Progress;
+use roofline::spatial::blocks::blocks;
 
 fn features(name: &str) -> CityFeatures {
     plain_features(name)

@@ -98,7 +98,7 @@ fn amsterdam_thinned_survey_labels_most_buildings() {
 #[test]
 fn lidar_statistics_match_brute_force() {
     use geo::{Contains, Distance, Euclidean, Point};
-    use roofline::label::percentile::percentile;
+    use roofline::stats::percentile::percentile;
     let cfg = city_config("delft-3dfier");
     let (fp, labels) = label_city(&cfg, &Progress::hidden()).unwrap();
     let picks = [0usize, 17, 42, 99, 159];

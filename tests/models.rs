@@ -172,7 +172,7 @@ fn predicts_an_unseen_city_better_than_the_median() {
 fn intervals_are_calibrated_on_held_out_blocks() {
     let p = features("perigueux");
     let names = select_features(&[&p], false);
-    let blocks = roofline::eval::folds::block_folds(&p.centroids, 250.0, 3, 11);
+    let blocks = roofline::spatial::blocks::block_folds(&p.centroids, 250.0, 3, 11);
     let labels = p.ok_labels();
     let part = |k: usize| -> (Array2<f64>, Array1<f64>) {
         let rows: Vec<usize> = (0..p.len())

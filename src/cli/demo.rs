@@ -5,17 +5,17 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::config::CityConfig;
-use crate::error::Result;
-use crate::eval::cv::{cross_validate, cross_validate_with, Scenarios, Scheme};
-use crate::eval::report::write_report;
-use crate::eval::scenario::Scenario;
-use crate::features::{city_features, CityFeatures, FeatureOptions};
-use crate::io::output::write_table;
-use crate::io::sparsify::Sparsify;
-use crate::model::predict::{predict_region_local, LocalData, Source};
-use crate::model::train::{train_model, TrainOptions};
-use crate::progress::Progress;
+use roofline::config::CityConfig;
+use roofline::error::Result;
+use roofline::eval::cv::{cross_validate, cross_validate_with, Scenarios, Scheme};
+use roofline::eval::report::write_report;
+use roofline::eval::scenario::Scenario;
+use roofline::features::{city_features, CityFeatures, FeatureOptions};
+use roofline::io::output::write_table;
+use roofline::io::sparsify::Sparsify;
+use roofline::model::predict::{predict_region_local, LocalData, Source};
+use roofline::model::train::{train_model, TrainOptions};
+use roofline::progress::Progress;
 
 const ROOF_P70: [&str; 4] = [
     "amsterdam-centre",
@@ -39,7 +39,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
     let start = Instant::now();
     for dir in [out, models] {
         std::fs::create_dir_all(dir)
-            .map_err(|e| crate::Error::file(dir, format!("cannot create folder: {e}")))?;
+            .map_err(|e| roofline::Error::file(dir, format!("cannot create folder: {e}")))?;
     }
     let load = |name: &str| -> Result<CityFeatures> {
         let cfg = CityConfig::load(data.join("cities").join(format!("{name}.toml")))?;
@@ -59,7 +59,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
 
     println!("1. Height labels from LiDAR");
     let roof: Vec<CityFeatures> = ROOF_P70.iter().map(|n| load(n)).collect::<Result<_>>()?;
-    std::fs::create_dir_all(out.join("labels")).map_err(|e| crate::Error::file(out, e))?;
+    std::fs::create_dir_all(out.join("labels")).map_err(|e| roofline::Error::file(out, e))?;
     for c in roof
         .iter()
         .filter(|c| c.city == "amsterdam-centre" || c.city == "delft-3dfier")
@@ -130,7 +130,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
     let mut model = train_model(&refs, &opts)?;
     model.meta.cv = Some(
         serde_json::to_value(&cv_roof.summary.per_city)
-            .map_err(|e| crate::Error::invalid(e.to_string()))?,
+            .map_err(|e| roofline::Error::invalid(e.to_string()))?,
     );
     let model_path = models.join("roof-p70.model");
     model.save(&model_path)?;
@@ -165,7 +165,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         ..Default::default()
     };
     let p = predict_region_local(&model, &region, &local)?;
-    std::fs::create_dir_all(out.join("predictions")).map_err(|e| crate::Error::file(out, e))?;
+    std::fs::create_dir_all(out.join("predictions")).map_err(|e| roofline::Error::file(out, e))?;
     let pred_path = out.join("predictions").join("bresse.gpkg");
     write_table(&p.to_table(&region, &region.source_crs)?, &pred_path)?;
     let measured = p.source.iter().filter(|s| **s == Source::Measured).count();

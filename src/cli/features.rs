@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::CityConfig;
-use crate::error::Result;
-use crate::features::{city_features, features_table, FeatureOptions};
-use crate::io::output::{check_output_file, write_table};
-use crate::progress::Progress;
+use roofline::config::CityConfig;
+use roofline::error::Result;
+use roofline::features::{city_features, features_table, FeatureOptions};
+use roofline::io::output::{check_output_file, write_table};
+use roofline::progress::Progress;
 
 pub fn run(
     cities: &[PathBuf],

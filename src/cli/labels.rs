@@ -2,20 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::CityConfig;
-use crate::error::Result;
-use crate::io::output::write_table;
-use crate::label::{label_city, percentile::percentile_sorted, LabelTable};
-use crate::progress::Progress;
+use roofline::config::CityConfig;
+use roofline::error::Result;
+use roofline::io::output::write_table;
+use roofline::label::{label_city, LabelTable};
+use roofline::progress::Progress;
+use roofline::stats::percentile::percentile_sorted;
 
 pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
-    crate::io::output::check_output_file(output, true)?;
+    roofline::io::output::check_output_file(output, true)?;
     let cfg = CityConfig::load(city)?;
     let start = std::time::Instant::now();
     let (footprints, labels) = label_city(&cfg, &progress)?;
     let seconds = start.elapsed().as_secs_f64();
     let mut table = labels.to_table(Some(&footprints));
-    let flag = crate::label::Flag::NoGeometry;
+    let flag = roofline::label::Flag::NoGeometry;
     table.append_unusable(
         &footprints.skipped,
         &[
@@ -90,8 +91,11 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
         println!("{} ({})", cfg.name, path.display());
         let mut working = cfg.working_crs.clone();
         if let Some(f) = &cfg.footprints {
-            let fp =
-                crate::io::footprints::read_footprints(f, working.as_ref(), &Default::default())?;
+            let fp = roofline::io::footprints::read_footprints(
+                f,
+                working.as_ref(),
+                &Default::default(),
+            )?;
             println!(
                 "  footprints: {} from {} layer '{}' in {} -> working CRS {} ({} repaired, {} skipped)",
                 fp.len(),
@@ -119,13 +123,13 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                     let fallback = l
                         .crs
                         .as_deref()
-                        .map(crate::crs::Crs::from_user)
+                        .map(roofline::crs::Crs::from_user)
                         .transpose()?;
-                    let first = crate::io::pointcloud::PointCloudFile::open(
+                    let first = roofline::io::pointcloud::PointCloudFile::open(
                         &l.files[0],
                         fallback.as_ref(),
                         l.z_unit_m,
-                        &crate::crs::Crs::from_epsg(4326)?,
+                        &roofline::crs::Crs::from_epsg(4326)?,
                     )?;
                     first.crs.working_for((
                         (first.native_bounds[0] + first.native_bounds[3]) / 2.0,
@@ -133,7 +137,7 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                     ))?
                 }
             };
-            for c in crate::io::pointcloud::open_point_clouds(l, &working)? {
+            for c in roofline::io::pointcloud::open_point_clouds(l, &working)? {
                 println!(
                     "  point cloud: {} LAS {} format {} {} points, CRS {} ({:?}), z unit {} m, extent {} in {}",
                     c.path.display(),
@@ -143,13 +147,13 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                     c.crs.label,
                     c.crs_source,
                     c.z_unit_m,
-                    crate::io::plausible::extent_text(&c.bounds),
+                    roofline::io::plausible::extent_text(&c.bounds),
                     working.label
                 );
             }
         }
         for im in &cfg.imagery {
-            let r = crate::io::raster::open_raster(&im.path, im.crs.as_deref())?;
+            let r = roofline::io::raster::open_raster(&im.path, im.crs.as_deref())?;
             let g = r.geo_transform;
             let (x1, y1) = (g[0] + g[1] * r.width as f64, g[3] + g[5] * r.height as f64);
             println!(
@@ -166,7 +170,7 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                 r.crs
                     .as_ref()
                     .map_or("none".to_string(), |c| c.label.clone()),
-                crate::io::plausible::extent_text(&[
+                roofline::io::plausible::extent_text(&[
                     g[0].min(x1),
                     g[3].min(y1),
                     g[0].max(x1),

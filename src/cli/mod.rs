@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
-use crate::progress::Progress;
+use roofline::error::Result;
+use roofline::progress::Progress;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -170,8 +170,8 @@ pub struct LocalArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model kind.
-    #[arg(long, value_enum, default_value_t = crate::model::ModelKind::Gbm)]
-    pub model: crate::model::ModelKind,
+    #[arg(long, value_enum, default_value_t = roofline::model::ModelKind::Gbm)]
+    pub model: roofline::model::ModelKind,
     /// Seed for every random choice; the same seed gives the same model on any thread count.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -213,7 +213,7 @@ pub struct ModelArgs {
     /// cities' scores together), worst-city (the largest city correction) or scaled-worst-city
     /// (the same on scores scaled by the quantile spread).
     #[arg(long, value_enum, default_value = "scaled-worst-city")]
-    pub intervals: crate::model::intervals::IntervalRule,
+    pub intervals: roofline::model::intervals::IntervalRule,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -233,7 +233,7 @@ pub fn main() -> i32 {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    crate::io::gdal_setup::init();
+    roofline::io::gdal_setup::init();
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -331,7 +331,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             no_keep,
             local,
         } => {
-            use crate::io::footprints::KeepColumns;
+            use roofline::io::footprints::KeepColumns;
             let keep = match (keep_columns, no_keep) {
                 (_, true) => KeepColumns::IdOnly,
                 (Some(c), false) => KeepColumns::Only(c),
@@ -372,5 +372,26 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             output,
             no_known_heights,
         } => features::run(&cities, &output, !no_known_heights, progress),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// A user reading `--help` must learn what every option does.
+    #[test]
+    fn every_option_is_described() {
+        let cmd = super::Cli::command();
+        let mut undocumented = Vec::new();
+        for sub in cmd.get_subcommands() {
+            for a in sub.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    undocumented.push(format!("{} {id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(undocumented.is_empty(), "no description: {undocumented:?}");
     }
 }

@@ -5,21 +5,21 @@ use std::path::{Path, PathBuf};
 use linfa::ParamGuard;
 
 use super::{LocalArgs, ModelArgs};
-use crate::config::CityConfig;
-use crate::crs::Crs;
-use crate::error::{Error, Result};
-use crate::eval::scenario::Scenario;
-use crate::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
-use crate::features::{city_features, CityFeatures, FeatureOptions};
-use crate::io::footprints::{read_attributes, KeepColumns};
-use crate::io::output::{check_output_dir, check_output_file, write_table};
-use crate::io::sparsify::Sparsify;
-use crate::label::percentile::percentile_sorted;
-use crate::model::boosting::Loss;
-use crate::model::predict::{predict_region_local, LocalData, Source};
-use crate::model::train::{train_model, TrainOptions};
-use crate::model::HeightModel;
-use crate::progress::Progress;
+use roofline::config::CityConfig;
+use roofline::crs::Crs;
+use roofline::error::{Error, Result};
+use roofline::eval::scenario::Scenario;
+use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
+use roofline::features::{city_features, CityFeatures, FeatureOptions};
+use roofline::io::footprints::{read_attributes, KeepColumns};
+use roofline::io::output::{check_output_dir, check_output_file, write_table};
+use roofline::io::sparsify::Sparsify;
+use roofline::model::boosting::Loss;
+use roofline::model::predict::{predict_region_local, LocalData, Source};
+use roofline::model::train::{train_model, TrainOptions};
+use roofline::model::HeightModel;
+use roofline::progress::Progress;
+use roofline::stats::percentile::percentile_sorted;
 
 /// Training options from the command line.
 pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
@@ -28,7 +28,7 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     o.known_heights = args.known_heights;
     o.allow_mixed_labels = args.allow_mixed_labels;
     o.interval_rule = args.intervals;
-    let mut gbm = crate::model::boosting::GbmParams::new().seed(args.seed);
+    let mut gbm = roofline::model::boosting::GbmParams::new().seed(args.seed);
     gbm = match args.loss.as_str() {
         "squared" => gbm,
         "huber" => gbm.loss(Loss::PseudoHuber { slope: 1.0 }),
@@ -40,7 +40,7 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     };
     if let Some(t) = args.trees {
         gbm = gbm.n_trees(t);
-        o.forest = crate::model::forest::ForestParams::new()
+        o.forest = roofline::model::forest::ForestParams::new()
             .n_trees(t)
             .seed(args.seed)
             .check()?;
@@ -267,13 +267,13 @@ pub fn predict(
             &region.skipped,
             &[
                 ("city", region.city.as_str()),
-                ("source", crate::label::Flag::NoGeometry.as_str()),
+                ("source", roofline::label::Flag::NoGeometry.as_str()),
                 ("label", p.label.as_str()),
             ],
         );
         tables.push(table);
     }
-    let table = crate::io::table::concat_union(tables)?;
+    let table = roofline::io::table::concat_union(tables)?;
     write_table(&table, output)?;
     println!(
         "wrote {} ({} rows, geometry in {})",
@@ -287,7 +287,7 @@ pub fn predict(
 pub fn export(model_path: &Path, output: &Path) -> Result<()> {
     check_output_file(output, false)?;
     let model = HeightModel::load(model_path)?;
-    crate::io::output::write_text(output, &model.xgboost_json()?)?;
+    roofline::io::output::write_text(output, &model.xgboost_json()?)?;
     println!(
         "wrote {} (XGBoost JSON, {} features, label '{}')",
         output.display(),
@@ -322,7 +322,7 @@ pub fn cv(
     args: &ModelArgs,
     progress: Progress,
 ) -> Result<()> {
-    use crate::eval::cv::{cross_validate_with, Scenarios, Scheme};
+    use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
     let scheme = match by {
         Some("city") => Scheme::City,
         Some("blocks") => Scheme::Blocks {
@@ -354,7 +354,7 @@ pub fn cv(
         configs: &configs,
     };
     let out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
-    crate::eval::report::write_report(&out, &features, output)?;
+    roofline::eval::report::write_report(&out, &features, output)?;
     print_cv_summary(&out.summary);
     println!(
         "wrote {} (metrics.json, predictions.parquet, predictions.csv, report.md)",
@@ -363,12 +363,12 @@ pub fn cv(
     Ok(())
 }
 
-pub fn print_cv_summary(s: &crate::eval::cv::CvSummary) {
+pub fn print_cv_summary(s: &roofline::eval::cv::CvSummary) {
     println!(
         "{} cross-validation, label '{}'{}:",
         match s.scheme {
-            crate::eval::cv::Scheme::City => "leave-one-city-out".to_string(),
-            crate::eval::cv::Scheme::Blocks { size_m, folds } =>
+            roofline::eval::cv::Scheme::City => "leave-one-city-out".to_string(),
+            roofline::eval::cv::Scheme::Blocks { size_m, folds } =>
                 format!("{size_m} m block {folds}-fold"),
         },
         s.label.name,

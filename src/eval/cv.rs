@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::folds::block_folds;
 use super::metrics::{metrics, Metrics};
 use super::rows::held_out_row;
 pub use super::rows::{CvRow, NO_SCENARIO};
@@ -20,6 +19,7 @@ use crate::features::{neighbours, CityFeatures};
 use crate::model::predict::predict_region;
 use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
 use crate::progress::Progress;
+use crate::spatial::blocks::block_folds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -140,7 +140,7 @@ fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         f64::NAN
     } else {
-        crate::label::percentile::percentile_sorted(v, 50.0)
+        crate::stats::percentile::percentile_sorted(v, 50.0)
     }
 }
 

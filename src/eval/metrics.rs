@@ -91,7 +91,7 @@ pub fn metrics(truth: &[f64], pred: &[f64], lo: &[f64], hi: &[f64], area: &[f64]
         w.sort_by(f64::total_cmp);
         (
             Some(cov),
-            Some(crate::label::percentile::percentile_sorted(&w, 50.0)),
+            Some(crate::stats::percentile::percentile_sorted(&w, 50.0)),
         )
     } else {
         (None, None)

@@ -2,7 +2,6 @@
 //! and the [`report`] they are written to.
 
 pub mod cv;
-pub mod folds;
 pub mod metrics;
 pub mod report;
 pub mod rows;

@@ -97,7 +97,7 @@ fn median(v: &mut Vec<f64>) -> f64 {
         return f64::NAN;
     }
     v.sort_by(f64::total_cmp);
-    crate::label::percentile::percentile_sorted(v, 50.0)
+    crate::stats::percentile::percentile_sorted(v, 50.0)
 }
 
 /// Refuses footprints that cannot be buildings (`read_in`: the CRS the file was read in),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::crs::Crs;
 use crate::error::{Error, Result};
 use crate::io::pointcloud::{PointChunk, PointCloudFile};
+use crate::stats::seeded::{mix, unit};
 
 /// Period of the strip pattern (m): strips of `share × STRIP_PERIOD_M` every `STRIP_PERIOD_M`.
 /// Real swaths are wider, but a city crop of 1–2 km must see several strips and gaps for the
@@ -185,22 +186,6 @@ impl SparsifyPlan {
     pub fn keep_probability(&self) -> f64 {
         self.keep_probability.iter().copied().fold(1.0, f64::min)
     }
-}
-
-/// SplitMix64 over (seed, a, b): a stateless, portable stream, so a point's fate does not
-/// depend on the order points are read in.
-fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A u64 to [0, 1).
-fn unit(v: u64) -> f64 {
-    (v >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

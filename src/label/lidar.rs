@@ -303,8 +303,9 @@ fn finish(
     let area = g.unsigned_area();
     let roof_m = def.roof.of_sorted(&a.roof);
     let ground_m = def.ground.of_sorted(&a.ground);
-    let pct =
-        |p: f64| (!a.roof.is_empty()).then(|| super::percentile::percentile_sorted(&a.roof, p));
+    let pct = |p: f64| {
+        (!a.roof.is_empty()).then(|| crate::stats::percentile::percentile_sorted(&a.roof, p))
+    };
     let stats = LidarStats {
         roof_m,
         ground_m,

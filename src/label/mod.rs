@@ -4,7 +4,6 @@
 
 pub mod attribute;
 pub mod lidar;
-pub mod percentile;
 pub mod sparse;
 
 use std::collections::BTreeMap;

@@ -14,9 +14,9 @@ use crate::io::footprints::Footprints;
 use crate::io::pointcloud::PointCloudFile;
 use crate::io::sparsify::SparsifyPlan;
 use crate::label::lidar::lidar_labels_filtered;
-use crate::label::percentile::percentile_sorted;
 use crate::label::Flag;
 use crate::progress::Progress;
+use crate::stats::percentile::percentile_sorted;
 
 /// Buildings with fewer thinned roof points get no direct estimate.
 pub const MIN_ROOF_POINTS: usize = 3;

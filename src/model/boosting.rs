@@ -233,7 +233,7 @@ impl GbmValidParams {
             // heights are many slopes away from 0 (tiny hessians); start from the median.
             let mut v = y.to_vec();
             params.base_score =
-                Some(crate::label::percentile::percentile(&mut v, 50.0).expect("non-empty"));
+                Some(crate::stats::percentile::percentile(&mut v, 50.0).expect("non-empty"));
         }
         let all = to_dmatrix(x, Some(y.view()))?;
         match self.early_stopping_rounds {

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::config::LabelDefinition;
 use crate::error::{Error, Result};
-use crate::eval::folds::block_folds;
 use crate::features::{describe, CityFeatures, Group};
+use crate::spatial::blocks::block_folds;
 use linfa::ParamGuard;
 
 #[derive(Clone, Debug)]

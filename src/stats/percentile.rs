@@ -4,7 +4,7 @@
 /// nearest ranks (NumPy's default, "type 7"). `sorted` must be non-empty and ascending.
 ///
 /// ```
-/// use roofline::label::percentile::percentile_sorted;
+/// use roofline::stats::percentile::percentile_sorted;
 /// let roof = [10.0, 11.0, 12.0, 13.0, 20.0];
 /// assert_eq!(percentile_sorted(&roof, 50.0), 12.0);
 /// assert!((percentile_sorted(&roof, 70.0) - 12.8).abs() < 1e-12);
