@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::crs::Crs;
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 
 /// A city or region as written in its TOML file, with paths resolved.
 #[derive(Clone, Debug)]
@@ -422,11 +422,15 @@ impl RawLabel {
 }
 
 /// Parses a config's text; an error names the line and the key (`lidar.z_unit_m`) at fault.
-fn parse_raw(text: &str) -> std::result::Result<RawConfig, String> {
-    let de = toml::Deserializer::parse(text).map_err(|e| describe_toml_error(text, &e, ""))?;
+/// The raw config, or the key at fault (where serde knows it) and a one-line message.
+fn parse_raw(text: &str) -> std::result::Result<RawConfig, (Option<String>, String)> {
+    let de =
+        toml::Deserializer::parse(text).map_err(|e| (None, describe_toml_error(text, &e, "")))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        describe_toml_error(text, e.inner(), if key == "." { "" } else { &key })
+        let key = (key != ".").then_some(key);
+        let msg = describe_toml_error(text, e.inner(), key.as_deref().unwrap_or(""));
+        (key, msg)
     })
 }
 
@@ -456,20 +460,24 @@ impl CityConfig {
     /// Reads and checks a config; every referenced file must exist and every glob must match.
     pub fn load(path: impl AsRef<Path>) -> Result<CityConfig> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).at(path)?;
-        let raw = parse_raw(&text).map_err(|msg| Error::file(path, msg))?;
+        let text = std::fs::read_to_string(path).at_kind(FileKind::Config, path)?;
+        let raw = parse_raw(&text).map_err(|(key, msg)| match key {
+            Some(key) => Error::config_key(path, &key, msg),
+            None => Error::of(FileKind::Config, path, msg),
+        })?;
         let label = raw
             .label
             .map(RawLabel::into_label)
             .transpose()
-            .map_err(|msg| Error::file(path, msg))?;
+            .map_err(|msg| Error::of(FileKind::Config, path, msg))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| -> Result<PathBuf> {
             let full = dir.join(p);
             if full.exists() {
                 Ok(full)
             } else {
-                Err(Error::file(
+                Err(Error::of(
+                    FileKind::Config,
                     path,
                     format!("{} does not exist", full.display()),
                 ))
@@ -480,7 +488,7 @@ impl CityConfig {
             .as_deref()
             .map(Crs::from_user)
             .transpose()
-            .at(path)?;
+            .at_kind(FileKind::Config, path)?;
         let footprints = match raw.footprints {
             Some(mut f) => {
                 f.path = resolve(&f.path)?;
@@ -493,8 +501,9 @@ impl CityConfig {
                 l.files = expand_globs(path, dir, &l.paths)?;
                 if let Some(z) = l.z_unit_m {
                     if !(z.is_finite() && z > 0.0) {
-                        return Err(Error::file(
+                        return Err(Error::config_key(
                             path,
+                            "lidar.z_unit_m",
                             format!("lidar.z_unit_m must be positive, got {z}"),
                         ));
                     }
@@ -512,26 +521,33 @@ impl CityConfig {
         }
         if let Some(LabelConfig::Lidar(l)) = &label {
             if l.roof_classes.is_empty() || l.ground_classes.is_empty() {
-                return Err(Error::file(
+                return Err(Error::config_key(
                     path,
+                    "label.roof_classes",
                     "label.roof_classes and label.ground_classes must not be empty",
                 ));
             }
             if !(l.ring_m.is_finite() && l.ring_m > 0.0) {
-                return Err(Error::file(
+                return Err(Error::config_key(
                     path,
+                    "label.ring_m",
                     format!("label.ring_m must be positive, got {}", l.ring_m),
                 ));
             }
             if lidar.is_none() {
-                return Err(Error::file(
+                return Err(Error::of(
+                    FileKind::Config,
                     path,
                     "label.source = \"lidar\" needs a [lidar] section",
                 ));
             }
         }
         if label.is_some() && footprints.is_none() {
-            return Err(Error::file(path, "a [label] needs a [footprints] section"));
+            return Err(Error::of(
+                FileKind::Config,
+                path,
+                "a [label] needs a [footprints] section",
+            ));
         }
         Ok(CityConfig {
             name: raw.name,
@@ -548,7 +564,7 @@ impl CityConfig {
     pub fn require_footprints(&self) -> Result<&FootprintsConfig> {
         self.footprints
             .as_ref()
-            .ok_or_else(|| Error::file(&self.path, "has no [footprints] section"))
+            .ok_or_else(|| Error::of(FileKind::Config, &self.path, "has no [footprints] section"))
     }
 }
 
@@ -558,12 +574,19 @@ fn expand_globs(config: &Path, dir: &Path, patterns: &[String]) -> Result<Vec<Pa
         let full = dir.join(pattern);
         let full_str = full.to_string_lossy();
         let matched: Vec<PathBuf> = glob::glob(&full_str)
-            .map_err(|e| Error::file(config, format!("bad glob '{pattern}': {e}")))?
+            .map_err(|e| {
+                Error::of(
+                    FileKind::Config,
+                    config,
+                    format!("bad glob '{pattern}': {e}"),
+                )
+            })?
             .filter_map(|p| p.ok())
             .filter(|p| p.is_file())
             .collect();
         if matched.is_empty() {
-            return Err(Error::file(
+            return Err(Error::of(
+                FileKind::Config,
                 config,
                 format!("{full_str} does not exist (or matches no file)"),
             ));

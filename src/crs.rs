@@ -28,7 +28,7 @@ impl Crs {
     /// Parses what a user may write: `EPSG:28992`, a WKT string, a PROJ string.
     pub fn from_user(definition: &str) -> Result<Crs> {
         let srs = SpatialRef::from_definition(definition.trim()).map_err(|_| {
-            Error::invalid(format!(
+            Error::crs(format!(
                 "unknown CRS '{definition}': expected an authority code such as EPSG:27700, a WKT or a PROJ string"
             ))
         })?;
@@ -37,21 +37,21 @@ impl Crs {
 
     pub fn from_epsg(code: u32) -> Result<Crs> {
         let srs = SpatialRef::from_epsg(code)
-            .map_err(|e| Error::invalid(format!("unknown CRS EPSG:{code}: {e}")))?;
+            .map_err(|e| Error::crs(format!("unknown CRS EPSG:{code}: {e}")))?;
         Self::from_srs(&srs)
     }
 
     pub fn from_wkt(wkt: &str) -> Result<Crs> {
         let srs = SpatialRef::from_wkt(wkt)
             .or_else(|_| SpatialRef::from_esri(wkt))
-            .map_err(|e| Error::invalid(format!("unreadable WKT CRS: {e}")))?;
+            .map_err(|e| Error::crs(format!("unreadable WKT CRS: {e}")))?;
         Self::from_srs(&srs)
     }
 
     pub fn from_srs(srs: &SpatialRef) -> Result<Crs> {
         let wkt = srs
             .to_wkt()
-            .map_err(|e| Error::invalid(format!("CRS cannot be written as WKT: {e}")))?;
+            .map_err(|e| Error::crs(format!("CRS cannot be written as WKT: {e}")))?;
         Ok(Crs {
             label: label_of(srs),
             wkt,
@@ -138,7 +138,7 @@ impl Crs {
 
     pub fn projjson(&self) -> Result<String> {
         self.srs().to_projjson().map_err(|e| {
-            Error::invalid(format!(
+            Error::crs(format!(
                 "CRS {} cannot be written as PROJJSON: {e}",
                 self.label
             ))
@@ -178,7 +178,7 @@ impl Transform {
             None
         } else {
             Some(CoordTransform::new(&from.srs(), &to.srs()).map_err(|e| {
-                Error::invalid(format!(
+                Error::crs(format!(
                     "no transformation from {} to {}: {e}",
                     from.label, to.label
                 ))
@@ -199,7 +199,7 @@ impl Transform {
         match &self.inner {
             None => Ok(()),
             Some(ct) => ct.transform_coords(x, y, &mut []).map_err(|e| {
-                Error::invalid(format!(
+                Error::crs(format!(
                     "cannot transform from {} to {}: {e}",
                     self.from, self.to
                 ))
@@ -212,7 +212,7 @@ impl Transform {
         match &self.inner {
             None => Ok(b),
             Some(ct) => ct.transform_bounds(&b, 21).map_err(|e| {
-                Error::invalid(format!(
+                Error::crs(format!(
                     "cannot transform bounds from {} to {}: {e}",
                     self.from, self.to
                 ))

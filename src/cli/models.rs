@@ -7,7 +7,7 @@ use linfa::ParamGuard;
 use super::{LocalArgs, ModelArgs};
 use roofline::config::CityConfig;
 use roofline::crs::Crs;
-use roofline::error::{Error, Result};
+use roofline::error::{Error, FileKind, Result};
 use roofline::eval::scenario::Scenario;
 use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
@@ -193,7 +193,7 @@ pub fn predict(
             measured_share: local_args.local_labels.map(|s| (s, local_args.seed)),
         };
         let p = predict_region_local(&model, region, &local).map_err(|e| match e {
-            Error::Invalid(msg) => Error::file(path, msg),
+            Error::Invalid(msg) | Error::Model(msg) => Error::of(FileKind::Config, path, msg),
             other => other,
         })?;
         let count = |s: Source| p.source.iter().filter(|x| **x == s).count();

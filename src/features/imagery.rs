@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::coverage::{coverage, Cover, Grid};
 use crate::config::ImageryConfig;
 use crate::crs::{Crs, Transform};
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 use crate::io::raster::{open_raster, Raster};
 
 /// Width (m) of the ring around the footprint.
@@ -66,7 +66,8 @@ pub fn imagery_features(
         b.offset = cfg.offset.unwrap_or(b.offset);
     }
     if raster.bands.len() != cfg.bands.len() {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Raster,
             &cfg.path,
             format!(
                 "has {} bands but the config names {}",
@@ -75,19 +76,23 @@ pub fn imagery_features(
             ),
         ));
     }
-    let crs = raster
-        .crs
-        .clone()
-        .ok_or_else(|| Error::file(&cfg.path, "has no CRS; set imagery.crs in the city config"))?;
+    let crs = raster.crs.clone().ok_or_else(|| {
+        Error::of(
+            FileKind::Raster,
+            &cfg.path,
+            "has no CRS; set imagery.crs in the city config",
+        )
+    })?;
     if !raster.is_axis_aligned() {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Raster,
             &cfg.path,
             "has a rotated geotransform, which roofline does not read",
         ));
     }
     let extent = crate::crs::Transform::new(&crs, working)
         .and_then(|t| t.apply_bounds(raster_bounds(&raster)))
-        .at(&cfg.path)?;
+        .at_kind(FileKind::Raster, &cfg.path)?;
     crate::io::plausible::check_overlap(
         &cfg.path,
         "raster",
@@ -95,14 +100,15 @@ pub fn imagery_features(
         &crate::io::plausible::FootprintSummary::of(geoms),
         working,
     )?;
-    let footprints = super::reproject_many(geoms, working, &crs).at(&cfg.path)?;
+    let footprints =
+        super::reproject_many(geoms, working, &crs).at_kind(FileKind::Raster, &cfg.path)?;
     // Buffer where distances are metres: in the raster's CRS when it is metric (far fewer
     // vertices to reproject), else in the working CRS.
     let buffers: Vec<MultiPolygon<f64>> = if crs.is_metric_projected() {
         footprints.par_iter().map(|g| g.buffer(RING_M)).collect()
     } else {
         let b: Vec<MultiPolygon<f64>> = geoms.par_iter().map(|g| g.buffer(RING_M)).collect();
-        super::reproject_many(&b, working, &crs).at(&cfg.path)?
+        super::reproject_many(&b, working, &crs).at_kind(FileKind::Raster, &cfg.path)?
     };
     let shapes: Vec<(MultiPolygon<f64>, MultiPolygon<f64>)> =
         footprints.into_iter().zip(buffers).collect();
@@ -111,7 +117,7 @@ pub fn imagery_features(
     // A raster that misses every footprint, or holds nothing valid under them, is a wrong CRS
     // or a wrong file: refuse rather than silently give every building missing values.
     let Some(window) = window else {
-        return Err(Error::file(
+        return Err(Error::of(FileKind::Raster, 
             &cfg.path,
             format!(
                 "raster extent does not intersect the footprints — check the CRS (imagery.crs; the file says {})",
@@ -123,7 +129,7 @@ pub fn imagery_features(
         .iter()
         .all(|b| b.iter().all(|v| !v.is_finite()))
     {
-        return Err(Error::file(
+        return Err(Error::of(FileKind::Raster, 
             &cfg.path,
             "holds only nodata (or masked) pixels over the footprints — check the file, its nodata value and imagery.mask",
         ));
@@ -211,7 +217,8 @@ fn read_window<'a>(
     let gt = raster.geo_transform;
     let (dx, dy) = (gt[1], -gt[5]);
     if !(dx > 0.0 && dy > 0.0) {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Raster,
             &raster.path,
             "has a south-up or flipped geotransform, which roofline does not read",
         ));
@@ -302,9 +309,9 @@ fn mask_clear(
     }
     if let (Some(a), Some(b)) = (image_crs, m.crs.as_ref()) {
         Transform::new(a, b)
-            .at(&mask.path)?
+            .at_kind(FileKind::Raster, &mask.path)?
             .apply(&mut xs, &mut ys)
-            .at(&mask.path)?;
+            .at_kind(FileKind::Raster, &mask.path)?;
     }
     let values = m.read_window(1, 0, 0, m.width, m.height)?;
     Ok(xs

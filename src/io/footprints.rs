@@ -10,7 +10,7 @@ use geo::MultiPolygon;
 
 use crate::config::{DuplicateIds, FootprintsConfig, InvalidPolicy};
 use crate::crs::{Crs, Transform};
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 use crate::io::plausible::{check_footprints, FootprintSummary};
 use crate::io::table::{Column, ColumnData};
 
@@ -64,7 +64,7 @@ impl Footprints {
 pub fn open_vector(path: &Path) -> Result<Dataset> {
     crate::io::gdal_setup::init();
     if !path.exists() {
-        return Err(Error::file(path, "does not exist"));
+        return Err(Error::of(FileKind::Footprints, path, "does not exist"));
     }
     let utf8 = ["ENCODING=UTF-8"];
     let mut options = DatasetOptions {
@@ -74,8 +74,13 @@ pub fn open_vector(path: &Path) -> Result<Dataset> {
     if shapefile_text_is_utf8(path) {
         options.open_options = Some(&utf8);
     }
-    Dataset::open_ex(path, options)
-        .map_err(|e| Error::file(path, format!("cannot open as a vector dataset: {e}")))
+    Dataset::open_ex(path, options).map_err(|e| {
+        Error::of(
+            FileKind::Footprints,
+            path,
+            format!("cannot open as a vector dataset: {e}"),
+        )
+    })
 }
 
 fn shapefile_text_is_utf8(path: &Path) -> bool {
@@ -115,7 +120,8 @@ pub fn read_footprints(
     let mut layer = layer_of(&ds, cfg)?;
     let layer_name = layer.name();
     if layer.feature_count() == 0 {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Footprints,
             path,
             format!("layer '{layer_name}' has no features"),
         ));
@@ -123,7 +129,8 @@ pub fn read_footprints(
     let field_names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
     let field_idx = |name: &str| -> Result<usize> {
         field_names.iter().position(|f| f == name).ok_or_else(|| {
-            Error::file(
+            Error::of(
+                FileKind::Footprints,
                 path,
                 format!(
                     "layer '{layer_name}' has no field '{name}' (fields: {})",
@@ -141,12 +148,15 @@ pub fn read_footprints(
         .collect::<Result<_>>()?;
 
     let source_crs = match &cfg.crs {
-        Some(def) => Crs::from_user(def).at(path)?,
+        Some(def) => Crs::from_user(def).at_kind(FileKind::Footprints, path)?,
         None => match layer.spatial_ref() {
             // GeoPackage's "Undefined Cartesian SRS" (and any local CRS) says nothing.
-            Some(srs) if !undefined_crs(&srs) => Crs::from_srs(&srs).at(path)?,
+            Some(srs) if !undefined_crs(&srs) => {
+                Crs::from_srs(&srs).at_kind(FileKind::Footprints, path)?
+            }
             _ => {
-                return Err(Error::file(
+                return Err(Error::of(
+                    FileKind::Footprints,
                     path,
                     format!(
                         "layer '{layer_name}' has no CRS; set footprints.crs in the city config"
@@ -158,13 +168,13 @@ pub fn read_footprints(
     let crs = match working {
         Some(c) => c.clone(),
         None => {
-            let e = layer.get_extent().at(path)?;
+            let e = layer.get_extent().at_kind(FileKind::Footprints, path)?;
             source_crs
                 .working_for(((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0))
-                .at(path)?
+                .at_kind(FileKind::Footprints, path)?
         }
     };
-    let transform = Transform::new(&source_crs, &crs).at(path)?;
+    let transform = Transform::new(&source_crs, &crs).at_kind(FileKind::Footprints, path)?;
 
     let mut out = Footprints {
         path: path.to_path_buf(),
@@ -188,15 +198,18 @@ pub fn read_footprints(
         .features()
         .enumerate()
         .map(|(i, f)| {
-            let id = feature_id(&f, id_idx, i).at(path)?.ok_or_else(|| {
-                Error::file(
-                    path,
-                    format!(
-                        "feature {} has a null id in field '{id_name}'",
-                        f.fid().unwrap_or(i as u64)
-                    ),
-                )
-            })?;
+            let id = feature_id(&f, id_idx, i)
+                .at_kind(FileKind::Footprints, path)?
+                .ok_or_else(|| {
+                    Error::of(
+                        FileKind::Footprints,
+                        path,
+                        format!(
+                            "feature {} has a null id in field '{id_name}'",
+                            f.fid().unwrap_or(i as u64)
+                        ),
+                    )
+                })?;
             Ok((id, f.fid()))
         })
         .collect::<Result<_>>()?;
@@ -218,7 +231,7 @@ pub fn read_footprints(
             continue;
         };
         for (k, (name, idx)) in numeric_idx.iter().enumerate() {
-            let raw = feature.field(*idx).at(path)?;
+            let raw = feature.field(*idx).at_kind(FileKind::Footprints, path)?;
             let v = raw.clone().and_then(field_to_f64);
             match (&raw, v) {
                 (Some(_), Some(_)) => not_numeric[k].0 += 1,
@@ -238,7 +251,8 @@ pub fn read_footprints(
         out.geometries.push(mp);
     }
     if out.ids.is_empty() {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Footprints,
             path,
             format!("layer '{layer_name}' has no usable polygon"),
         ));
@@ -246,7 +260,7 @@ pub fn read_footprints(
     for ((name, _), (numbers, others, example)) in numeric_idx.iter().zip(&not_numeric) {
         let example = example.clone().unwrap_or_default();
         if *others > 0 && *numbers == 0 {
-            return Err(Error::file(
+            return Err(Error::of(FileKind::Footprints, 
                 path,
                 format!("field '{name}' is not numeric (e.g. '{example}'); name a field holding heights in metres"),
             ));
@@ -283,9 +297,13 @@ pub fn read_footprints(
     out.passes_filter = match &req.filter {
         None => vec![true; out.ids.len()],
         Some(expr) => {
-            layer
-                .set_attribute_filter(expr)
-                .map_err(|e| Error::file(path, format!("bad filter '{expr}': {e}")))?;
+            layer.set_attribute_filter(expr).map_err(|e| {
+                Error::of(
+                    FileKind::Footprints,
+                    path,
+                    format!("bad filter '{expr}': {e}"),
+                )
+            })?;
             // Matched by feature id: ids may have been made unique above.
             let pass: HashSet<u64> = layer.features().filter_map(|f| f.fid()).collect();
             layer.clear_attribute_filter();
@@ -316,7 +334,7 @@ fn unique_ids(
     let n = repeated.len();
     let hint = "set footprints.duplicate_ids = \"suffix\", \"fid\" or \"error\" in the city config";
     match policy {
-        DuplicateIds::Error => Err(Error::file(
+        DuplicateIds::Error => Err(Error::of(FileKind::Footprints, 
             path,
             format!(
                 "id '{first}' (field '{id_name}') occurs more than once ({n} features repeat an earlier id); {hint}"
@@ -330,7 +348,7 @@ fn unique_ids(
                 .collect();
             let mut check = HashSet::new();
             if let Some(dup) = fids.iter().find(|f| !check.insert(f.as_str())) {
-                return Err(Error::file(
+                return Err(Error::of(FileKind::Footprints, 
                     path,
                     format!("feature id {dup} occurs more than once; use duplicate_ids = \"suffix\""),
                 ));
@@ -376,12 +394,15 @@ fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<gdal::vector:
     match &cfg.layer {
         Some(name) => ds.layer_by_name(name).map_err(|_| {
             let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
-            Error::file(
+            Error::of(
+                FileKind::Footprints,
                 path,
                 format!("no layer '{name}' (layers: {})", names.join(", ")),
             )
         }),
-        None => ds.layer(0).map_err(|_| Error::file(path, "has no layers")),
+        None => ds
+            .layer(0)
+            .map_err(|_| Error::of(FileKind::Footprints, path, "has no layers")),
     }
 }
 
@@ -411,12 +432,13 @@ pub fn read_attributes(
         .map(|f| (f.name(), f.field_type()))
         .collect();
     let id_idx = match cfg.id.as_deref() {
-        Some(id) => Some(
-            fields
-                .iter()
-                .position(|(n, _)| n == id)
-                .ok_or_else(|| Error::file(path, format!("layer has no field '{id}'")))?,
-        ),
+        Some(id) => Some(fields.iter().position(|(n, _)| n == id).ok_or_else(|| {
+            Error::of(
+                FileKind::Footprints,
+                path,
+                format!("layer has no field '{id}'"),
+            )
+        })?),
         None => None,
     };
     let chosen: Vec<usize> = match keep {
@@ -427,7 +449,8 @@ pub fn read_attributes(
             for n in names {
                 let i = fields.iter().position(|(f, _)| f == n).ok_or_else(|| {
                     let all: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
-                    Error::file(
+                    Error::of(
+                        FileKind::Footprints,
                         path,
                         format!(
                             "--keep-columns: no field '{n}' (fields: {})",
@@ -453,14 +476,23 @@ pub fn read_attributes(
     let mut raw_ids = Vec::new();
     for (pos, f) in layer.features().enumerate() {
         raw_ids.push((
-            feature_id(&f, id_idx, pos).at(path)?.unwrap_or_default(),
+            feature_id(&f, id_idx, pos)
+                .at_kind(FileKind::Footprints, path)?
+                .unwrap_or_default(),
             f.fid(),
         ));
         for (col, &i) in cols.iter_mut().zip(&chosen) {
             match col {
-                ColumnData::I64(v) => v.push(f.field_as_integer64(i).at(path)?),
-                ColumnData::F64(v) => v.push(f.field_as_double(i).at(path)?),
-                ColumnData::Str(v) => v.push(f.field_as_string(i).at(path)?),
+                ColumnData::I64(v) => v.push(
+                    f.field_as_integer64(i)
+                        .at_kind(FileKind::Footprints, path)?,
+                ),
+                ColumnData::F64(v) => {
+                    v.push(f.field_as_double(i).at_kind(FileKind::Footprints, path)?)
+                }
+                ColumnData::Str(v) => {
+                    v.push(f.field_as_string(i).at_kind(FileKind::Footprints, path)?)
+                }
                 ColumnData::Bool(_) => unreachable!("no boolean columns are made above"),
             }
         }
@@ -499,7 +531,11 @@ fn reject(
     skipped: &mut Vec<String>,
 ) -> Result<()> {
     match policy {
-        InvalidPolicy::Error => Err(Error::file(path, format!("footprint '{id}' {why}"))),
+        InvalidPolicy::Error => Err(Error::of(
+            FileKind::Footprints,
+            path,
+            format!("footprint '{id}' {why}"),
+        )),
         _ => {
             skipped.push(id.to_string());
             Ok(())
@@ -538,7 +574,8 @@ fn to_multipolygon(
                 }
             }
         } else if ty != OGRwkbGeometryType::wkbGeometryCollection {
-            return Err(Error::file(
+            return Err(Error::of(
+                FileKind::Footprints,
                 path,
                 format!(
                     "footprint '{id}' is a {}, not a polygon",
@@ -550,7 +587,8 @@ fn to_multipolygon(
     if !g.is_valid() {
         match policy {
             InvalidPolicy::Error => {
-                return Err(Error::file(
+                return Err(Error::of(
+                    FileKind::Footprints,
                     path,
                     format!("footprint '{id}' is not a valid polygon"),
                 ));
@@ -573,10 +611,14 @@ fn to_multipolygon(
     }
     if let Some(ct) = transform.gdal() {
         g.transform_inplace(ct).map_err(|e| {
-            Error::file(path, format!("footprint '{id}' cannot be reprojected: {e}"))
+            Error::of(
+                FileKind::Footprints,
+                path,
+                format!("footprint '{id}' cannot be reprojected: {e}"),
+            )
         })?;
     }
-    let polys = polygons_of(&g.to_geo().at(path)?);
+    let polys = polygons_of(&g.to_geo().at_kind(FileKind::Footprints, path)?);
     if polys.0.is_empty() {
         reject(path, id, "has no polygon area", policy, &mut out.skipped)?;
         return Ok(None);

@@ -18,7 +18,7 @@ use polars::prelude::{
 };
 
 use crate::crs::Crs;
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 use crate::io::table::{Column, ColumnData, Table};
 
 /// Output formats, chosen by file extension.
@@ -46,7 +46,8 @@ impl Format {
             "fgb" => Format::FlatGeobuf,
             "shp" => Format::Shapefile,
             _ => {
-                return Err(Error::file(
+                return Err(Error::of(
+                    FileKind::Output,
                     path,
                     "unknown output format (use .csv, .parquet, .gpkg, .geojson, .fgb or .shp)",
                 ))
@@ -81,14 +82,15 @@ impl TempOutput {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(Error::file(
+            return Err(Error::of(
+                FileKind::Output,
                 target,
                 format!("folder {} does not exist", dir.display()),
             ));
         }
         let name = target
             .file_name()
-            .ok_or_else(|| Error::file(target, "is not a file path"))?
+            .ok_or_else(|| Error::of(FileKind::Output, target, "is not a file path"))?
             .to_string_lossy();
         let ext = target
             .extension()
@@ -106,7 +108,9 @@ impl TempOutput {
     /// Flushes the temporary file to disk, then renames it over the target: a crash or a kill
     /// at any moment leaves either the old file or the new one, never a mix.
     fn commit(mut self) -> Result<()> {
-        let err = |e: std::io::Error| Error::file(&self.target, format!("cannot write: {e}"));
+        let err = |e: std::io::Error| {
+            Error::of(FileKind::Output, &self.target, format!("cannot write: {e}"))
+        };
         File::open(&self.tmp)
             .and_then(|f| f.sync_all())
             .map_err(err)?;
@@ -177,26 +181,32 @@ pub fn check_output_file(path: &Path, table: bool) -> Result<()> {
         Format::from_path(path)?;
     }
     if path.is_dir() {
-        return Err(Error::file(path, "is a folder; give a file name"));
+        return Err(Error::of(
+            FileKind::Output,
+            path,
+            "is a folder; give a file name",
+        ));
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Output,
             path,
             format!("folder {} does not exist", dir.display()),
         ));
     }
-    probe_writable(&dir).map_err(|e| Error::file(path, e))
+    probe_writable(&dir).map_err(|e| Error::of(FileKind::Output, path, e))
 }
 
 /// Checks, before any work, that a report folder can be written at `path`: not an existing
 /// file, and its nearest existing ancestor folder accepts new entries.
 pub fn check_output_dir(path: &Path) -> Result<()> {
     if path.exists() && !path.is_dir() {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Output,
             path,
             "exists and is not a folder (the output is a report folder)",
         ));
@@ -209,12 +219,13 @@ pub fn check_output_dir(path: &Path) -> Result<()> {
         }
     }
     if !dir.is_dir() {
-        return Err(Error::file(
+        return Err(Error::of(
+            FileKind::Output,
             path,
             format!("{} is not a folder", dir.display()),
         ));
     }
-    probe_writable(&dir).map_err(|e| Error::file(path, e))
+    probe_writable(&dir).map_err(|e| Error::of(FileKind::Output, path, e))
 }
 
 /// Creates and removes a file in `dir`: the only sure test that it accepts files.
@@ -241,10 +252,7 @@ pub fn write_table(table: &Table, path: &Path) -> Result<()> {
         Format::Parquet => write_parquet(table, &tmp.tmp),
         _ => write_gdal(table, &tmp.tmp, format.gdal_driver().expect("GDAL format")),
     }
-    .map_err(|e| match e {
-        Error::File { msg, .. } => Error::file(path, msg),
-        other => Error::file(path, other),
-    })?;
+    .map_err(|e| e.in_file(FileKind::Output, path))?;
     tmp.commit()
 }
 
@@ -259,7 +267,7 @@ fn write_shapefile(table: &Table, path: &Path) -> Result<()> {
     };
     let name = path
         .file_name()
-        .ok_or_else(|| Error::file(path, "is not a file path"))?
+        .ok_or_else(|| Error::of(FileKind::Output, path, "is not a file path"))?
         .to_string_lossy()
         .into_owned();
     let stem = path
@@ -267,7 +275,7 @@ fn write_shapefile(table: &Table, path: &Path) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = TempDir(dir.join(format!(".{name}.{}.tmp", std::process::id())));
-    std::fs::create_dir(&tmp.0).at(path)?;
+    std::fs::create_dir(&tmp.0).at_kind(FileKind::Output, path)?;
     let (short, renamed) = shapefile_field_names(&table.columns);
     if !renamed.is_empty() {
         tracing::warn!(
@@ -281,18 +289,17 @@ fn write_shapefile(table: &Table, path: &Path) -> Result<()> {
         c.name = n;
     }
     t.metadata.clear();
-    write_gdal(&t, &tmp.0.join(&name), "ESRI Shapefile").map_err(|e| match e {
-        Error::File { msg, .. } => Error::file(path, msg),
-        other => Error::file(path, other),
-    })?;
-    for entry in std::fs::read_dir(&tmp.0).at(path)? {
-        let from = entry.at(path)?.path();
+    write_gdal(&t, &tmp.0.join(&name), "ESRI Shapefile")
+        .map_err(|e| e.in_file(FileKind::Output, path))?;
+    for entry in std::fs::read_dir(&tmp.0).at_kind(FileKind::Output, path)? {
+        let from = entry.at_kind(FileKind::Output, path)?.path();
         let ext = from
             .extension()
             .map(|e| e.to_string_lossy().into_owned())
             .unwrap_or_default();
         let to = dir.join(format!("{stem}.{ext}"));
-        std::fs::rename(&from, &to).map_err(|e| Error::file(&to, format!("cannot write: {e}")))?;
+        std::fs::rename(&from, &to)
+            .map_err(|e| Error::of(FileKind::Output, &to, format!("cannot write: {e}")))?;
     }
     Ok(())
 }
@@ -346,7 +353,8 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
 /// Writes bytes atomically.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = TempOutput::new(path)?;
-    std::fs::write(&tmp.tmp, bytes).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+    std::fs::write(&tmp.tmp, bytes)
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot write: {e}")))?;
     tmp.commit()
 }
 
@@ -406,11 +414,12 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
         df.with_column(c)
             .map_err(|e| Error::invalid(e.to_string()))?;
     }
-    let mut f = File::create(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
+    let mut f = File::create(path)
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot create: {e}")))?;
     CsvWriter::new(&mut f)
         .include_header(true)
         .finish(&mut df)
-        .map_err(|e| Error::file(path, format!("cannot write CSV: {e}")))
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot write CSV: {e}")))
 }
 
 /// GeoParquet 1.1: WKB geometry, the CRS as PROJJSON and the bounding box in the `geo` footer
@@ -438,13 +447,14 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
         None => None,
     };
     let mut df = to_dataframe(table, geometry)?;
-    let f = File::create(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
+    let f = File::create(path)
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot create: {e}")))?;
     ParquetWriter::new(f)
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(
             kv.into_iter().collect(),
         )))
         .finish(&mut df)
-        .map_err(|e| Error::file(path, format!("cannot write Parquet: {e}")))?;
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot write Parquet: {e}")))?;
     Ok(())
 }
 
@@ -531,7 +541,8 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
                 ColumnData::Bool(_) => OGRFieldType::OFTInteger,
             };
             if matches!(c.data, ColumnData::Bool(_)) {
-                add_boolean_field(&layer, &c.name).map_err(|e| Error::file(path, e))?;
+                add_boolean_field(&layer, &c.name)
+                    .map_err(|e| Error::of(FileKind::Output, path, e))?;
                 continue;
             }
             let field = FieldDefn::new(&c.name, ty).map_err(gerr)?;
@@ -561,7 +572,7 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
 /// looks written.
 fn verify_gdal(table: &Table, path: &Path) -> Result<()> {
     let incomplete = |what: String| {
-        Error::file(
+        Error::of(FileKind::Output, 
             path,
             format!("cannot write: the file came out incomplete ({what}) — disk full or a file-size limit?"),
         )
@@ -657,9 +668,13 @@ fn gdal_write_error(path: &Path, e: gdal::errors::GdalError) -> Error {
         }
     };
     if last.trim().is_empty() || e.to_string().contains(last.trim()) {
-        Error::file(path, format!("cannot write: {e}"))
+        Error::of(FileKind::Output, path, format!("cannot write: {e}"))
     } else {
-        Error::file(path, format!("cannot write: {e} ({})", last.trim()))
+        Error::of(
+            FileKind::Output,
+            path,
+            format!("cannot write: {e} ({})", last.trim()),
+        )
     }
 }
 
@@ -683,11 +698,11 @@ pub fn read_table(path: &Path) -> Result<Table> {
                 .with_infer_schema_length(None)
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
-                .map_err(|e| Error::file(path, format!("cannot read CSV: {e}")))?;
+                .map_err(|e| Error::of(FileKind::Output, path, format!("cannot read CSV: {e}")))?;
             from_dataframe(&df, path, None, BTreeMap::new())
         }
         Format::Parquet => {
-            let f = File::open(path).at(path)?;
+            let f = File::open(path).at_kind(FileKind::Output, path)?;
             let mut reader = ParquetReader::new(f);
             let kv = reader
                 .get_metadata()
@@ -699,9 +714,9 @@ pub fn read_table(path: &Path) -> Result<Table> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let df = reader
-                .finish()
-                .map_err(|e| Error::file(path, format!("cannot read Parquet: {e}")))?;
+            let df = reader.finish().map_err(|e| {
+                Error::of(FileKind::Output, path, format!("cannot read Parquet: {e}"))
+            })?;
             from_dataframe(&df, path, Some("geometry"), kv)
         }
         _ => read_gdal(path),
@@ -714,7 +729,7 @@ fn from_dataframe(
     wkb_col: Option<&str>,
     metadata: BTreeMap<String, String>,
 ) -> Result<Table> {
-    let perr = |e: polars::prelude::PolarsError| Error::file(path, e);
+    let perr = |e: polars::prelude::PolarsError| Error::of(FileKind::Output, path, e);
     let mut t = Table {
         metadata,
         ..Default::default()
@@ -727,8 +742,9 @@ fn from_dataframe(
                 .map_err(perr)?
                 .iter()
                 .map(|b| {
-                    let g = Geometry::from_wkb(b.unwrap_or_default()).at(path)?;
-                    multipolygon_of(&g.to_geo().at(path)?)
+                    let g = Geometry::from_wkb(b.unwrap_or_default())
+                        .at_kind(FileKind::Output, path)?;
+                    multipolygon_of(&g.to_geo().at_kind(FileKind::Output, path)?)
                 })
                 .collect::<Result<Vec<_>>>()?;
             t.geometry = Some(geoms);
@@ -761,7 +777,8 @@ fn from_dataframe(
             ),
             DataType::Null => ColumnData::F64(vec![None; c.len()]),
             other => {
-                return Err(Error::file(
+                return Err(Error::of(
+                    FileKind::Output,
                     path,
                     format!("column '{name}' has unsupported type {other}"),
                 ))
@@ -770,9 +787,9 @@ fn from_dataframe(
         t.columns.push(Column { name, data });
     }
     if let Some(geo) = t.metadata.get("geo") {
-        let v: serde_json::Value = serde_json::from_str(geo).at(path)?;
+        let v: serde_json::Value = serde_json::from_str(geo).at_kind(FileKind::Output, path)?;
         if let Some(crs) = v.pointer("/columns/geometry/crs") {
-            t.crs = Some(Crs::from_user(&crs.to_string()).at(path)?);
+            t.crs = Some(Crs::from_user(&crs.to_string()).at_kind(FileKind::Output, path)?);
         }
     }
     Ok(t)
@@ -790,7 +807,9 @@ fn multipolygon_of(g: &geo::Geometry<f64>) -> Result<MultiPolygon<f64>> {
 
 fn read_gdal(path: &Path) -> Result<Table> {
     let ds = crate::io::footprints::open_vector(path)?;
-    let mut layer = ds.layer(0).map_err(|e| Error::file(path, e))?;
+    let mut layer = ds
+        .layer(0)
+        .map_err(|e| Error::of(FileKind::Output, path, e))?;
     let fields: Vec<(String, u32)> = layer
         .defn()
         .fields()
@@ -800,7 +819,7 @@ fn read_gdal(path: &Path) -> Result<Table> {
         .spatial_ref()
         .map(|s| Crs::from_srs(&s))
         .transpose()
-        .at(path)?;
+        .at_kind(FileKind::Output, path)?;
     let boolean: Vec<bool> = (0..fields.len())
         .map(|i| {
             // SAFETY: the layer (and its definition) outlive these calls; i < field count.
@@ -826,14 +845,22 @@ fn read_gdal(path: &Path) -> Result<Table> {
     for f in layer.features() {
         for (i, col) in cols.iter_mut().enumerate() {
             match col {
-                ColumnData::F64(v) => v.push(f.field_as_double(i).at(path)?),
-                ColumnData::I64(v) => v.push(f.field_as_integer64(i).at(path)?),
-                ColumnData::Str(v) => v.push(f.field_as_string(i).at(path)?),
-                ColumnData::Bool(v) => v.push(f.field_as_integer(i).at(path)?.map(|x| x != 0)),
+                ColumnData::F64(v) => v.push(f.field_as_double(i).at_kind(FileKind::Output, path)?),
+                ColumnData::I64(v) => {
+                    v.push(f.field_as_integer64(i).at_kind(FileKind::Output, path)?)
+                }
+                ColumnData::Str(v) => v.push(f.field_as_string(i).at_kind(FileKind::Output, path)?),
+                ColumnData::Bool(v) => v.push(
+                    f.field_as_integer(i)
+                        .at_kind(FileKind::Output, path)?
+                        .map(|x| x != 0),
+                ),
             }
         }
         if let Some(g) = f.geometry() {
-            geoms.push(multipolygon_of(&g.to_geo().at(path)?)?);
+            geoms.push(multipolygon_of(
+                &g.to_geo().at_kind(FileKind::Output, path)?,
+            )?);
         }
     }
     let mut metadata = BTreeMap::new();

@@ -10,7 +10,7 @@ use las::{PointData, PointDataBuilder, Reader};
 
 use crate::config::LidarConfig;
 use crate::crs::{Crs, Transform};
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 
 /// Where a file's CRS came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub fn open_point_clouds(cfg: &LidarConfig, working: &Crs) -> Result<Vec<PointCl
         .map(Crs::from_user)
         .transpose()
         .map_err(|e| match cfg.files.first() {
-            Some(f) => Error::file(f, format!("lidar.crs: {e}")),
+            Some(f) => Error::of(FileKind::PointCloud, f, format!("lidar.crs: {e}")),
             None => e,
         })?;
     cfg.files
@@ -116,7 +116,7 @@ pub fn check_overlap(clouds: &[PointCloudFile], footprints: [f64; 4], config: &P
         x1 = x1.max(c.bounds[2]);
         y1 = y1.max(c.bounds[3]);
     }
-    Err(Error::file(
+    Err(Error::of(FileKind::PointCloud, 
         config,
         format!(
             "LiDAR extent does not intersect the footprints — check the CRS (lidar.crs, footprints.crs): LiDAR x {x0:.0}..{x1:.0}, y {y0:.0}..{y1:.0}; footprints x {:.0}..{:.0}, y {:.0}..{:.0}",
@@ -141,16 +141,27 @@ pub fn footprints_bbox(geoms: &[geo::MultiPolygon<f64>]) -> [f64; 4] {
 }
 
 fn open_reader(path: &Path) -> Result<Reader> {
-    let file = File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
-    guard(path, || Reader::new(BufReader::new(file)))?
-        .map_err(|e| Error::file(path, format!("not a readable LAS/LAZ file: {e}")))
+    let file = File::open(path)
+        .map_err(|e| Error::of(FileKind::PointCloud, path, format!("cannot open: {e}")))?;
+    guard(path, || Reader::new(BufReader::new(file)))?.map_err(|e| {
+        Error::of(
+            FileKind::PointCloud,
+            path,
+            format!("not a readable LAS/LAZ file: {e}"),
+        )
+    })
 }
 
 /// Runs decoder code that might panic on corrupt input and turns a panic into an error naming
 /// the file: the LAZ decoder was not written for hostile input, and a crash loses all work.
 fn guard<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|_| Error::file(path, "corrupt point data (the decoder failed)"))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::of(
+            FileKind::PointCloud,
+            path,
+            "corrupt point data (the decoder failed)",
+        )
+    })
 }
 
 impl PointCloudFile {
@@ -163,12 +174,12 @@ impl PointCloudFile {
     ) -> Result<Self> {
         let reader = open_reader(path)?;
         let h = reader.header();
-        let (crs, crs_source, geotiff_z_unit) = match file_crs(h).at(path)? {
+        let (crs, crs_source, geotiff_z_unit) = match file_crs(h).at_kind(FileKind::PointCloud, path)? {
             Some((crs, src, zu)) => (crs, src, zu),
             None => match fallback {
                 Some(c) => (c.clone(), CrsSource::Config, None),
                 None => {
-                    return Err(Error::file(
+                    return Err(Error::of(FileKind::PointCloud, 
                         path,
                         "has no CRS record; set lidar.crs in the city config (e.g. crs = \"EPSG:28992\")",
                     ))
@@ -180,15 +191,18 @@ impl PointCloudFile {
             .unwrap_or_else(|| crs.vertical_unit_m());
         let b = h.bounds();
         let native_bounds = [b.min.x, b.min.y, b.min.z, b.max.x, b.max.y, b.max.z];
-        let t = Transform::new(&crs, working).at(path)?;
+        let t = Transform::new(&crs, working).at_kind(FileKind::PointCloud, path)?;
         let bounds = t
             .apply_bounds([b.min.x, b.min.y, b.max.x, b.max.y])
-            .at(path)?;
+            .at_kind(FileKind::PointCloud, path)?;
         let v = h.version();
         Ok(PointCloudFile {
             path: path.to_path_buf(),
             version: format!("{}.{}", v.major, v.minor),
-            point_format: h.point_format().to_u8().at(path)?,
+            point_format: h
+                .point_format()
+                .to_u8()
+                .at_kind(FileKind::PointCloud, path)?,
             compressed: h.point_format().is_compressed,
             points: h.number_of_points(),
             crs,
@@ -205,7 +219,8 @@ impl PointCloudFile {
         let data = PointDataBuilder::new().for_header(reader.header()).build();
         Ok(PointStream {
             path: self.path.clone(),
-            transform: Transform::new(&self.crs, working).at(&self.path)?,
+            transform: Transform::new(&self.crs, working)
+                .at_kind(FileKind::PointCloud, &self.path)?,
             z_unit_m: self.z_unit_m,
             remaining: self.points,
             chunk_size: chunk_size.max(1) as u64,
@@ -290,10 +305,11 @@ impl PointStream {
                 ),
                 _ => format!("cannot read points: {e}"),
             };
-            Error::file(&self.path, msg)
+            Error::of(FileKind::PointCloud, &self.path, msg)
         })?;
         if got < want {
-            return Err(Error::file(
+            return Err(Error::of(
+                FileKind::PointCloud,
                 &self.path,
                 format!(
                     "truncated: the header promises {} more points than the file holds",
@@ -313,11 +329,15 @@ impl PointStream {
             .chain(&out.z)
             .any(|v| !v.is_finite())
         {
-            return Err(Error::file(&self.path, "holds non-finite coordinates"));
+            return Err(Error::of(
+                FileKind::PointCloud,
+                &self.path,
+                "holds non-finite coordinates",
+            ));
         }
         self.transform
             .apply(&mut out.x, &mut out.y)
-            .at(&self.path)?;
+            .at_kind(FileKind::PointCloud, &self.path)?;
         Ok(true)
     }
 

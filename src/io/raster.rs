@@ -7,7 +7,7 @@ use gdal::raster::GdalDataType;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags, Metadata};
 
 use crate::crs::Crs;
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 
 #[derive(Clone, Debug)]
 pub struct BandInfo {
@@ -35,7 +35,7 @@ pub struct Raster {
 pub fn open_raster(path: &Path, crs_override: Option<&str>) -> Result<Raster> {
     crate::io::gdal_setup::init();
     if !path.exists() {
-        return Err(Error::file(path, "does not exist"));
+        return Err(Error::of(FileKind::Raster, path, "does not exist"));
     }
     let dataset = Dataset::open_ex(
         path,
@@ -44,27 +44,37 @@ pub fn open_raster(path: &Path, crs_override: Option<&str>) -> Result<Raster> {
             ..Default::default()
         },
     )
-    .map_err(|e| Error::file(path, format!("cannot open as a raster: {e}")))?;
+    .map_err(|e| {
+        Error::of(
+            FileKind::Raster,
+            path,
+            format!("cannot open as a raster: {e}"),
+        )
+    })?;
     let crs = match crs_override {
-        Some(def) => Some(Crs::from_user(def).at(path)?),
+        Some(def) => Some(Crs::from_user(def).at_kind(FileKind::Raster, path)?),
         None => dataset
             .spatial_ref()
             .ok()
             .map(|s| Crs::from_srs(&s))
             .transpose()
-            .at(path)?,
+            .at_kind(FileKind::Raster, path)?,
     };
-    let geo_transform = dataset
-        .geo_transform()
-        .map_err(|_| Error::file(path, "has no georeferencing (geotransform or world file)"))?;
+    let geo_transform = dataset.geo_transform().map_err(|_| {
+        Error::of(
+            FileKind::Raster,
+            path,
+            "has no georeferencing (geotransform or world file)",
+        )
+    })?;
     let (width, height) = dataset.raster_size();
     let count = dataset.raster_count();
     if count == 0 {
-        return Err(Error::file(path, "has no raster bands"));
+        return Err(Error::of(FileKind::Raster, path, "has no raster bands"));
     }
     let mut bands = Vec::with_capacity(count);
     for i in 1..=count {
-        let b = dataset.rasterband(i).at(path)?;
+        let b = dataset.rasterband(i).at_kind(FileKind::Raster, path)?;
         bands.push(BandInfo {
             index: i,
             data_type: format!("{}", b.band_type()),
@@ -97,10 +107,19 @@ impl Raster {
         h: usize,
     ) -> Result<Vec<f64>> {
         let info = &self.bands[band - 1];
-        let b = self.dataset.rasterband(band).at(&self.path)?;
+        let b = self
+            .dataset
+            .rasterband(band)
+            .at_kind(FileKind::Raster, &self.path)?;
         let buf = b
             .read_as::<f64>((x0 as isize, y0 as isize), (w, h), (w, h), None)
-            .map_err(|e| Error::file(&self.path, format!("cannot read band {band}: {e}")))?;
+            .map_err(|e| {
+                Error::of(
+                    FileKind::Raster,
+                    &self.path,
+                    format!("cannot read band {band}: {e}"),
+                )
+            })?;
         let (_, data) = buf.into_shape_and_vec();
         let is_float = matches!(b.band_type(), GdalDataType::Float32 | GdalDataType::Float64);
         Ok(data

@@ -4,13 +4,13 @@
 //! timestamps and owners, so the same model gives the same bytes.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hessboost::model::{BoostedModel, ModelFormat};
 
 use super::intervals::IntervalModel;
 use super::{HeightModel, ModelMeta, FORMAT_VERSION};
-use crate::error::{AtFile, Error, Result};
+use crate::error::{AtFile, Error, FileKind, Result};
 
 const META: &str = "roofline.json";
 const POINT: &str = "point.hbm";
@@ -39,19 +39,17 @@ impl HeightModel {
 
     pub fn load(path: &Path) -> Result<HeightModel> {
         let bytes = std::fs::read(path)
-            .map_err(|e| Error::file(path, format!("cannot read model: {e}")))?;
+            .map_err(|e| Error::of(FileKind::Model, path, format!("cannot read model: {e}")))?;
         if let Some(what) = not_a_model(&bytes) {
-            return Err(Error::file(
+            return Err(Error::of(
+                FileKind::Model,
                 path,
                 format!(
                     "is {what}, not a roofline model (the .model file `roofline train` writes)"
                 ),
             ));
         }
-        Self::from_bytes(&bytes).map_err(|e| match e {
-            Error::Invalid(msg) => Error::file(path, msg),
-            other => other,
-        })
+        Self::from_bytes(&bytes).map_err(|e| e.in_file(FileKind::Model, path))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<HeightModel> {
@@ -84,15 +82,12 @@ impl HeightModel {
         let v = version.get("format_version").and_then(|v| v.as_u64());
         match v {
             Some(v) if v == FORMAT_VERSION as u64 => {}
-            Some(v) if v > FORMAT_VERSION as u64 => {
-                return Err(Error::invalid(format!(
-                    "model format version {v} is newer than this roofline reads ({FORMAT_VERSION}); upgrade roofline"
-                )))
-            }
-            Some(v) => {
-                return Err(Error::invalid(format!(
-                    "model format version {v} is older than this roofline reads ({FORMAT_VERSION}); retrain the model with this roofline"
-                )))
+            Some(found) => {
+                return Err(Error::ModelVersion {
+                    path: PathBuf::new(),
+                    found,
+                    supported: FORMAT_VERSION as u64,
+                })
             }
             None => {
                 return Err(Error::invalid(
@@ -192,5 +187,5 @@ fn append(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) -> Result<()> 
     h.set_cksum();
     b.append_data(&mut h, name, data)
         .map_err(|e| Error::invalid(format!("model archive: {e}")))
-        .at(name)
+        .at_kind(FileKind::Model, name)
 }
