@@ -117,7 +117,7 @@ pub fn imagery_features(
     // A raster that misses every footprint, or holds nothing valid under them, is a wrong CRS
     // or a wrong file: refuse rather than silently give every building missing values.
     let Some(window) = window else {
-        return Err(Error::of(FileKind::Raster, 
+        return Err(Error::of(FileKind::Raster,
             &cfg.path,
             format!(
                 "raster extent does not intersect the footprints — check the CRS (imagery.crs; the file says {})",
@@ -129,7 +129,7 @@ pub fn imagery_features(
         .iter()
         .all(|b| b.iter().all(|v| !v.is_finite()))
     {
-        return Err(Error::of(FileKind::Raster, 
+        return Err(Error::of(FileKind::Raster,
             &cfg.path,
             "holds only nodata (or masked) pixels over the footprints — check the file, its nodata value and imagery.mask",
         ));

@@ -260,7 +260,7 @@ pub fn read_footprints(
     for ((name, _), (numbers, others, example)) in numeric_idx.iter().zip(&not_numeric) {
         let example = example.clone().unwrap_or_default();
         if *others > 0 && *numbers == 0 {
-            return Err(Error::of(FileKind::Footprints, 
+            return Err(Error::of(FileKind::Footprints,
                 path,
                 format!("field '{name}' is not numeric (e.g. '{example}'); name a field holding heights in metres"),
             ));
@@ -334,7 +334,7 @@ fn unique_ids(
     let n = repeated.len();
     let hint = "set footprints.duplicate_ids = \"suffix\", \"fid\" or \"error\" in the city config";
     match policy {
-        DuplicateIds::Error => Err(Error::of(FileKind::Footprints, 
+        DuplicateIds::Error => Err(Error::of(FileKind::Footprints,
             path,
             format!(
                 "id '{first}' (field '{id_name}') occurs more than once ({n} features repeat an earlier id); {hint}"
@@ -348,7 +348,7 @@ fn unique_ids(
                 .collect();
             let mut check = HashSet::new();
             if let Some(dup) = fids.iter().find(|f| !check.insert(f.as_str())) {
-                return Err(Error::of(FileKind::Footprints, 
+                return Err(Error::of(FileKind::Footprints,
                     path,
                     format!("feature id {dup} occurs more than once; use duplicate_ids = \"suffix\""),
                 ));

@@ -572,7 +572,7 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
 /// looks written.
 fn verify_gdal(table: &Table, path: &Path) -> Result<()> {
     let incomplete = |what: String| {
-        Error::of(FileKind::Output, 
+        Error::of(FileKind::Output,
             path,
             format!("cannot write: the file came out incomplete ({what}) — disk full or a file-size limit?"),
         )

@@ -116,7 +116,7 @@ pub fn check_overlap(clouds: &[PointCloudFile], footprints: [f64; 4], config: &P
         x1 = x1.max(c.bounds[2]);
         y1 = y1.max(c.bounds[3]);
     }
-    Err(Error::of(FileKind::PointCloud, 
+    Err(Error::of(FileKind::PointCloud,
         config,
         format!(
             "LiDAR extent does not intersect the footprints — check the CRS (lidar.crs, footprints.crs): LiDAR x {x0:.0}..{x1:.0}, y {y0:.0}..{y1:.0}; footprints x {:.0}..{:.0}, y {:.0}..{:.0}",
@@ -179,7 +179,7 @@ impl PointCloudFile {
             None => match fallback {
                 Some(c) => (c.clone(), CrsSource::Config, None),
                 None => {
-                    return Err(Error::of(FileKind::PointCloud, 
+                    return Err(Error::of(FileKind::PointCloud,
                         path,
                         "has no CRS record; set lidar.crs in the city config (e.g. crs = \"EPSG:28992\")",
                     ))
