@@ -95,8 +95,8 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// city: leave one city out (default with two or more cities); blocks: spatial k-fold inside each city.
-        #[arg(long, value_parser = ["city", "blocks"])]
-        by: Option<String>,
+        #[arg(long, value_enum)]
+        by: Option<By>,
         /// Block size (m) for --by blocks.
         #[arg(long, default_value_t = 250.0)]
         block_size: f64,
@@ -166,6 +166,24 @@ pub struct LocalArgs {
     pub seed: u64,
 }
 
+/// How `cv` splits the cities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum By {
+    /// Leave one city out.
+    City,
+    /// Spatial k-fold of square blocks inside each city.
+    Blocks,
+}
+
+/// The point loss of gbm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossArg {
+    /// Squared error.
+    Squared,
+    /// Pseudo-Huber with a slope of 1 m: large errors weigh linearly.
+    Huber,
+}
+
 /// Model choices shared by `train` and `cv`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -197,8 +215,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub colsample: Option<f64>,
     /// Point loss for gbm: squared (default) or huber (pseudo-Huber, slope 1 m).
-    #[arg(long, default_value = "squared", value_parser = ["squared", "huber"])]
-    pub loss: String,
+    #[arg(long, value_enum, default_value_t = LossArg::Squared)]
+    pub loss: LossArg,
     /// Stop boosting when a 10 % validation share has not improved for this many rounds.
     #[arg(long)]
     pub early_stopping: Option<usize>,
@@ -351,14 +369,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
         } => {
             let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
             models::cv(
-                &cities,
-                &output,
-                by.as_deref(),
-                block_size,
-                folds,
-                &scenarios,
-                &model,
-                progress,
+                &cities, &output, by, block_size, folds, &scenarios, &model, progress,
             )
         }
         Command::Demo {

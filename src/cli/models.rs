@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use linfa::ParamGuard;
 
-use super::{LocalArgs, ModelArgs};
+use super::{By, LocalArgs, LossArg, ModelArgs};
 use roofline::config::CityConfig;
 use roofline::crs::Crs;
 use roofline::error::{Error, FileKind, Result};
@@ -29,14 +29,9 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     o.allow_mixed_labels = args.allow_mixed_labels;
     o.interval_rule = args.intervals;
     let mut gbm = roofline::model::boosting::GbmParams::new().seed(args.seed);
-    gbm = match args.loss.as_str() {
-        "squared" => gbm,
-        "huber" => gbm.loss(Loss::PseudoHuber { slope: 1.0 }),
-        other => {
-            return Err(Error::invalid(format!(
-                "unknown loss '{other}' (squared or huber)"
-            )))
-        }
+    gbm = match args.loss {
+        LossArg::Squared => gbm,
+        LossArg::Huber => gbm.loss(Loss::PseudoHuber { slope: 1.0 }),
     };
     if let Some(t) = args.trees {
         gbm = gbm.n_trees(t);
@@ -315,7 +310,7 @@ pub fn scenarios(sparse_lidar: &[String], local_labels: &[f64]) -> Result<Vec<Sc
 pub fn cv(
     cities: &[PathBuf],
     output: &Path,
-    by: Option<&str>,
+    by: Option<By>,
     block_size: f64,
     folds: usize,
     scenario_list: &[Scenario],
@@ -324,21 +319,12 @@ pub fn cv(
 ) -> Result<()> {
     use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
     let scheme = match by {
-        Some("city") => Scheme::City,
-        Some("blocks") => Scheme::Blocks {
-            size_m: block_size,
-            folds,
-        },
+        Some(By::City) => Scheme::City,
         None if cities.len() >= 2 => Scheme::City,
-        None => Scheme::Blocks {
+        Some(By::Blocks) | None => Scheme::Blocks {
             size_m: block_size,
             folds,
         },
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "unknown --by '{other}' (city or blocks)"
-            )))
-        }
     };
     let mut opts = train_options(args)?;
     check_output_dir(output)?;

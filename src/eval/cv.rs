@@ -323,8 +323,8 @@ pub fn cross_validate_with(
             cities: cities.iter().map(|c| c.city.clone()).collect(),
             model: opts.kind,
             hyperparameters: match opts.kind {
-                crate::model::ModelKind::Gbm => serde_json::to_value(&opts.gbm),
-                crate::model::ModelKind::Forest => serde_json::to_value(&opts.forest),
+                crate::model::ModelKind::Gbm => serde_json::to_value(opts.gbm_params()),
+                crate::model::ModelKind::Forest => serde_json::to_value(opts.forest_params()),
             }
             .map_err(|e| Error::invalid(e.to_string()))?,
             known_heights: opts.known_heights && matches!(scheme, Scheme::Blocks { .. }),

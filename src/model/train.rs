@@ -59,9 +59,22 @@ impl TrainOptions {
     /// Sets the seed of every random choice (subsampling, bootstrap, folds).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
-        self.gbm.seed = seed;
-        self.forest.seed = seed;
         self
+    }
+
+    /// The gbm hyperparameters with [`TrainOptions::seed`]: the options' seed is the one
+    /// source, whatever seed `gbm` was built with.
+    pub fn gbm_params(&self) -> GbmValidParams {
+        let mut p = self.gbm.clone();
+        p.seed = self.seed;
+        p
+    }
+
+    /// The forest hyperparameters with [`TrainOptions::seed`].
+    pub fn forest_params(&self) -> ForestValidParams {
+        let mut p = self.forest.clone();
+        p.seed = self.seed;
+        p
     }
 }
 
@@ -249,17 +262,21 @@ pub fn fit(
         || -> Result<_> {
             Ok(match opts.kind {
                 ModelKind::Gbm => {
-                    let m = opts.gbm.on_threads(1).fit(&dataset)?;
-                    (m.booster, serde_json::to_value(&opts.gbm), None)
+                    let m = opts.gbm_params().on_threads(1).fit(&dataset)?;
+                    (m.booster, serde_json::to_value(opts.gbm_params()), None)
                 }
                 ModelKind::Forest => {
-                    let m = opts.forest.fit(&dataset)?;
+                    let m = opts.forest_params().fit(&dataset)?;
                     let oob = ErrorSummary {
                         mae: m.oob_mae,
                         rmse: m.oob_rmse,
                         n: m.oob_rows,
                     };
-                    (m.booster, serde_json::to_value(&opts.forest), Some(oob))
+                    (
+                        m.booster,
+                        serde_json::to_value(opts.forest_params()),
+                        Some(oob),
+                    )
                 }
             })
         },
@@ -288,7 +305,7 @@ pub fn fit(
                 IntervalRule::Pooled
             };
             Ok(Some(IntervalModel::fit_grouped_with(
-                &opts.gbm,
+                &opts.gbm_params(),
                 alpha,
                 x,
                 y,
@@ -329,7 +346,7 @@ pub fn fit(
             kind: opts.kind,
             hyperparameters: serde_json::json!({
                 "point": hyper,
-                "intervals": { "alpha": opts.alpha, "quantile_model": opts.gbm },
+                "intervals": { "alpha": opts.alpha, "quantile_model": opts.gbm_params() },
                 "known_heights": opts.known_heights,
             }),
             seed: opts.seed,
