@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use common::*;
-use roofline::eval::cv::{block_plan, cross_validate, fold_view, Scheme};
+use roofline::eval::cv::{block_plan, cross_validate, fold_view, Scheme, DEFAULT_BUFFER_M};
 use roofline::eval::report::write_report;
 use roofline::features::CityFeatures;
 use roofline::model::train::TrainOptions;
@@ -167,13 +167,27 @@ fn spatial_blocks_do_not_leak() {
     let city = features("delft-5910");
     let b = blocks(&city.centroids, 250.0);
     let truth = city.ok_labels();
-    for fold in block_plan(&city, 250.0, 5, 42) {
+    for fold in block_plan(&city, 250.0, 5, 100.0, 42) {
         let test_blocks: HashSet<(i64, i64)> = fold.test.iter().map(|&i| b[i]).collect();
         assert!(
             fold.train.iter().all(|i| !test_blocks.contains(&b[*i])),
             "fold {}: training building in a test block",
             fold.fold
         );
+        // The buffer: no training building within 100 m of a test building.
+        for &i in &fold.train {
+            let c = city.centroids[i];
+            let nearest = fold
+                .test
+                .iter()
+                .map(|&j| (city.centroids[j][0] - c[0]).hypot(city.centroids[j][1] - c[1]))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                nearest > 100.0,
+                "fold {}: training building {nearest:.0} m from a test one",
+                fold.fold
+            );
+        }
         let view = fold_view(&city, &fold, true);
         let mean100 = view.column("known_mean_100m").unwrap();
         let n100 = view.column("known_n_100m").unwrap();
@@ -219,6 +233,7 @@ fn spatial_blocks_do_not_leak() {
         Scheme::Blocks {
             size_m: 250.0,
             folds: 5,
+            buffer_m: DEFAULT_BUFFER_M,
         },
         &TrainOptions {
             known_heights: true,

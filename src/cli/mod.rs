@@ -103,6 +103,10 @@ pub enum Command {
         /// Folds for --by blocks.
         #[arg(long, default_value_t = 5)]
         folds: usize,
+        /// For --by blocks: training buildings within this distance (m) of a test block are
+        /// left out of that fold (default: the largest context radius; 0 turns it off).
+        #[arg(long, default_value_t = roofline::eval::cv::DEFAULT_BUFFER_M)]
+        buffer: f64,
         /// Scenario of leave-one-city-out, repeatable: the held-out city keeps only a degraded
         /// copy of its own survey (density=PTS_PER_M2 random thinning, strips=SHARE parallel
         /// flight strips, tracks=SPACING_M spaceborne-like lines); its buildings still hit are
@@ -217,7 +221,8 @@ pub struct ModelArgs {
     /// Point loss for gbm: squared (default) or huber (pseudo-Huber, slope 1 m).
     #[arg(long, value_enum, default_value_t = LossArg::Squared)]
     pub loss: LossArg,
-    /// Stop boosting when a 10 % validation share has not improved for this many rounds.
+    /// Stop boosting when a 10 % validation share has not improved for this many rounds (a
+    /// random, not spatial, share: neighbours of validation buildings train, so it stops late).
     #[arg(long)]
     pub early_stopping: Option<usize>,
     /// Use known-neighbour-height features (regions where some buildings are measured; in
@@ -363,13 +368,14 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             by,
             block_size,
             folds,
+            buffer,
             sparse_lidar,
             local_labels,
             model,
         } => {
             let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
             models::cv(
-                &cities, &output, by, block_size, folds, &scenarios, &model, progress,
+                &cities, &output, by, block_size, folds, buffer, &scenarios, &model, progress,
             )
         }
         Command::Demo {

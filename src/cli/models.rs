@@ -121,7 +121,7 @@ pub fn train(
     );
     if let Some(o) = &m.oob_error {
         println!(
-            "  out-of-bag error: MAE {:.2} m, RMSE {:.2} m over {} buildings",
+            "  out-of-bag error: MAE {:.2} m, RMSE {:.2} m over {} buildings (per building, not per block: optimistic where neighbours share heights — use `roofline cv`)",
             o.mae, o.rmse, o.n
         );
     }
@@ -313,6 +313,7 @@ pub fn cv(
     by: Option<By>,
     block_size: f64,
     folds: usize,
+    buffer: f64,
     scenario_list: &[Scenario],
     args: &ModelArgs,
     progress: Progress,
@@ -324,6 +325,7 @@ pub fn cv(
         Some(By::Blocks) | None => Scheme::Blocks {
             size_m: block_size,
             folds,
+            buffer_m: buffer,
         },
     };
     let mut opts = train_options(args)?;
@@ -354,8 +356,11 @@ pub fn print_cv_summary(s: &roofline::eval::cv::CvSummary) {
         "{} cross-validation, label '{}'{}:",
         match s.scheme {
             roofline::eval::cv::Scheme::City => "leave-one-city-out".to_string(),
-            roofline::eval::cv::Scheme::Blocks { size_m, folds } =>
-                format!("{size_m} m block {folds}-fold"),
+            roofline::eval::cv::Scheme::Blocks {
+                size_m,
+                folds,
+                buffer_m,
+            } => format!("{size_m} m block {folds}-fold, {buffer_m} m buffer"),
         },
         s.label.name,
         if s.mixed_labels {

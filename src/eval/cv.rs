@@ -19,15 +19,21 @@ use crate::features::{neighbours, CityFeatures};
 use crate::model::predict::predict_region;
 use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
 use crate::progress::Progress;
-use crate::spatial::blocks::block_folds;
+use crate::spatial::blocks::{block_folds_counting, near_fold};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Scheme {
     /// Leave one city out.
     City,
-    /// Spatial blocks of `size_m`, `folds` folds, inside each city.
-    Blocks { size_m: f64, folds: usize },
+    /// Spatial blocks of `size_m`, `folds` folds, inside each city; training buildings within
+    /// `buffer_m` of a test block are left out of that fold's training.
+    Blocks {
+        size_m: f64,
+        folds: usize,
+        #[serde(default)]
+        buffer_m: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,19 +105,37 @@ pub struct BlockFold {
     pub test: Vec<usize>,
 }
 
-/// The folds of one city: blocks assigned to folds; labelled buildings split by their fold.
-pub fn block_plan(city: &CityFeatures, size_m: f64, folds: usize, seed: u64) -> Vec<BlockFold> {
-    let fold_of = block_folds(&city.centroids, size_m, folds, seed);
+/// The buffer block CV uses unless told otherwise: the largest context radius, so no training
+/// building's context window reaches into the test block's buildings' own (m).
+pub const DEFAULT_BUFFER_M: f64 =
+    crate::features::context::RADII[crate::features::context::RADII.len() - 1];
+
+/// The folds of one city: blocks assigned to folds (balanced by labelled buildings); labelled
+/// buildings split by their fold, training ones within `buffer_m` of a test block dropped.
+pub fn block_plan(
+    city: &CityFeatures,
+    size_m: f64,
+    folds: usize,
+    buffer_m: f64,
+    seed: u64,
+) -> Vec<BlockFold> {
     let labels = city.ok_labels();
+    let labelled: Vec<bool> = labels.iter().map(Option::is_some).collect();
+    let fold_of = block_folds_counting(&city.centroids, &labelled, size_m, folds, seed);
     (0..folds)
-        .map(|f| BlockFold {
-            fold: f,
-            train: (0..city.len())
-                .filter(|&i| labels[i].is_some() && fold_of[i] != f)
-                .collect(),
-            test: (0..city.len())
-                .filter(|&i| labels[i].is_some() && fold_of[i] == f)
-                .collect(),
+        .map(|f| {
+            let near =
+                (buffer_m > 0.0).then(|| near_fold(&city.centroids, &fold_of, size_m, f, buffer_m));
+            let too_near = |i: usize| near.as_ref().is_some_and(|n| n[i]);
+            BlockFold {
+                fold: f,
+                train: (0..city.len())
+                    .filter(|&i| labelled[i] && fold_of[i] != f && !too_near(i))
+                    .collect(),
+                test: (0..city.len())
+                    .filter(|&i| labelled[i] && fold_of[i] == f)
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -236,16 +260,25 @@ pub fn cross_validate_with(
             }
             bar.finish_and_clear();
         }
-        Scheme::Blocks { size_m, folds } => {
+        Scheme::Blocks {
+            size_m,
+            folds,
+            buffer_m,
+        } => {
             if folds < 2 || size_m.is_nan() || size_m <= 0.0 {
                 return Err(Error::invalid(
                     "block cross-validation needs at least 2 folds and a positive block size",
                 ));
             }
+            if buffer_m.is_nan() || buffer_m < 0.0 {
+                return Err(Error::invalid(format!(
+                    "the block buffer must be 0 m or more, got {buffer_m}"
+                )));
+            }
             let bar = progress.bar((cities.len() * folds) as u64, "cv", "folds");
             for city in cities {
                 bar.set_message(city.city.clone());
-                for fold in block_plan(city, size_m, folds, opts.seed) {
+                for fold in block_plan(city, size_m, folds, buffer_m, opts.seed) {
                     if fold.test.is_empty() || fold.train.is_empty() {
                         bar.inc(1);
                         continue;

@@ -141,8 +141,12 @@ pub fn render_markdown(out: &CvOutput) -> String {
     let mut md = String::new();
     let scheme = match s.scheme {
         Scheme::City => "leave-one-city-out".to_string(),
-        Scheme::Blocks { size_m, folds } => {
-            format!("spatial blocks of {size_m} m, {folds} folds inside each city")
+        Scheme::Blocks {
+            size_m,
+            folds,
+            buffer_m,
+        } => {
+            format!("spatial blocks of {size_m} m, {folds} folds inside each city (folds balanced by labelled buildings; training buildings within {buffer_m} m of a test block left out)")
         }
     };
     let warn = if s.mixed_labels {
