@@ -14,6 +14,7 @@ use ndarray::{Array1, Array2};
 use roofline::config::CityConfig;
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::model::boosting::GbmParams;
+use roofline::model::ensemble::TreeEnsemble;
 use roofline::model::train::{feature_rows, select_features};
 use roofline::progress::Progress;
 use roofline::spatial::blocks::block_folds;

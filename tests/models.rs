@@ -8,6 +8,7 @@ use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use roofline::features::CityFeatures;
 use roofline::model::boosting::GbmParams;
+use roofline::model::ensemble::TreeEnsemble;
 use roofline::model::intervals::IntervalModel;
 use roofline::model::predict::{predict_region, Source};
 use roofline::model::train::{feature_rows, select_features, train_model, TrainOptions};

@@ -280,6 +280,14 @@ pub fn cross_validate_with(
                 bar.set_message(city.city.clone());
                 for fold in block_plan(city, size_m, folds, buffer_m, opts.seed) {
                     if fold.test.is_empty() || fold.train.is_empty() {
+                        if !fold.test.is_empty() {
+                            tracing::warn!(
+                                "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller --buffer or --block-size)",
+                                city.city,
+                                fold.fold,
+                                fold.test.len()
+                            );
+                        }
                         bar.inc(1);
                         continue;
                     }
@@ -307,6 +315,17 @@ pub fn cross_validate_with(
                 }
             }
             bar.finish_and_clear();
+        }
+    }
+    if let Scheme::Blocks { buffer_m, .. } = scheme {
+        if let Some(c) = cities
+            .iter()
+            .find(|c| !rows.iter().any(|r| r.city == c.city))
+        {
+            return Err(Error::invalid(format!(
+                "{}: block cross-validation scored no building: with a {buffer_m} m buffer no fold keeps a training building (the city is too small for it; try --buffer 0 or a smaller --block-size)",
+                c.city
+            )));
         }
     }
     let base = |r: &&CvRow| r.scenario == NO_SCENARIO;

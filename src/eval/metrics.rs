@@ -101,7 +101,12 @@ pub fn metrics(truth: &[f64], pred: &[f64], lo: &[f64], hi: &[f64], area: &[f64]
         mae: p.mean_absolute_error(&t).unwrap_or(f64::NAN),
         rmse: p.mean_squared_error(&t).map(f64::sqrt).unwrap_or(f64::NAN),
         r2: p.r2(&t).unwrap_or(f64::NAN),
-        median_ae: p.median_absolute_error(&t).unwrap_or(f64::NAN),
+        // linfa's median panics on no rows (usize underflow), so empty sets are NaN here.
+        median_ae: if n == 0 {
+            f64::NAN
+        } else {
+            p.median_absolute_error(&t).unwrap_or(f64::NAN)
+        },
         bias: mean(&err),
         within_2_5m: if n == 0 {
             f64::NAN

@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::ensemble::TreeEnsemble;
 use super::matrix::to_dmatrix;
 use crate::error::{Error, Result};
 
@@ -313,17 +314,9 @@ pub fn predict_booster<D: Data<Elem = f64>>(
     .expect("prediction shape"))
 }
 
-impl Gbm {
-    pub fn predict_checked<D: Data<Elem = f64>>(
-        &self,
-        x: &ArrayBase<D, Ix2>,
-    ) -> Result<Array1<f64>> {
-        Ok(predict_booster(&self.booster, x)?.column(0).to_owned())
-    }
-
-    /// Total gain per feature index (0 for features never split on).
-    pub fn importance(&self) -> Vec<f64> {
-        gain_importance(&self.booster)
+impl TreeEnsemble for Gbm {
+    fn booster(&self) -> &BoostedModel {
+        &self.booster
     }
 }
 

@@ -15,7 +15,8 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::boosting::{gain_importance, predict_booster};
+use super::boosting::predict_booster;
+use super::ensemble::TreeEnsemble;
 use super::matrix::to_dmatrix;
 use crate::error::{Error, Result};
 
@@ -181,16 +182,9 @@ impl<D: Data<Elem = f64>, T: AsSingleTargets<Elem = f64>> Fit<ArrayBase<D, Ix2>,
     }
 }
 
-impl Forest {
-    pub fn predict_checked<D: Data<Elem = f64>>(
-        &self,
-        x: &ArrayBase<D, Ix2>,
-    ) -> Result<Array1<f64>> {
-        Ok(predict_booster(&self.booster, x)?.column(0).to_owned())
-    }
-
-    pub fn importance(&self) -> Vec<f64> {
-        gain_importance(&self.booster)
+impl TreeEnsemble for Forest {
+    fn booster(&self) -> &BoostedModel {
+        &self.booster
     }
 }
 

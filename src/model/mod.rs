@@ -3,6 +3,7 @@
 //! [`train`] and [`predict`] stages that wire them to feature tables.
 
 pub mod boosting;
+pub mod ensemble;
 pub mod file;
 pub mod forest;
 pub mod intervals;
@@ -111,4 +112,26 @@ pub struct HeightModel {
     pub meta: ModelMeta,
     pub point: BoostedModel,
     pub interval: Option<IntervalModel>,
+}
+
+impl<D: ndarray::Data<Elem = f64>>
+    linfa::traits::PredictInplace<ndarray::ArrayBase<D, ndarray::Ix2>, ndarray::Array1<f64>>
+    for HeightModel
+{
+    /// Point heights (m, never negative) for rows of features in `meta.feature_names` order.
+    /// Panics on another column count, like linfa's models; [`predict::predict_region`] builds
+    /// the matrix from a region's features, checks it and adds intervals and sources.
+    fn predict_inplace(
+        &self,
+        x: &ndarray::ArrayBase<D, ndarray::Ix2>,
+        y: &mut ndarray::Array1<f64>,
+    ) {
+        let p =
+            boosting::predict_booster(&self.point, x).expect("feature count checked by the caller");
+        y.assign(&p.column(0).mapv(|v| v.max(0.0)));
+    }
+
+    fn default_target(&self, x: &ndarray::ArrayBase<D, ndarray::Ix2>) -> ndarray::Array1<f64> {
+        ndarray::Array1::zeros(x.nrows())
+    }
 }

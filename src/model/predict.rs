@@ -4,10 +4,10 @@
 
 use ndarray::Array2;
 
+use linfa::traits::Predict;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::boosting::predict_booster;
 use super::local::{recalibrate, LocalOptions, LocalSummary};
 use super::HeightModel;
 use crate::crs::Crs;
@@ -122,9 +122,8 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         region
     };
     let x = model_matrix(model, region)?;
-    let point = predict_booster(&model.point, &x)?
-        .column(0)
-        .mapv(|v| v.max(0.0));
+    // model_matrix gives the model's columns, so linfa's (panicking) predict is safe here.
+    let point = model.predict(&x);
     // Heights are not negative, and the interval always contains the point.
     let (lo, hi): (Vec<f64>, Vec<f64>) = match &model.interval {
         Some(i) => {
