@@ -207,9 +207,9 @@ fn median(v: &mut [f64]) -> f64 {
 /// let m = &cv.summary.per_city[0];
 /// assert_eq!(m.model.n, cv.rows.len());
 /// assert!(m.model.n > 300, "{} held-out buildings", m.model.n);
-/// // The model beats predicting the median height everywhere, by a wide margin.
-/// assert!(m.model.mae < 2.5, "MAE {:.2} m", m.model.mae);
-/// assert!(m.model.mae < 0.8 * m.baseline.mae, "baseline MAE {:.2} m", m.baseline.mae);
+/// // About 1.2 m, against 3.2 m for the training buildings' median height everywhere.
+/// assert!(m.model.mae < 2.0, "MAE {:.2} m", m.model.mae);
+/// assert!(m.model.mae < 0.6 * m.baseline.mae, "baseline MAE {:.2} m", m.baseline.mae);
 /// # Ok::<(), roofline::Error>(())
 /// ```
 pub fn cross_validate(

@@ -155,7 +155,9 @@ pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2
 ///     }
 /// }
 /// let mae = errors.iter().sum::<f64>() / errors.len() as f64;
-/// assert!(mae < 3.0, "MAE {mae:.2} m on {} measured buildings", errors.len());
+/// // About 1.4 m; the training city's median height (6.0 m) for every building is 2.6 m off,
+/// // and even the region's own median 2.5 m.
+/// assert!(mae < 2.0, "MAE {mae:.2} m on {} measured buildings", errors.len());
 /// # Ok::<(), roofline::Error>(())
 /// ```
 pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Predictions> {

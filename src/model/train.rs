@@ -230,9 +230,10 @@ pub fn training_set(
 /// let model = train_model(&[&delft], &options)?;
 /// assert_eq!(model.meta.label.name, "roof-p70");
 /// assert!(model.meta.feature_names.contains(&"area_m2".to_string()));
-/// // Training error is optimistic, but a model that learnt nothing would be far above 2 m.
+/// // Training error is optimistic (about 0.04 m here), but a model that learnt nothing, the
+/// // median height for every building, would be about 3 m off.
 /// let e = &model.meta.training_error;
-/// assert!(e.n > 300 && e.mae < 2.0, "training MAE {:.2} m on {}", e.mae, e.n);
+/// assert!(e.n > 300 && e.mae < 1.0, "training MAE {:.2} m on {}", e.mae, e.n);
 /// // A single city: intervals calibrated on 250 m blocks left out in turn.
 /// let calibration = model.meta.calibration.as_ref().unwrap();
 /// assert_eq!(calibration.alpha, 0.1);
@@ -315,7 +316,8 @@ fn keep_freed_memory() {
 /// let mae = east.iter().enumerate()
 ///     .map(|(k, &i)| (predicted[[k, 0]] - labels[i].unwrap()).abs())
 ///     .sum::<f64>() / east.len() as f64;
-/// assert!(east.len() > 100 && mae < 3.0, "MAE {mae:.2} m on {} buildings", east.len());
+/// // About 0.7 m; the median height for every building would be about 3 m off.
+/// assert!(east.len() > 100 && mae < 1.5, "MAE {mae:.2} m on {} buildings", east.len());
 /// # Ok::<(), roofline::Error>(())
 /// ```
 pub fn fit(
