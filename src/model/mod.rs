@@ -1,6 +1,6 @@
 //! Models: gradient-boosted trees ([`boosting`], the default) or a random forest ([`forest`])
-//! for the point height, conformalized quantile [`intervals`], the [`file`] format, and the
-//! [`train`] and [`predict`] stages that wire them to feature tables.
+//! for the point height, conformalized quantile [`intervals`], the [`file`](mod@file) format,
+//! and the [`train`] and [`predict`] stages that wire them to feature tables.
 
 pub mod boosting;
 pub mod file;
