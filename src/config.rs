@@ -28,20 +28,29 @@ use crate::error::{AtFile, Error, FileKind, Result};
 /// A city or region as written in its TOML file, with paths resolved.
 #[derive(Clone, Debug)]
 pub struct CityConfig {
+    /// The city's name as written (`name = ...`); it names the city in tables, reports and
+    /// cross-validation folds, so it should be unique among the cities used together.
     pub name: String,
     /// The config file itself (named in errors).
     pub path: PathBuf,
     /// Overrides the working-CRS rule (footprint CRS if metric, else its UTM zone).
     pub working_crs: Option<Crs>,
+    /// `[footprints]`; absent only in configs that are not used for labels or features.
     pub footprints: Option<FootprintsConfig>,
+    /// `[lidar]`; needed when `label.source = "lidar"`, optional otherwise.
     pub lidar: Option<LidarConfig>,
+    /// `[[imagery]]` rasters, each giving one group of image features; may be empty.
     pub imagery: Vec<ImageryConfig>,
+    /// `[label]`: how heights are measured; `None` for a region that is only predicted.
     pub label: Option<LabelConfig>,
 }
 
+/// `[footprints]`: the building polygons, one per building, that every table is keyed by.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FootprintsConfig {
+    /// Any vector file GDAL reads (GeoJSON, GeoPackage, Shapefile, …); resolved against the
+    /// config's folder by [`CityConfig::load`].
     pub path: PathBuf,
     /// Layer name; the first layer when absent.
     pub layer: Option<String>,
@@ -49,6 +58,7 @@ pub struct FootprintsConfig {
     pub id: Option<String>,
     /// CRS to assume when the file has none or a wrong one.
     pub crs: Option<String>,
+    /// What to do with invalid polygons; repaired by default.
     #[serde(default)]
     pub invalid: InvalidPolicy,
     /// What to do when several features share an id.
@@ -84,6 +94,7 @@ pub enum InvalidPolicy {
     Error,
 }
 
+/// `[lidar]`: the point clouds heights are measured from.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LidarConfig {
@@ -98,14 +109,17 @@ pub struct LidarConfig {
     pub files: Vec<PathBuf>,
 }
 
+/// `[[imagery]]`: one multi-band raster (e.g. a Landsat scene) sampled under each footprint.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageryConfig {
+    /// Any raster GDAL reads; resolved against the config's folder.
     pub path: PathBuf,
     /// A short name used as the feature-name prefix, e.g. `l8`.
     pub name: String,
     /// One name per band, in band order (`red` and `nir` enable NDVI).
     pub bands: Vec<String>,
+    /// CRS to assume when the raster has none (a CRS in the file wins).
     pub crs: Option<String>,
     /// Scale for the stored values, replacing the file's own (Landsat surface reflectance
     /// files carry none; theirs is 0.0001).
@@ -116,10 +130,15 @@ pub struct ImageryConfig {
     pub mask: Option<MaskConfig>,
 }
 
+/// A per-pixel quality raster: pixels whose value is not in `clear` (cloud, shadow, snow, …)
+/// are left out of the imagery statistics.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaskConfig {
+    /// The classification raster, looked up under each imagery pixel's centre (it may have
+    /// another grid or CRS); resolved against the config's folder.
     pub path: PathBuf,
+    /// Mask values that mark a usable pixel (e.g. `[0]` for Landsat cfmask "clear").
     pub clear: Vec<i64>,
 }
 
@@ -127,7 +146,9 @@ pub struct MaskConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "source", rename_all = "lowercase")]
 pub enum LabelConfig {
+    /// `source = "lidar"`: measured from the `[lidar]` point clouds.
     Lidar(LidarLabelConfig),
+    /// `source = "attribute"`: read from a field of the footprints.
     Attribute(AttributeLabelConfig),
 }
 
@@ -138,14 +159,20 @@ pub enum LabelConfig {
 pub struct LidarLabelConfig {
     /// Family name for compatibility checks; `roof-<statistic>` when absent.
     pub name: Option<String>,
+    /// Statistic of roof-point elevations inside the footprint (default p70, as 3DBAG).
     #[serde(default = "default_roof")]
     pub roof: Statistic,
+    /// ASPRS classes counted as roof (default 6, building); must not be empty.
     #[serde(default = "default_roof_classes")]
     pub roof_classes: Vec<u8>,
+    /// Statistic of ground-point elevations around the footprint (default p5).
     #[serde(default = "default_ground")]
     pub ground: Statistic,
+    /// ASPRS classes counted as ground (default 2 ground, 9 water); must not be empty.
     #[serde(default = "default_ground_classes")]
     pub ground_classes: Vec<u8>,
+    /// Width in metres of the ring around the footprint where ground points are taken
+    /// (default 4); must be positive.
     #[serde(default = "default_ring")]
     pub ring_m: f64,
     /// Fewer roof points than this flags a label `sparse`.
@@ -231,9 +258,13 @@ pub struct AttributeLabelConfig {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Statistic {
+    /// The p-th percentile (0 to 100), linearly interpolated between sorted values.
     Percentile(f64),
+    /// The lowest value.
     Min,
+    /// The highest value.
     Max,
+    /// The arithmetic mean.
     Mean,
 }
 
@@ -306,11 +337,15 @@ impl Serialize for Statistic {
 /// or a cross-validation only when their names agree.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct LabelDefinition {
+    /// The family, e.g. `roof-p70`: the only part compared between cities and models.
     pub name: String,
+    /// Human-readable description (statistics, classes, ring or field), for reports.
     pub detail: String,
 }
 
 impl LabelConfig {
+    /// The definition's family name and description; LiDAR labels without a `name` are
+    /// `roof-<statistic>`.
     pub fn definition(&self) -> LabelDefinition {
         match self {
             LabelConfig::Lidar(l) => LabelDefinition {

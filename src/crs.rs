@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// A coordinate reference system as WKT plus a short label. Equality compares the definitions
+/// (through OSR when the WKT texts differ), not the labels.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Crs {
     /// Short label for tables and messages: `EPSG:28992` when known, else the CRS name.
@@ -35,12 +37,14 @@ impl Crs {
         Self::from_srs(&srs)
     }
 
+    /// The CRS of an EPSG code, e.g. 4326 for WGS 84; an error for unknown codes.
     pub fn from_epsg(code: u32) -> Result<Crs> {
         let srs = SpatialRef::from_epsg(code)
             .map_err(|e| Error::crs(format!("unknown CRS EPSG:{code}: {e}")))?;
         Self::from_srs(&srs)
     }
 
+    /// Parses WKT as found in files (WKT1, WKT2 or ESRI's `.prj` dialect).
     pub fn from_wkt(wkt: &str) -> Result<Crs> {
         let srs = SpatialRef::from_wkt(wkt)
             .or_else(|_| SpatialRef::from_esri(wkt))
@@ -48,6 +52,8 @@ impl Crs {
         Self::from_srs(&srs)
     }
 
+    /// Wraps a GDAL/OSR object, labelled with its authority code when it has (or OSR can
+    /// identify) one.
     pub fn from_srs(srs: &SpatialRef) -> Result<Crs> {
         let wkt = srs
             .to_wkt()
@@ -65,12 +71,14 @@ impl Crs {
         srs
     }
 
+    /// The EPSG code when the label is one; `None` for CRSs known only by name.
     pub fn epsg(&self) -> Option<u32> {
         self.label
             .strip_prefix("EPSG:")
             .and_then(|c| c.parse().ok())
     }
 
+    /// True for longitude/latitude CRSs, where coordinates are degrees, not metres.
     pub fn is_geographic(&self) -> bool {
         self.srs().is_geographic()
     }
@@ -97,11 +105,13 @@ impl Crs {
         self.linear_unit_m()
     }
 
+    /// True when projected with metre axes, i.e. usable as a working CRS as is.
     pub fn is_metric_projected(&self) -> bool {
         let srs = self.srs();
         srs.is_projected() && (srs.linear_units() - 1.0).abs() < 1e-12
     }
 
+    /// Same definition (identical WKT, or OSR judges them equal); what `==` uses.
     pub fn same_as(&self, other: &Crs) -> bool {
         self.wkt == other.wkt || self.srs() == other.srs()
     }
@@ -136,6 +146,7 @@ impl Crs {
         Crs::utm_for(x[0], y[0])
     }
 
+    /// The PROJJSON form, as GeoParquet metadata wants it.
     pub fn projjson(&self) -> Result<String> {
         self.srs().to_projjson().map_err(|e| {
             Error::crs(format!(
@@ -173,6 +184,7 @@ pub struct Transform {
 }
 
 impl Transform {
+    /// A transformation from `from` to `to`; an error when PROJ knows none.
     pub fn new(from: &Crs, to: &Crs) -> Result<Transform> {
         let inner = if from.same_as(to) {
             None
@@ -191,10 +203,13 @@ impl Transform {
         })
     }
 
+    /// True when both CRSs are the same and [`Transform::apply`] leaves coordinates as they are.
     pub fn is_identity(&self) -> bool {
         self.inner.is_none()
     }
 
+    /// Transforms coordinates in place (x = easting/longitude, y = northing/latitude); an error
+    /// when any point cannot be transformed.
     pub fn apply(&self, x: &mut [f64], y: &mut [f64]) -> Result<()> {
         match &self.inner {
             None => Ok(()),
@@ -220,6 +235,8 @@ impl Transform {
         }
     }
 
+    /// The GDAL transformation for GDAL calls that take one (e.g. geometry transforms); `None`
+    /// when the transformation is the identity.
     pub fn gdal(&self) -> Option<&CoordTransform> {
         self.inner.as_ref()
     }

@@ -5,6 +5,8 @@
 //! compute features, fit models and cross-validate. The `roofline` binary only parses arguments and
 //! wires these stages together; it is not part of this library.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod crs;
 pub mod error;

@@ -3,12 +3,14 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Whether to draw progress bars; cheap to copy into every stage. The default is quiet.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
     quiet: bool,
 }
 
 impl Progress {
+    /// Bars on stderr unless `quiet` (the CLI's `--quiet`).
     pub fn new(quiet: bool) -> Progress {
         Progress { quiet }
     }
@@ -18,6 +20,7 @@ impl Progress {
         Progress { quiet: true }
     }
 
+    /// True when bars (and the stage's other stderr chatter) should be left out.
     pub fn is_quiet(&self) -> bool {
         self.quiet
     }

@@ -13,21 +13,33 @@ pub const FLOOR_M: f64 = 2.5;
 /// Footprints smaller than this (m²) are sheds; metrics are also given without them.
 pub const SHED_M2: f64 = 10.0;
 
+/// Errors of the buildings whose true height falls in one of [`BINS`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BinMetrics {
     /// e.g. "0-6", "20+" (m, by true height).
     pub bin: String,
+    /// Buildings in the bin.
     pub n: usize,
+    /// MAE (m); `None` for an empty bin.
     pub mae: Option<f64>,
+    /// Mean of prediction − truth (m); `None` for an empty bin.
     pub bias: Option<f64>,
 }
 
+/// Errors of a set of held-out predictions, all in metres. Undefined values (no buildings)
+/// are NaN (or `None` for optional ones).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Buildings scored.
     pub n: usize,
+    /// Mean absolute error (m).
     pub mae: f64,
+    /// Root mean squared error (m).
     pub rmse: f64,
+    /// R² against the scored buildings' own mean height: below 0 is worse than that oracle
+    /// mean, which no model trained elsewhere knows; compare with the baseline instead.
     pub r2: f64,
+    /// Median absolute error (m).
     pub median_ae: f64,
     /// Mean of prediction − truth (m): positive overestimates.
     pub bias: f64,
@@ -35,9 +47,11 @@ pub struct Metrics {
     pub within_2_5m: f64,
     /// MAE over buildings of at least 10 m² (sheds left out).
     pub mae_without_sheds: Option<f64>,
+    /// Errors per true-height bin, one entry per [`BINS`] entry.
     pub bins: Vec<BinMetrics>,
     /// Share of buildings whose truth lies in the 90 % interval, when there are intervals.
     pub coverage: Option<f64>,
+    /// Median of `hi - lo` (m), when there are intervals.
     pub median_interval_width: Option<f64>,
     /// Share of buildings with a feature outside the training range (`ood`).
     pub out_of_range_share: Option<f64>,

@@ -1,5 +1,6 @@
-//! Evaluation: spatial [`folds`], [`cv`] (leave-one-city-out and spatial blocks), [`metrics`]
-//! and the [`report`] they are written to.
+//! Evaluation: [`cv`] (leave-one-city-out and spatial blocks, on the folds of
+//! [`crate::spatial::blocks`]), what-if [`scenario`]s of local data, the held-out [`rows`], their
+//! [`metrics`] and the [`report`] they are written to.
 
 pub mod cv;
 pub mod metrics;

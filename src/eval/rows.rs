@@ -11,15 +11,24 @@ use crate::model::predict::Predictions;
 /// One held-out building.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CvRow {
+    /// The building's city.
     pub city: String,
+    /// The building's id.
     pub id: String,
+    /// The fold that held it out: the city's index for leave-one-city-out, the block fold
+    /// otherwise.
     pub fold: usize,
+    /// Its `ok` label (m): the truth it is scored against.
     pub truth_m: f64,
+    /// The held-out prediction (m).
     pub predicted_m: f64,
+    /// Lower bound (m) of the 90 % interval; NaN without intervals.
     pub lo_m: f64,
+    /// Upper bound (m) of the 90 % interval; NaN without intervals.
     pub hi_m: f64,
     /// The baseline: median label of the fold's training buildings.
     pub baseline_m: f64,
+    /// Footprint area (m²), for the metrics without sheds.
     pub area_m2: f64,
     /// Some feature lies outside the training range.
     pub ood: bool,
@@ -35,6 +44,7 @@ pub struct CvRow {
     pub source: String,
     /// How many features, and which (comma-separated).
     pub ood_feature_count: usize,
+    /// The features outside the training range, comma-separated (empty when none).
     pub ood_feature_names: String,
 }
 

@@ -27,9 +27,15 @@ use crate::progress::Progress;
 pub enum Scenario {
     /// The city's own survey, degraded: direct estimates where it still hits a building, and
     /// those estimates recalibrate the model for the rest.
-    SparseLidar { sparsify: Sparsify },
+    SparseLidar {
+        /// How the survey is degraded.
+        sparsify: Sparsify,
+    },
     /// A seeded random share of the city's labelled buildings is known; the rest are scored.
-    LocalLabels { share: f64 },
+    LocalLabels {
+        /// The share revealed, in (0, 1).
+        share: f64,
+    },
 }
 
 impl fmt::Display for Scenario {
@@ -57,29 +63,37 @@ impl Scenario {
 /// How a held-out city fared under one scenario (metrics are computed from its rows).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioCity {
+    /// The held-out city.
     pub city: String,
     /// Why the scenario does not apply (e.g. no point cloud), when it does not.
     pub skipped: Option<String>,
     /// Points the city's full survey holds, and those the scenario kept (sparse LiDAR).
     pub points_full: u64,
+    /// Points the scenario kept (0 for scenarios without a survey).
     pub points_kept: u64,
     /// Buildings measured directly from the sparse survey.
     pub direct: usize,
     /// Buildings whose height was known to the recalibration (local labels or direct estimates).
     pub known: usize,
+    /// What the local recalibration did; `None` when nothing was known to recalibrate with.
     pub recalibration: Option<LocalSummary>,
 }
 
 /// Everything a scenario needs about the held-out city.
 pub struct HeldOut<'a> {
+    /// The held-out city's features and (full) labels.
     pub city: &'a CityFeatures,
+    /// Its config, for scenarios that re-read its point clouds; `None` skips those.
     pub config: Option<&'a CityConfig>,
     /// The LOCO model's predictions for every building of the city.
     pub predictions: &'a Predictions,
     /// Labelled buildings (scored), in footprint order.
     pub test: &'a [usize],
+    /// The fold number written in the rows.
     pub fold: usize,
+    /// The baseline height (m): the training buildings' median.
     pub baseline_m: f64,
+    /// Seed of the scenario's random choices (which labels are revealed, thinning).
     pub seed: u64,
 }
 

@@ -3,17 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The feature groups, one per source of evidence; reports and importances are summed per
+/// group, and models trained without known heights leave [`Group::KnownHeights`] out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
+    /// Footprint shape alone ([`super::geometry`]).
     Geometry,
+    /// Neighbouring footprints ([`super::context`]).
     Context,
+    /// Raster statistics under and around the footprint ([`super::imagery`]).
     Imagery,
+    /// Whatever points a thin survey puts on the building ([`super::sparse_lidar`]).
     SparseLidar,
+    /// Heights of labelled neighbours ([`super::neighbours`]); only where a city has labels.
     KnownHeights,
 }
 
 impl Group {
+    /// The snake_case name used in metadata, reports and model files.
     pub fn as_str(&self) -> &'static str {
         match self {
             Group::Geometry => "geometry",
@@ -25,11 +33,16 @@ impl Group {
     }
 }
 
+/// A feature's documentation, as written into output metadata and model files.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeatureDoc {
+    /// The column name.
     pub name: String,
+    /// Which group the feature belongs to.
     pub group: Group,
+    /// Unit as text: `m`, `m²`, `count`, `1` for ratios, ….
     pub unit: String,
+    /// One line saying what the value measures.
     pub meaning: String,
 }
 

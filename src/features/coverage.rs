@@ -11,19 +11,28 @@ use geo::MultiPolygon;
 /// A polygon's cover of one pixel: column, row (in the window) and covered fraction (0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Cover {
+    /// Pixel column in the window.
     pub col: usize,
+    /// Pixel row in the window (0 at the top).
     pub row: usize,
+    /// Share of the pixel's area inside the polygon, in (0, 1].
     pub fraction: f64,
 }
 
 /// Pixel grid of a north-up raster window: map x = x0 + col * dx, map y = y0 - row * dy.
 #[derive(Clone, Copy, Debug)]
 pub struct Grid {
+    /// Map x of the window's left edge.
     pub x0: f64,
+    /// Map y of the window's top edge.
     pub y0: f64,
+    /// Pixel width in map units (positive).
     pub dx: f64,
+    /// Pixel height in map units (positive; rows go south).
     pub dy: f64,
+    /// Columns in the window; covers outside it are dropped.
     pub cols: usize,
+    /// Rows in the window.
     pub rows: usize,
 }
 

@@ -16,6 +16,7 @@ use crate::io::raster::{open_raster, Raster};
 
 /// Width (m) of the ring around the footprint.
 pub const RING_M: f64 = 10.0;
+/// Statistics per band and zone, in column order (coverage-weighted).
 pub const STATS: [&str; 4] = ["mean", "std", "min", "max"];
 
 /// The bands a config yields: its named bands, then `ndvi` (with `red` and `nir`) and

@@ -29,14 +29,20 @@ pub use catalog::{describe, FeatureDoc, Group};
 /// Features (and labels, when the city has them) of one city's buildings, in footprint order.
 #[derive(Clone, Debug)]
 pub struct CityFeatures {
+    /// The city's name from its config.
     pub city: String,
     /// Working CRS of `geometries` and `centroids`.
     pub crs: Crs,
     /// CRS of the footprint file (outputs for users go back to it).
     pub source_crs: Crs,
+    /// Building ids, one per row of `values`.
     pub ids: Vec<String>,
+    /// Footprints in the working CRS (metres), one per row.
     pub geometries: Vec<MultiPolygon<f64>>,
+    /// Footprint centroids `[x, y]` in the working CRS; what spatial blocks and neighbour
+    /// searches use.
     pub centroids: Vec<[f64; 2]>,
+    /// The city's labels (rows parallel to `ids`); `None` for a region without `[label]`.
     pub labels: Option<LabelTable>,
     /// Column names of `values`.
     pub names: Vec<String>,
@@ -50,14 +56,17 @@ pub struct CityFeatures {
 }
 
 impl CityFeatures {
+    /// Buildings with features (those in `skipped` not counted).
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// True when the city has no building with a usable polygon.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
 
+    /// The values of feature `name` (NaN = missing); `None` when the city lacks that feature.
     pub fn column(&self, name: &str) -> Option<ndarray::ArrayView1<'_, f64>> {
         self.names
             .iter()
@@ -94,6 +103,34 @@ impl Default for FeatureOptions {
 }
 
 /// Reads a city (labels included when it has a `[label]`) and computes its features.
+///
+/// Every group the config allows is computed: geometry and context always, imagery per
+/// `[[imagery]]`, sparse LiDAR when `[lidar]` is there but is not the label source, and known
+/// neighbour heights when `options.known_heights` and the city has labels. Lengths are metres in
+/// the city's working CRS; a value that cannot be computed is NaN.
+///
+/// ```
+/// use roofline::config::CityConfig;
+/// use roofline::features::{city_features, FeatureOptions};
+/// use roofline::progress::Progress;
+///
+/// let city = CityConfig::load("data/cities/delft-3dfier.toml")?;
+/// let options = FeatureOptions { known_heights: false };
+/// let f = city_features(&city, options, &Progress::hidden())?;
+/// assert_eq!(f.values.nrows(), f.len());
+/// assert_eq!(f.values.ncols(), f.names.len());
+/// assert_eq!(f.crs.epsg(), Some(28992)); // Dutch RD New: already metric, so it is the working CRS
+/// // Footprint areas in m²: all positive, and Delft's median building is a house-sized block.
+/// let mut area: Vec<f64> = f.column("area_m2").unwrap().to_vec();
+/// assert!(area.iter().all(|a| *a > 0.0));
+/// area.sort_by(f64::total_cmp);
+/// let median = area[area.len() / 2];
+/// assert!((20.0..2000.0).contains(&median), "median area {median} m²");
+/// // The LiDAR is the label source here, so it gives labels, not features.
+/// assert!(f.column("lidar_points").is_none());
+/// assert!(f.ok_labels().iter().flatten().count() > 100);
+/// # Ok::<(), roofline::Error>(())
+/// ```
 pub fn city_features(
     cfg: &CityConfig,
     options: FeatureOptions,
@@ -176,6 +213,7 @@ pub fn city_features(
     Ok(out)
 }
 
+/// The centroid of each footprint; `[NaN, NaN]` for an empty geometry.
 pub fn centroids(geoms: &[MultiPolygon<f64>]) -> Vec<[f64; 2]> {
     geoms
         .iter()

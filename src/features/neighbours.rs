@@ -7,10 +7,12 @@ use rayon::prelude::*;
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
+/// Search radii (m) around each building's centroid.
 pub const RADII: [f64; 2] = [100.0, 250.0];
 /// Distances below this (m) weigh as this, so a labelled building at 0 m does not dominate.
 const MIN_DISTANCE_M: f64 = 1.0;
 
+/// Feature names of this group, in column order: mean, IDW mean and count per radius.
 pub fn names() -> Vec<String> {
     RADII
         .iter()

@@ -14,6 +14,7 @@ use crate::label::lidar::lidar_labels;
 use crate::label::sparse::{direct_estimates, SparseHeights, MIN_ROOF_POINTS};
 use crate::progress::Progress;
 
+/// Feature names of this group, in column order.
 pub const NAMES: [&str; 5] = [
     "lidar_points",
     "lidar_density",

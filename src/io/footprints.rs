@@ -17,13 +17,18 @@ use crate::io::table::{Column, ColumnData};
 /// Footprints of one city in its working CRS, in file order.
 #[derive(Clone, Debug)]
 pub struct Footprints {
+    /// The file read (named in errors and provenance).
     pub path: PathBuf,
+    /// The layer read: the configured one, else the file's first.
     pub layer: String,
     /// CRS of the file (or of the config override).
     pub source_crs: Crs,
     /// The metric CRS the geometries are in.
     pub crs: Crs,
+    /// One unique id per footprint (the id attribute as text, or the FID), parallel to
+    /// `geometries`; the key every later table joins on.
     pub ids: Vec<String>,
+    /// Valid (multi)polygons in the working CRS, coordinates in metres.
     pub geometries: Vec<MultiPolygon<f64>>,
     /// Numeric attributes asked for in [`Request::numeric`]; `None` where null or not numeric.
     pub numeric: BTreeMap<String, Vec<Option<f64>>>,
@@ -43,16 +48,19 @@ pub struct Footprints {
 /// Extra things to read along with ids and geometries.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
+    /// Attribute names to read as numbers (e.g. a height field); a missing field is an error.
     pub numeric: Vec<String>,
     /// An OGR SQL condition evaluated by the driver.
     pub filter: Option<String>,
 }
 
 impl Footprints {
+    /// Number of footprints kept (skipped features not counted).
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// True when no footprint was kept (reading fails before that happens).
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -409,6 +417,7 @@ fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<gdal::vector:
 /// Which of the footprint file's own attributes an output carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeepColumns {
+    /// Every attribute of the file.
     All,
     /// These fields (the id field is always kept).
     Only(Vec<String>),

@@ -6,6 +6,8 @@ use std::sync::Once;
 
 static INIT: Once = Once::new();
 
+/// Installs the handler once per process; every GDAL entry point of the crate calls it first,
+/// so callers never need to.
 pub fn init() {
     INIT.call_once(|| {
         gdal::config::set_error_handler(|class, number, msg| {

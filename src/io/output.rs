@@ -24,15 +24,24 @@ use crate::io::table::{Column, ColumnData, Table};
 /// Output formats, chosen by file extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// `.csv`: geometry as WKT in a `geometry` column, the CRS label in a `crs` column.
     Csv,
+    /// `.parquet` / `.geoparquet`: GeoParquet 1.1 (WKB, PROJJSON CRS, bbox), metadata in the
+    /// footer.
     Parquet,
+    /// `.gpkg`, through GDAL; metadata as layer metadata items.
     GeoPackage,
+    /// `.geojson` / `.json`, through GDAL, in the table's CRS (not reprojected to WGS 84).
     GeoJson,
+    /// `.fgb`, through GDAL.
     FlatGeobuf,
+    /// `.shp` (with .shx, .dbf, .prj, .cpg): field names cut to 10 characters, no metadata.
     Shapefile,
 }
 
 impl Format {
+    /// The format named by the file's extension (case-insensitive); an error naming the file and
+    /// the accepted extensions otherwise.
     pub fn from_path(path: &Path) -> Result<Format> {
         let ext = path
             .extension()

@@ -28,15 +28,19 @@ const MIN_BUILDINGS_FOR_EXTENT: usize = 10;
 /// What the footprints of one source look like, in the working CRS (metres).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FootprintSummary {
+    /// Number of footprints summarised.
     pub count: usize,
     /// min x, min y, max x, max y.
     pub extent: [f64; 4],
+    /// Median footprint area in m²; NaN when there are no footprints.
     pub median_area_m2: f64,
     /// Median over footprints of the mean edge length of their outlines.
     pub median_vertex_spacing_m: f64,
 }
 
 impl FootprintSummary {
+    /// Summarises footprints already in a metric CRS. With no footprints the extent is
+    /// (+inf, +inf, -inf, -inf) and the medians NaN.
     pub fn of(geoms: &[MultiPolygon<f64>]) -> FootprintSummary {
         let mut extent = [
             f64::INFINITY,
@@ -73,10 +77,12 @@ impl FootprintSummary {
         }
     }
 
+    /// East-west size of the extent in metres.
     pub fn width_m(&self) -> f64 {
         self.extent[2] - self.extent[0]
     }
 
+    /// North-south size of the extent in metres (not a building height).
     pub fn height_m(&self) -> f64 {
         self.extent[3] - self.extent[1]
     }
@@ -87,6 +93,7 @@ impl FootprintSummary {
     }
 }
 
+/// An extent `[min x, min y, max x, max y]` as `x0 y0 – x1 y1`, to one decimal, for messages.
 pub fn extent_text(e: &[f64; 4]) -> String {
     format!("{:.1} {:.1} – {:.1} {:.1}", e[0], e[1], e[2], e[3])
 }

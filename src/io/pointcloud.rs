@@ -26,13 +26,19 @@ pub enum CrsSource {
 /// One LAS/LAZ file, described from its header.
 #[derive(Clone, Debug)]
 pub struct PointCloudFile {
+    /// The LAS/LAZ file.
     pub path: PathBuf,
     /// LAS version, e.g. `1.4`.
     pub version: String,
+    /// LAS point data record format (0–10); formats 6–10 carry 8-bit classes.
     pub point_format: u8,
+    /// True for LAZ.
     pub compressed: bool,
+    /// Number of points the header announces; reading checks that they are all there.
     pub points: u64,
+    /// The file's own horizontal CRS (from its records, else the config's `lidar.crs`).
     pub crs: Crs,
+    /// Which of the file or the config gave `crs`.
     pub crs_source: CrsSource,
     /// Metres per z unit.
     pub z_unit_m: f64,
@@ -45,17 +51,23 @@ pub struct PointCloudFile {
 /// A chunk of points in the working CRS; z in metres (in the survey's vertical datum).
 #[derive(Clone, Debug, Default)]
 pub struct PointChunk {
+    /// Easting in the working CRS (metres); the four vectors are parallel.
     pub x: Vec<f64>,
+    /// Northing in the working CRS (metres).
     pub y: Vec<f64>,
+    /// Elevation in metres, not reprojected vertically.
     pub z: Vec<f64>,
+    /// ASPRS classification code (2 ground, 6 building, 9 water, …).
     pub class: Vec<u8>,
 }
 
 impl PointChunk {
+    /// Number of points in the chunk.
     pub fn len(&self) -> usize {
         self.x.len()
     }
 
+    /// True when the chunk holds no point.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
     }
@@ -341,6 +353,7 @@ impl PointStream {
         Ok(true)
     }
 
+    /// The file being streamed (for error messages).
     pub fn path(&self) -> &Path {
         &self.path
     }

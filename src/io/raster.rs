@@ -9,25 +9,39 @@ use gdal::{Dataset, DatasetOptions, GdalOpenFlags, Metadata};
 use crate::crs::Crs;
 use crate::error::{AtFile, Error, FileKind, Result};
 
+/// What the header says about one band; `scale` and `offset` may be replaced by the city config
+/// before reading (Landsat files carry none).
 #[derive(Clone, Debug)]
 pub struct BandInfo {
     /// 1-based, as in GDAL.
     pub index: usize,
+    /// GDAL's name of the stored type, e.g. `Int16`, for messages.
     pub data_type: String,
+    /// Stored value meaning "no data" (read as NaN); `None` when the band declares none.
     pub nodata: Option<f64>,
+    /// Multiplier from stored to physical values (1 when the file has none).
     pub scale: f64,
+    /// Added after scaling (0 when the file has none).
     pub offset: f64,
+    /// The band's description in the file, possibly empty.
     pub description: String,
 }
 
+/// An open raster with its georeferencing checked; read through [`Raster::read_window`].
 pub struct Raster {
+    /// The file (named in errors).
     pub path: PathBuf,
+    /// The open GDAL dataset.
     pub dataset: Dataset,
+    /// The raster's CRS (or the override); `None` when the file has none and none was given.
     pub crs: Option<Crs>,
     /// GDAL geotransform: origin x, pixel width, row rotation, origin y, column rotation, pixel height.
     pub geo_transform: [f64; 6],
+    /// Columns of pixels.
     pub width: usize,
+    /// Rows of pixels.
     pub height: usize,
+    /// One entry per band, in band order (at least one).
     pub bands: Vec<BandInfo>,
 }
 

@@ -29,11 +29,20 @@ pub const TRACK_HALF_WIDTH_M: f64 = 6.0;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Sparsify {
     /// Random thinning to this many roof and ground points per m² of the survey's extent.
-    Density { points_per_m2: f64 },
+    Density {
+        /// Target density (points per m²) of the kept roof and ground points.
+        points_per_m2: f64,
+    },
     /// Parallel strips covering this share of the area (the rest has no points).
-    Strips { share: f64 },
+    Strips {
+        /// Share of the area inside strips, in (0, 1].
+        share: f64,
+    },
     /// Points within [`TRACK_HALF_WIDTH_M`] of parallel lines this far apart (m).
-    Tracks { spacing_m: f64 },
+    Tracks {
+        /// Distance between neighbouring tracks (m).
+        spacing_m: f64,
+    },
 }
 
 impl FromStr for Sparsify {
@@ -76,6 +85,7 @@ impl fmt::Display for Sparsify {
 /// offset drawn from the seed.
 #[derive(Clone, Debug)]
 pub struct SparsifyPlan {
+    /// The thinning asked for.
     pub kind: Sparsify,
     seed: u64,
     /// Per file: probability of keeping a roof/ground point (density thinning).

@@ -7,15 +7,21 @@ use geo::MultiPolygon;
 
 use crate::crs::Crs;
 
+/// The values of one column; `None` is a null in every format written.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ColumnData {
+    /// Floats (heights in metres, features); never NaN: a missing value is `None`.
     F64(Vec<Option<f64>>),
+    /// Integers (counts, folds).
     I64(Vec<Option<i64>>),
+    /// Text (ids, flags, city names).
     Str(Vec<Option<String>>),
+    /// Booleans (GDAL formats store them as integer fields with OGR's boolean subtype).
     Bool(Vec<Option<bool>>),
 }
 
 impl ColumnData {
+    /// Number of rows, nulls included.
     pub fn len(&self) -> usize {
         match self {
             ColumnData::F64(v) => v.len(),
@@ -25,6 +31,7 @@ impl ColumnData {
         }
     }
 
+    /// True for a column of no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -52,9 +59,12 @@ impl ColumnData {
     }
 }
 
+/// A named column.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
+    /// The column name as written to files (cut to 10 characters only in Shapefiles).
     pub name: String,
+    /// The values, one per row.
     pub data: ColumnData,
 }
 
@@ -72,6 +82,7 @@ impl Column {
         }
     }
 
+    /// A float column from optional values; `None` and non-finite values become null.
     pub fn opt_f64(name: &str, values: impl IntoIterator<Item = Option<f64>>) -> Column {
         Column {
             name: name.into(),
@@ -84,6 +95,7 @@ impl Column {
         }
     }
 
+    /// An integer column without nulls.
     pub fn i64(name: &str, values: impl IntoIterator<Item = i64>) -> Column {
         Column {
             name: name.into(),
@@ -91,6 +103,7 @@ impl Column {
         }
     }
 
+    /// A text column without nulls.
     pub fn str<S: Into<String>>(name: &str, values: impl IntoIterator<Item = S>) -> Column {
         Column {
             name: name.into(),
@@ -98,6 +111,7 @@ impl Column {
         }
     }
 
+    /// A boolean column without nulls.
     pub fn bool(name: &str, values: impl IntoIterator<Item = bool>) -> Column {
         Column {
             name: name.into(),
@@ -130,17 +144,21 @@ impl Column {
     }
 }
 
+/// Columns of equal length, optionally with one geometry per row and the CRS it is in.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
+    /// The attribute columns, in output order.
     pub columns: Vec<Column>,
     /// One geometry per row, in `crs`.
     pub geometry: Option<Vec<MultiPolygon<f64>>>,
+    /// The CRS of `geometry`; writers put it in the file (`crs` column in CSV).
     pub crs: Option<Crs>,
     /// Key/value metadata (JSON text), kept in Parquet footers and GeoPackage metadata.
     pub metadata: BTreeMap<String, String>,
 }
 
 impl Table {
+    /// Rows: the first column's length, else the geometry count, else 0.
     pub fn n_rows(&self) -> usize {
         self.columns
             .first()
@@ -149,10 +167,12 @@ impl Table {
             .unwrap_or(0)
     }
 
+    /// The first column called `name`, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// Appends a column; it must have [`Table::n_rows`] rows (checked in debug builds only).
     pub fn push(&mut self, column: Column) {
         debug_assert!(self.columns.is_empty() || column.data.len() == self.n_rows());
         self.columns.push(column);

@@ -29,9 +29,13 @@ const TILE_GAP_TOLERANCE_M: f64 = 0.5;
 const CHUNK_POINTS: usize = 1 << 20;
 const SUB_CHUNK: usize = 1 << 14;
 
+/// What a LiDAR labelling pass returns.
 pub struct LidarOutput {
+    /// One label per footprint, in footprint order.
     pub rows: Vec<LabelRow>,
+    /// Points read from every file (after thinning, when a plan thins them).
     pub points_read: u64,
+    /// Wall-clock time of the pass, for throughput messages.
     pub seconds: f64,
 }
 
@@ -51,6 +55,10 @@ enum Hit {
     Ground { b: u32, z: f64 },
 }
 
+/// LiDAR labels for every footprint under `def`, streaming each file of `clouds` once
+/// (opened with [`crate::io::pointcloud::open_point_clouds`] in the footprints' CRS). Heights
+/// are roof minus ground in metres, flagged per [`Flag`]; the result does not depend on the
+/// thread count.
 pub fn lidar_labels(
     fp: &Footprints,
     clouds: &[PointCloudFile],

@@ -22,10 +22,13 @@ use crate::progress::Progress;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
+    /// A usable height: the only labels that train and score models.
     Ok,
     /// Fewer roof points than the configured minimum.
     Sparse,
+    /// No roof-class point inside the footprint (LiDAR labels).
     NoRoofPoints,
+    /// Roof points but no ground-class point within the ring (LiDAR labels).
     NoGround,
     /// Less than the configured share of the footprint lies inside the survey's tiles.
     OutsideLidar,
@@ -47,6 +50,7 @@ pub enum Flag {
 pub const MAX_PLAUSIBLE_M: f64 = 1000.0;
 
 impl Flag {
+    /// The snake_case name written in the `flag` column (and accepted back from it).
     pub fn as_str(&self) -> &'static str {
         match self {
             Flag::Ok => "ok",
@@ -74,25 +78,37 @@ impl fmt::Display for Flag {
 pub struct LidarStats {
     /// The configured roof statistic.
     pub roof_m: Option<f64>,
+    /// The configured ground statistic; `None` without ground points in the ring.
     pub ground_m: Option<f64>,
+    /// Median roof-point elevation; `None` without roof points.
     pub roof_p50_m: Option<f64>,
+    /// 90th percentile of roof-point elevations; `None` without roof points.
     pub roof_p90_m: Option<f64>,
+    /// Highest roof point; `None` without roof points.
     pub roof_max_m: Option<f64>,
+    /// Roof-class points inside the footprint.
     pub roof_points: u64,
     /// Roof points per m² of footprint.
     pub roof_density: f64,
     /// Share of the footprint's 1 m cells holding at least one roof point.
     pub coverage: f64,
+    /// Ground-class points within the ring around the footprint.
     pub ground_points: u64,
     /// Share of the footprint's area inside the survey's tile extents.
     pub lidar_share: f64,
 }
 
+/// One building's label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabelRow {
+    /// The footprint's id ([`Footprints::ids`]).
     pub id: String,
+    /// The measured (or attribute) height in metres whatever the flag; `None` when it could not
+    /// be computed. Use [`LabelRow::usable_height`] for training or scoring.
     pub height_m: Option<f64>,
+    /// Whether `height_m` can be trusted, and why not.
     pub flag: Flag,
+    /// The LiDAR statistics behind a LiDAR label; `None` for attribute labels.
     pub lidar: Option<LidarStats>,
 }
 
@@ -108,16 +124,20 @@ impl LabelRow {
 /// Labels of one city, in footprint order.
 #[derive(Clone, Debug)]
 pub struct LabelTable {
+    /// The city's name from its config.
     pub city: String,
+    /// Which label family the heights belong to (e.g. `roof-p70`).
     pub definition: LabelDefinition,
     /// CRS of the footprints the labels belong to.
     pub crs: Crs,
+    /// One row per footprint, parallel to the footprints' ids.
     pub rows: Vec<LabelRow>,
     /// Points read from LiDAR (0 for attribute labels).
     pub points_read: u64,
 }
 
 impl LabelTable {
+    /// How many buildings carry each flag (flags with no building are absent).
     pub fn flag_counts(&self) -> BTreeMap<Flag, usize> {
         let mut m = BTreeMap::new();
         for r in &self.rows {
@@ -206,6 +226,31 @@ impl LabelTable {
 }
 
 /// Reads a city's footprints and measures (or reads) its labels.
+///
+/// The footprints come back too (same order as the label rows) since every later stage needs
+/// both. Labels that cannot be building heights (zero, negative, above [`MAX_PLAUSIBLE_M`]) are
+/// flagged, never dropped. An error when the config has no `[label]` or `[footprints]`, or
+/// when the point clouds miss the footprints entirely (usually a wrong CRS).
+///
+/// ```
+/// use roofline::config::CityConfig;
+/// use roofline::label::{label_city, Flag};
+/// use roofline::progress::Progress;
+///
+/// // Delft, 3dfier's test area: BGT footprints and AHN3 LiDAR, 3DBAG's roof-p70 definition.
+/// let city = CityConfig::load("data/cities/delft-3dfier.toml")?;
+/// let (footprints, labels) = label_city(&city, &Progress::hidden())?;
+/// assert_eq!(labels.rows.len(), footprints.len());
+/// assert_eq!(labels.definition.name, "roof-p70");
+/// let ok = labels.flag_counts().get(&Flag::Ok).copied().unwrap_or(0);
+/// assert!(ok > 100, "{ok} buildings with an ok label");
+/// // Heights are in metres: Delft's houses and blocks are a few metres to a few tens of metres.
+/// let mut heights = labels.ok_heights();
+/// heights.sort_by(f64::total_cmp);
+/// let median = heights[heights.len() / 2];
+/// assert!((3.0..30.0).contains(&median), "median height {median} m");
+/// # Ok::<(), roofline::Error>(())
+/// ```
 pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints, LabelTable)> {
     let fcfg = city.require_footprints()?;
     let label = city

@@ -32,6 +32,7 @@ pub struct SparseHeights {
     /// Half-width (m) of the estimate's 90 % interval: sampling spread of the few roof points
     /// plus what borrowing the ground costs.
     pub half_width_m: Vec<f64>,
+    /// Roof points hit per footprint after thinning.
     pub roof_points: Vec<u64>,
     /// The ground came from neighbouring buildings, not the building's own ring.
     pub ground_borrowed: Vec<bool>,
@@ -40,6 +41,7 @@ pub struct SparseHeights {
 }
 
 impl SparseHeights {
+    /// How many footprints got a direct estimate.
     pub fn estimated(&self) -> usize {
         self.height_m.iter().filter(|h| h.is_some()).count()
     }

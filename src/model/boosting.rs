@@ -24,9 +24,11 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "name")]
 pub enum Loss {
+    /// Least squares (the default): predicts the conditional mean height.
     SquaredError,
     /// Robust to label noise: quadratic within `slope` metres of the target, linear beyond.
     PseudoHuber {
+        /// Where the loss turns from quadratic to linear, in metres (positive).
         slope: f64,
     },
 }
@@ -36,9 +38,11 @@ pub enum Loss {
 pub struct GbmValidParams {
     /// Boosting rounds (trees); the upper bound when early stopping.
     pub n_trees: usize,
+    /// Shrinkage per tree, in (0, 1]; smaller needs more trees.
     pub learning_rate: f64,
     /// Depth limit; `None` grows leaf-wise up to `max_leaves` (LightGBM's way).
     pub max_depth: Option<usize>,
+    /// Leaves per tree when growing leaf-wise (at least 2); ignored with `max_depth`.
     pub max_leaves: usize,
     /// Minimum hessian in a leaf: with squared error, the minimum buildings per leaf.
     pub min_child_weight: f64,
@@ -48,11 +52,13 @@ pub struct GbmValidParams {
     pub colsample: f64,
     /// L2 penalty on leaf values.
     pub lambda: f64,
+    /// The point loss; quantile models for intervals set their own.
     pub loss: Loss,
     /// Stop when the validation loss has not improved for this many rounds.
     pub early_stopping_rounds: Option<usize>,
     /// Share of training rows held out for early stopping.
     pub validation_fraction: f64,
+    /// Seed of row/feature subsampling and of the early-stopping split.
     pub seed: u64,
     /// Threads for one training run (`None`: all). Results do not depend on it; roofline
     /// trains independent models side by side on one thread each, which beats splitting one
@@ -86,50 +92,66 @@ impl Default for GbmParams {
 }
 
 impl GbmParams {
+    /// roofline's defaults: 500 trees at learning rate 0.05, 31 leaves grown leaf-wise, half
+    /// the features per tree, squared error, no early stopping, seed 42.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Sets [`GbmValidParams::n_trees`] (checked: at least 1).
     pub fn n_trees(mut self, n: usize) -> Self {
         self.0.n_trees = n;
         self
     }
+    /// Sets [`GbmValidParams::learning_rate`] (checked: in (0, 1]).
     pub fn learning_rate(mut self, v: f64) -> Self {
         self.0.learning_rate = v;
         self
     }
+    /// Sets [`GbmValidParams::max_depth`]; `None` grows leaf-wise.
     pub fn max_depth(mut self, v: Option<usize>) -> Self {
         self.0.max_depth = v;
         self
     }
+    /// Sets [`GbmValidParams::max_leaves`] (checked: at least 2).
     pub fn max_leaves(mut self, v: usize) -> Self {
         self.0.max_leaves = v;
         self
     }
+    /// Sets [`GbmValidParams::min_child_weight`] (checked: not negative).
     pub fn min_child_weight(mut self, v: f64) -> Self {
         self.0.min_child_weight = v;
         self
     }
+    /// Sets [`GbmValidParams::subsample`] (checked: in (0, 1]).
     pub fn subsample(mut self, v: f64) -> Self {
         self.0.subsample = v;
         self
     }
+    /// Sets [`GbmValidParams::colsample`] (checked: in (0, 1]).
     pub fn colsample(mut self, v: f64) -> Self {
         self.0.colsample = v;
         self
     }
+    /// Sets [`GbmValidParams::lambda`] (checked: not negative).
     pub fn lambda(mut self, v: f64) -> Self {
         self.0.lambda = v;
         self
     }
+    /// Sets [`GbmValidParams::loss`] (checked: a positive pseudo-Huber slope).
     pub fn loss(mut self, v: Loss) -> Self {
         self.0.loss = v;
         self
     }
+    /// Early stopping after `rounds` rounds without improvement on a seeded random
+    /// `validation_fraction` of the rows (checked: in (0, 0.5)); `None` trains every tree.
+    /// The held-out rows are single buildings, not blocks, so the stopping point is
+    /// optimistic where neighbours share heights.
     pub fn early_stopping(mut self, rounds: Option<usize>, validation_fraction: f64) -> Self {
         self.0.early_stopping_rounds = rounds;
         self.0.validation_fraction = validation_fraction;
         self
     }
+    /// Sets [`GbmValidParams::seed`].
     pub fn seed(mut self, v: u64) -> Self {
         self.0.seed = v;
         self
@@ -212,6 +234,7 @@ impl GbmValidParams {
         }
     }
 
+    /// hessboost's objective for [`GbmValidParams::loss`].
     pub fn objective(&self) -> Result<Objective> {
         Ok(match self.loss {
             Loss::SquaredError => Objective::SquaredError(RegLoss::default()),
@@ -270,7 +293,9 @@ impl GbmValidParams {
 /// A fitted gradient-boosted regressor.
 #[derive(Clone, Debug)]
 pub struct Gbm {
+    /// The trees; predicts heights in metres from the training feature order.
     pub booster: BoostedModel,
+    /// The hyperparameters it was fitted with.
     pub params: GbmValidParams,
 }
 
@@ -320,6 +345,8 @@ impl TreeEnsemble for Gbm {
     }
 }
 
+/// Total split gain per feature index of a booster (0 for features never split on); the
+/// importance reported in model files and reports.
 pub fn gain_importance(b: &BoostedModel) -> Vec<f64> {
     let mut v = vec![0.0; b.n_features()];
     for (k, g) in b.feature_importance(ImportanceType::TotalGain) {

@@ -37,6 +37,8 @@ impl HeightModel {
         crate::io::output::write_bytes(path, &self.to_bytes()?)
     }
 
+    /// Reads a model file written by [`HeightModel::save`]; an error naming the file when it is
+    /// not a roofline model, truncated, inconsistent, or of another format version.
     pub fn load(path: &Path) -> Result<HeightModel> {
         let bytes = std::fs::read(path)
             .map_err(|e| Error::of(FileKind::Model, path, format!("cannot read model: {e}")))?;
@@ -52,6 +54,8 @@ impl HeightModel {
         Self::from_bytes(&bytes).map_err(|e| e.in_file(FileKind::Model, path))
     }
 
+    /// Parses a model file's bytes, with the same checks as [`HeightModel::load`] but errors
+    /// that name no file.
     pub fn from_bytes(bytes: &[u8]) -> Result<HeightModel> {
         let mut archive = tar::Archive::new(bytes);
         let (mut meta, mut point, mut quantiles) = (None, None, None);

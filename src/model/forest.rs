@@ -20,8 +20,10 @@ use super::ensemble::TreeEnsemble;
 use super::matrix::to_dmatrix;
 use crate::error::{Error, Result};
 
+/// Checked random-forest hyperparameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForestValidParams {
+    /// Bootstrap trees averaged (at least 1).
     pub n_trees: usize,
     /// Depth limit per tree.
     pub max_depth: usize,
@@ -29,9 +31,12 @@ pub struct ForestValidParams {
     pub min_leaf: f64,
     /// Share of features tried at each split.
     pub feature_fraction: f64,
+    /// Seed of the bootstrap samples and feature sampling; tree `t` uses its own stream, so
+    /// the forest does not depend on the thread count.
     pub seed: u64,
 }
 
+/// Unchecked random-forest hyperparameters (builder); `check()` gives [`ForestValidParams`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ForestParams(ForestValidParams);
 
@@ -48,25 +53,32 @@ impl Default for ForestParams {
 }
 
 impl ForestParams {
+    /// roofline's defaults: 300 trees of depth at most 16, 3 buildings per leaf, a third of the
+    /// features per split, seed 42.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Sets [`ForestValidParams::n_trees`] (checked: at least 1).
     pub fn n_trees(mut self, n: usize) -> Self {
         self.0.n_trees = n;
         self
     }
+    /// Sets [`ForestValidParams::max_depth`] (checked: at least 1).
     pub fn max_depth(mut self, d: usize) -> Self {
         self.0.max_depth = d;
         self
     }
+    /// Sets [`ForestValidParams::min_leaf`] (checked: not negative).
     pub fn min_leaf(mut self, v: f64) -> Self {
         self.0.min_leaf = v;
         self
     }
+    /// Sets [`ForestValidParams::feature_fraction`] (checked: in (0, 1]).
     pub fn feature_fraction(mut self, v: f64) -> Self {
         self.0.feature_fraction = v;
         self
     }
+    /// Sets [`ForestValidParams::seed`].
     pub fn seed(mut self, v: u64) -> Self {
         self.0.seed = v;
         self
@@ -102,11 +114,16 @@ impl ParamGuard for ForestParams {
 /// A fitted forest: the trees averaged into one hessboost model, and its out-of-bag error.
 #[derive(Clone, Debug)]
 pub struct Forest {
+    /// The trees averaged into one model; predicts heights in metres.
     pub booster: BoostedModel,
+    /// The hyperparameters it was fitted with.
     pub params: ForestValidParams,
-    /// Out-of-bag MAE and RMSE (m) over the buildings left out by at least one tree.
+    /// Out-of-bag MAE and RMSE (m) over the buildings left out by at least one tree. Rows are
+    /// left out one by one, not in blocks, so neighbours in the bag make it optimistic.
     pub oob_mae: f64,
+    /// Out-of-bag RMSE (m); see `oob_mae`.
     pub oob_rmse: f64,
+    /// Buildings the out-of-bag errors are computed over.
     pub oob_rows: usize,
 }
 

@@ -62,10 +62,12 @@ impl Calibration {
 /// Spread below which a quantile interval is not trusted to scale a correction (m).
 const MIN_SPREAD_M: f64 = 1.0;
 
+/// The interval half of a height model: two quantile boosters and their conformal correction.
 #[derive(Clone, Debug)]
 pub struct IntervalModel {
     /// Two outputs: the alpha/2 and 1 - alpha/2 quantiles.
     pub quantiles: BoostedModel,
+    /// The correction applied to the raw quantiles, and how it was found.
     pub calibration: Calibration,
 }
 

@@ -52,6 +52,7 @@ pub struct LocalSummary {
     pub known: usize,
     /// The shrunk global map: `a + b · predicted`.
     pub intercept: f64,
+    /// `b` of the map above (1 when the model's scale needs no change).
     pub slope: f64,
     /// Conformal multiplier of the model's interval half-width; `None` when too few buildings
     /// were known for the level (the model's interval, shifted, is used then).
@@ -61,9 +62,13 @@ pub struct LocalSummary {
 /// Recalibrated heights and intervals for every building.
 #[derive(Clone, Debug)]
 pub struct Recalibrated {
+    /// Corrected height (m) per building, in the order of the inputs.
     pub height_m: Vec<f64>,
+    /// Lower bound (m) of the corrected interval.
     pub lo_m: Vec<f64>,
+    /// Upper bound (m) of the corrected interval.
     pub hi_m: Vec<f64>,
+    /// What the correction did.
     pub summary: LocalSummary,
 }
 

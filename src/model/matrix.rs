@@ -6,6 +6,8 @@ use ndarray::{ArrayBase, ArrayView1, Data, Ix2};
 
 use crate::error::Result;
 
+/// Rows of `x` (and labels `y`, for training) as an f32 `DMatrix`; non-finite values become
+/// missing. Values keep f32's about 7 significant digits (well below a millimetre for heights).
 pub fn to_dmatrix<D: Data<Elem = f64>>(
     x: &ArrayBase<D, Ix2>,
     y: Option<ArrayView1<'_, f64>>,

@@ -1,6 +1,6 @@
 //! Models: gradient-boosted trees ([`boosting`], the default) or a random forest ([`forest`])
-//! for the point height, conformalized quantile [`intervals`], the [`file`] format, and the
-//! [`train`] and [`predict`] stages that wire them to feature tables.
+//! for the point height, conformalized quantile [`intervals`], the [`file`](mod@file) format,
+//! and the [`train`] and [`predict`] stages that wire them to feature tables.
 
 pub mod boosting;
 pub mod ensemble;
@@ -26,6 +26,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WORKING_CRS_RULE: &str =
     "footprints' CRS when projected in metres, else the WGS 84 UTM zone of the footprints' centre";
 
+/// Which learner gives the point height (`--model`); intervals always come from quantile
+/// boosting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
@@ -58,7 +60,9 @@ impl std::fmt::Display for ModelKind {
 /// Buildings a city contributed to training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingCity {
+    /// The city's name.
     pub city: String,
+    /// All its buildings with features, labelled or not.
     pub buildings: usize,
     /// Buildings with an `ok` label, used for training.
     pub used: usize,
@@ -67,29 +71,45 @@ pub struct TrainingCity {
 /// Error summary (m).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorSummary {
+    /// Mean absolute error (m).
     pub mae: f64,
+    /// Root mean squared error (m).
     pub rmse: f64,
+    /// Buildings the errors are computed over.
     pub n: usize,
 }
 
 /// Everything about a model except its trees.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
+    /// [`FORMAT_VERSION`] of the roofline that wrote the file.
     pub format_version: u32,
+    /// The crate version that trained the model (for provenance only).
     pub roofline_version: String,
+    /// Boosting or forest for the point height.
     pub kind: ModelKind,
+    /// The point and interval models' hyperparameters as trained, as JSON.
     pub hyperparameters: serde_json::Value,
+    /// The training seed; the same data, options and seed give the same model.
     pub seed: u64,
     /// Feature order of the model's columns.
     pub feature_names: Vec<String>,
+    /// Documentation of each feature, parallel to `feature_names`.
     pub features: Vec<FeatureDoc>,
     /// Training range (min, max) per feature; `None` where a feature was always missing.
     pub feature_ranges: Vec<Option<(f64, f64)>>,
+    /// The label family the model predicts; regions are compared with it only when theirs
+    /// agrees.
     pub label: LabelDefinition,
+    /// What each training city contributed.
     pub training: Vec<TrainingCity>,
+    /// How working CRSs were chosen ([`WORKING_CRS_RULE`]).
     pub working_crs_rule: String,
+    /// The interval calibration; `None` for a model trained without intervals.
     pub calibration: Option<Calibration>,
+    /// Error on the training buildings themselves: optimistic, not a test error.
     pub training_error: ErrorSummary,
+    /// The forest's out-of-bag error (per building, so still optimistic); `None` for boosting.
     pub oob_error: Option<ErrorSummary>,
     /// Total split gain per feature, largest first.
     pub importance: Vec<(String, f64)>,
@@ -109,8 +129,12 @@ impl ModelMeta {
 /// A trained height model: point booster, interval model and metadata.
 #[derive(Clone, Debug)]
 pub struct HeightModel {
+    /// Everything but the trees, as stored in `roofline.json`.
     pub meta: ModelMeta,
+    /// The point model (boosting, or the forest's averaged trees); heights in metres from
+    /// features in `meta.feature_names` order.
     pub point: BoostedModel,
+    /// The 90 % (1 - alpha) interval model; `None` when trained with `alpha: None`.
     pub interval: Option<IntervalModel>,
 }
 
