@@ -145,7 +145,12 @@ impl Browser {
             json!({"targetId": target_id, "flatten": true}),
         );
         b.session = attached["sessionId"].as_str().unwrap().to_string();
-        for domain in ["Runtime.enable", "Log.enable", "Network.enable", "Page.enable"] {
+        for domain in [
+            "Runtime.enable",
+            "Log.enable",
+            "Network.enable",
+            "Page.enable",
+        ] {
             b.call(domain, json!({}));
         }
         b.call(
@@ -195,7 +200,9 @@ impl Browser {
                     .or(p["exceptionDetails"]["text"].as_str())
                     .unwrap_or("?")
             )),
-            "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "assert")) => {
+            "Runtime.consoleAPICalled"
+                if matches!(p["type"].as_str(), Some("error" | "assert")) =>
+            {
                 Some(format!(
                     "console.{}: {}",
                     p["type"].as_str().unwrap(),
@@ -296,7 +303,9 @@ impl Browser {
              return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]; }})()"
         ));
         let r: Vec<f64> = serde_json::from_value(rect).unwrap();
-        self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))");
+        self.eval(
+            "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))",
+        );
         let png = self.screenshot(Some([r[0], r[1], r[2], r[3]]), to);
         self.eval(&format!(
             "(() => {{ for (const o of document.getElementById('{id}').querySelectorAll('*')) o.style.visibility = ''; return 1; }})()"
@@ -348,7 +357,10 @@ fn report_html_loads_clean_with_a_scatter_per_city_and_a_drawn_map() {
         let cv = demo.join("out").join(family);
         let report = cv.join("report.html");
         let size = std::fs::metadata(&report).unwrap().len();
-        assert!(size < 10_000_000, "{family}/report.html is {size} bytes (≤ 10 MB)");
+        assert!(
+            size < 10_000_000,
+            "{family}/report.html is {size} bytes (≤ 10 MB)"
+        );
         let metrics: Value =
             serde_json::from_str(&std::fs::read_to_string(cv.join("metrics.json")).unwrap())
                 .unwrap();
@@ -363,13 +375,26 @@ fn report_html_loads_clean_with_a_scatter_per_city_and_a_drawn_map() {
         ))
         .unwrap();
         let names: Vec<&str> = scatters.iter().map(|s| s.0.as_str()).collect();
-        assert_eq!(names, cities, "{family}: one scatter plot per held-out city");
+        assert_eq!(
+            names, cities,
+            "{family}: one scatter plot per held-out city"
+        );
         for (c, circles) in &scatters {
-            assert!(*circles > 50, "{family} {c}: the scatter has {circles} points");
+            assert!(
+                *circles > 50,
+                "{family} {c}: the scatter has {circles} points"
+            );
         }
         let table_rows = b.eval("document.querySelectorAll('#per-city tr').length");
-        assert_eq!(table_rows, json!(cities.len() + 2), "header, cities, pooled");
-        let png = b.map_screenshot("error-map-3d", &dir.join(format!("{family}-report-map.png")));
+        assert_eq!(
+            table_rows,
+            json!(cities.len() + 2),
+            "header, cities, pooled"
+        );
+        let png = b.map_screenshot(
+            "error-map-3d",
+            &dir.join(format!("{family}-report-map.png")),
+        );
         let (bg, drawn) = pixel_shares(&mut b, &png);
         let load_ms = b.eval("Number(document.getElementById('error-map-3d').dataset.loadMs)");
         eprintln!(
@@ -377,9 +402,21 @@ fn report_html_loads_clean_with_a_scatter_per_city_and_a_drawn_map() {
             100.0 * bg,
             100.0 * drawn
         );
-        assert!(b.problems.is_empty(), "{family}: problems on the page: {:#?}", b.problems);
-        assert!(bg > 0.05, "{family}: the map background is {:.1} % of its pixels: WebGL drew nothing", 100.0 * bg);
-        assert!(drawn > 0.01, "{family}: buildings are {:.2} % of the map's pixels", 100.0 * drawn);
+        assert!(
+            b.problems.is_empty(),
+            "{family}: problems on the page: {:#?}",
+            b.problems
+        );
+        assert!(
+            bg > 0.05,
+            "{family}: the map background is {:.1} % of its pixels: WebGL drew nothing",
+            100.0 * bg
+        );
+        assert!(
+            drawn > 0.01,
+            "{family}: buildings are {:.2} % of the map's pixels",
+            100.0 * drawn
+        );
     }
 }
 
@@ -390,8 +427,13 @@ fn predict_map_of_perigueux_loads_clean_and_draws_every_building() {
     let mut b = Browser::start();
     let secs = b.open(map);
     let dir = out_dir();
-    let features = b.eval("JSON.parse(document.getElementById('map-data').textContent).features.length");
-    assert_eq!(features, json!(10_381), "every Périgueux footprint is on the map");
+    let features =
+        b.eval("JSON.parse(document.getElementById('map-data').textContent).features.length");
+    assert_eq!(
+        features,
+        json!(10_381),
+        "every Périgueux footprint is on the map"
+    );
     let load_ms = b.eval("Number(document.getElementById('map').dataset.loadMs)");
     let png = b.map_screenshot("map", &dir.join("map.png"));
     let (bg, drawn) = pixel_shares(&mut b, &png);
@@ -402,9 +444,21 @@ fn predict_map_of_perigueux_loads_clean_and_draws_every_building() {
     );
     eprint!("{timing}");
     std::fs::write(dir.join("timing.txt"), &timing).unwrap();
-    assert!(b.problems.is_empty(), "problems on the page: {:#?}", b.problems);
-    assert!(bg > 0.05, "the map background is {:.1} % of its pixels: WebGL drew nothing", 100.0 * bg);
-    assert!(drawn > 0.01, "buildings are {:.2} % of the map's pixels", 100.0 * drawn);
+    assert!(
+        b.problems.is_empty(),
+        "problems on the page: {:#?}",
+        b.problems
+    );
+    assert!(
+        bg > 0.05,
+        "the map background is {:.1} % of its pixels: WebGL drew nothing",
+        100.0 * bg
+    );
+    assert!(
+        drawn > 0.01,
+        "buildings are {:.2} % of the map's pixels",
+        100.0 * drawn
+    );
     // Hovering a building opens its popup.
     let centre = [WIDTH as f64 / 2.0, HEIGHT as f64 / 2.0];
     let mut popup = json!(false);
@@ -415,12 +469,16 @@ fn predict_map_of_perigueux_loads_clean_and_draws_every_building() {
             json!({"type": "mouseMoved", "x": centre[0] + dx, "y": centre[1]}),
         );
         b.eval("new Promise(r => setTimeout(() => r(1), 200))");
-        popup = b.eval("(document.querySelector('.maplibregl-popup-content') || {}).textContent || false");
+        popup = b.eval(
+            "(document.querySelector('.maplibregl-popup-content') || {}).textContent || false",
+        );
         if popup != json!(false) {
             break;
         }
     }
-    let text = popup.as_str().unwrap_or_else(|| panic!("no popup on hover near the centre"));
+    let text = popup
+        .as_str()
+        .unwrap_or_else(|| panic!("no popup on hover near the centre"));
     for field in ["id", "height", "90 % interval", "source", "ood"] {
         assert!(text.contains(field), "popup lacks '{field}': {text}");
     }
@@ -444,7 +502,10 @@ fn harness_catches_an_injected_error_and_a_failed_request() {
     let mut b = Browser::start();
     b.open(&broken);
     let all = b.problems.join("\n");
-    assert!(all.contains("injected failure"), "exception not caught: {all}");
+    assert!(
+        all.contains("injected failure"),
+        "exception not caught: {all}"
+    );
     assert!(
         all.contains("ERR_FILE_NOT_FOUND"),
         "missing image not caught: {all}"

@@ -357,7 +357,10 @@ fn mean_gain_shares(folds: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
         }
     }
     let n = folds.len().max(1) as f64;
-    let mut out: Vec<(String, f64)> = sum.into_iter().map(|(k, v)| (k.to_string(), v / n)).collect();
+    let mut out: Vec<(String, f64)> = sum
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v / n))
+        .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out
 }

@@ -20,9 +20,8 @@ use crate::io::table::Table;
 /// The held-out rows of the model alone (scenario `none`), per city, in summary order.
 fn plot_rows(summary: &CvSummary, t: &Table) -> Result<Vec<(String, Vec<PlotRow>)>> {
     let need = |name: &str| {
-        t.column(name).ok_or_else(|| {
-            Error::invalid(format!("the predictions table has no '{name}' column"))
-        })
+        t.column(name)
+            .ok_or_else(|| Error::invalid(format!("the predictions table has no '{name}' column")))
     };
     let city = need("city")?.as_strings();
     let truth = need("height_m")?.as_f64();
@@ -185,7 +184,7 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         .map(|c| c.city.as_str())
         .collect();
     if !negative.is_empty() {
-        let note = super::report::negative_r2_note(&negative).replace("**", "");
+        let note = super::report::negative_r2_note(&negative).replace('*', "");
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(&note));
     }
 

@@ -166,7 +166,12 @@ impl MapLayer {
             let r = [rect.min().x, rect.min().y, rect.max().x, rect.max().y];
             match cities.iter_mut().find(|(c, _)| c == b.city) {
                 Some((_, bb)) => {
-                    *bb = [bb[0].min(r[0]), bb[1].min(r[1]), bb[2].max(r[2]), bb[3].max(r[3])]
+                    *bb = [
+                        bb[0].min(r[0]),
+                        bb[1].min(r[1]),
+                        bb[2].max(r[2]),
+                        bb[3].max(r[3]),
+                    ]
                 }
                 None => cities.push((b.city.to_string(), r)),
             }
@@ -299,7 +304,10 @@ fn write_multipolygon(out: &mut String, g: &MultiPolygon<f64>) {
             out.push(',');
         }
         out.push('[');
-        for (j, ring) in std::iter::once(p.exterior()).chain(p.interiors()).enumerate() {
+        for (j, ring) in std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .enumerate()
+        {
             if j > 0 {
                 out.push(',');
             }

@@ -42,7 +42,10 @@ pub fn even_sample(n: usize, k: usize) -> Vec<usize> {
     (0..k).map(|j| j * n / k).collect()
 }
 
-fn svg(size: (u32, u32), draw: impl FnOnce(DrawingArea<SVGBackend, Shift>) -> Result<()>) -> Result<String> {
+fn svg(
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend, Shift>) -> Result<()>,
+) -> Result<String> {
     let mut s = String::new();
     {
         let root = SVGBackend::with_string(&mut s, size).into_drawing_area();
@@ -98,16 +101,25 @@ pub fn scatter(city: &str, rows: &[PlotRow]) -> Result<String> {
             .label("90 % interval (sample)")
             .legend(|(x, y)| PathElement::new(vec![(x + 5, y - 5), (x + 5, y + 5)], ORANGE));
         chart
-            .draw_series(
-                even_sample(finite.len(), MAX_POINTS)
-                    .into_iter()
-                    .map(|i| Circle::new((finite[i].truth, finite[i].predicted), 2, BLUE.mix(0.45).filled())),
-            )
+            .draw_series(even_sample(finite.len(), MAX_POINTS).into_iter().map(|i| {
+                Circle::new(
+                    (finite[i].truth, finite[i].predicted),
+                    2,
+                    BLUE.mix(0.45).filled(),
+                )
+            }))
             .map_err(err)?
-            .label(format!("buildings ({} shown of {})", finite.len().min(MAX_POINTS), finite.len()))
+            .label(format!(
+                "buildings ({} shown of {})",
+                finite.len().min(MAX_POINTS),
+                finite.len()
+            ))
             .legend(|(x, y)| Circle::new((x + 5, y), 3, BLUE.filled()));
         chart
-            .draw_series(LineSeries::new(vec![(0.0, 0.0), (top, top)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (top, top)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(err)?
             .label("1:1")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], BLACK));
@@ -136,7 +148,9 @@ pub fn residual_by_bin(cities: &[(&CityMetrics, Vec<PlotRow>)]) -> Result<String
     let mut spans = Vec::new();
     for (k, (c, rows)) in cities.iter().enumerate() {
         for (b, m) in c.model.bins.iter().enumerate() {
-            let Some((a, z)) = edges.get(b).copied() else { continue };
+            let Some((a, z)) = edges.get(b).copied() else {
+                continue;
+            };
             let mut r: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.truth >= a && r.truth < z && r.predicted.is_finite())
@@ -157,7 +171,10 @@ pub fn residual_by_bin(cities: &[(&CityMetrics, Vec<PlotRow>)]) -> Result<String
     let n = cities.len().max(1) as f64;
     svg((760, 360), |root| {
         let mut chart = ChartBuilder::on(&root)
-            .caption("Residual by measured-height bin (bar: 10th–90th percentile, dot: bias)", (FONT, 15))
+            .caption(
+                "Residual by measured-height bin (bar: 10th–90th percentile, dot: bias)",
+                (FONT, 15),
+            )
             .margin(8)
             .x_label_area_size(38)
             .y_label_area_size(48)
@@ -181,7 +198,10 @@ pub fn residual_by_bin(cities: &[(&CityMetrics, Vec<PlotRow>)]) -> Result<String
             .draw()
             .map_err(err)?;
         chart
-            .draw_series(LineSeries::new(vec![(0.0, 0.0), (bins.len() as f64, 0.0)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (bins.len() as f64, 0.0)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(err)?;
         for (k, (c, _)) in cities.iter().enumerate() {
             let colour = Palette99::pick(k).to_rgba();
@@ -189,7 +209,10 @@ pub fn residual_by_bin(cities: &[(&CityMetrics, Vec<PlotRow>)]) -> Result<String
             let mine: Vec<_> = spans.iter().filter(|s| s.0 == k).collect();
             chart
                 .draw_series(mine.iter().map(|s| {
-                    PathElement::new(vec![(x(s.1), s.2.max(lo_y)), (x(s.1), s.3.min(hi_y))], colour.stroke_width(4))
+                    PathElement::new(
+                        vec![(x(s.1), s.2.max(lo_y)), (x(s.1), s.3.min(hi_y))],
+                        colour.stroke_width(4),
+                    )
                 }))
                 .map_err(err)?
                 .label(c.city.clone())
@@ -221,8 +244,14 @@ fn bin_edges(bins: &[String]) -> Vec<(f64, f64)> {
                 (a.parse().unwrap_or(f64::NAN), f64::INFINITY)
             } else {
                 let mut it = b.splitn(2, ['-', '–']);
-                let a = it.next().and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN);
-                let z = it.next().and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN);
+                let a = it
+                    .next()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(f64::NAN);
+                let z = it
+                    .next()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(f64::NAN);
                 (a, z)
             }
         })
@@ -261,7 +290,13 @@ fn grouped_bars(
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| if percent { format!("{:.0} %", y * 100.0) } else { format!("{y:.0}") })
+            .y_label_formatter(&|y| {
+                if percent {
+                    format!("{:.0} %", y * 100.0)
+                } else {
+                    format!("{y:.0}")
+                }
+            })
             .y_desc(y_desc)
             .light_line_style(WHITE.mix(0.0))
             .draw()
@@ -272,11 +307,16 @@ fn grouped_bars(
                 .draw_series(groups.iter().enumerate().filter_map(|(g, (_, v))| {
                     let v = v.get(s).copied().flatten()?;
                     let x0 = g as f64 + 0.1 + 0.8 * s as f64 / k;
-                    Some(Rectangle::new([(x0, 0.0), (x0 + 0.8 / k * 0.9, v.min(y_max))], colour.filled()))
+                    Some(Rectangle::new(
+                        [(x0, 0.0), (x0 + 0.8 / k * 0.9, v.min(y_max))],
+                        colour.filled(),
+                    ))
                 }))
                 .map_err(err)?
                 .label(*name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 8, y + 4)], colour.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 8, y + 4)], colour.filled())
+                });
         }
         if let Some((y, label)) = reference {
             chart
@@ -373,8 +413,12 @@ pub fn error_map(city: &str, rows: &[PlotRow]) -> Result<Option<String>> {
     if pts.is_empty() {
         return Ok(None);
     }
-    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.0), a.1.max(p.0))
+    });
+    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.1), a.1.max(p.1))
+    });
     let span = (x1 - x0).max(y1 - y0).max(1.0) * 1.04;
     let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
     let size = 380;
@@ -382,7 +426,10 @@ pub fn error_map(city: &str, rows: &[PlotRow]) -> Result<Option<String>> {
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("{city}: error map (m)"), (FONT, 15))
             .margin(6)
-            .build_cartesian_2d(cx - span / 2.0..cx + span / 2.0, cy - span / 2.0..cy + span / 2.0)
+            .build_cartesian_2d(
+                cx - span / 2.0..cx + span / 2.0,
+                cy - span / 2.0..cy + span / 2.0,
+            )
             .map_err(err)?;
         chart
             .draw_series(
@@ -399,7 +446,14 @@ pub fn error_map(city: &str, rows: &[PlotRow]) -> Result<Option<String>> {
 fn diverging(e: f64) -> RGBColor {
     let t = (e / 10.0).clamp(-1.0, 1.0);
     let mix = |a: u8, b: u8, s: f64| (a as f64 + (b as f64 - a as f64) * s).round() as u8;
-    let (g, far) = ((235u8, 235u8, 235u8), if t < 0.0 { (33u8, 102u8, 172u8) } else { (178u8, 24u8, 43u8) });
+    let (g, far) = (
+        (235u8, 235u8, 235u8),
+        if t < 0.0 {
+            (33u8, 102u8, 172u8)
+        } else {
+            (178u8, 24u8, 43u8)
+        },
+    );
     let s = t.abs();
     RGBColor(mix(g.0, far.0, s), mix(g.1, far.1, s), mix(g.2, far.2, s))
 }
@@ -413,7 +467,11 @@ mod tests {
         let s = even_sample(10_381, 1500);
         assert_eq!(s.len(), 1500);
         assert!(s.windows(2).all(|w| w[0] < w[1]));
-        assert!(*s.last().unwrap() > 10_000, "reaches the end: {:?}", s.last());
+        assert!(
+            *s.last().unwrap() > 10_000,
+            "reaches the end: {:?}",
+            s.last()
+        );
         assert_eq!(even_sample(7, 1500), (0..7).collect::<Vec<_>>());
     }
 
