@@ -8,6 +8,23 @@ bash scripts/setup.sh
 if ! python3 -c "import xgboost, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check xgboost-cpu numpy
 fi
+# The browser test (tests/browser.rs) opens the HTML reports and maps in Debian's chromium.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${ROOFLINE_CHROMIUM:-}" ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "roofline test: installing chromium" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# The notebook test (tests/notebook.rs) runs notebooks/explore_outputs.ipynb in its own venv.
+venv="${ROOFLINE_NOTEBOOK_VENV:-$HOME/.cache/roofline/notebook-venv}"
+if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matplotlib, xgboost" >/dev/null 2>&1; then
+  echo "roofline test: installing the notebook's Python packages in $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    nbclient nbformat ipykernel pandas pyarrow geopandas matplotlib xgboost-cpu numpy
+fi
+export ROOFLINE_NOTEBOOK_PYTHON="$venv/bin/python"
 # The guide's promises, checked first (fast): formatting and clippy without warnings.
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -120,7 +120,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         println!("  {city:<18} {ours:>8.2} m    {reference:>8.2} m");
     }
     println!(
-        "  -> {} and {}",
+        "  -> {} and {} (and report.html next to each)",
         out.join("cv-roof-p70/report.md").display(),
         out.join("cv-eave/report.md").display()
     );
@@ -167,7 +167,11 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
     let p = predict_region_local(&model, &region, &local)?;
     std::fs::create_dir_all(out.join("predictions")).map_err(|e| roofline::Error::file(out, e))?;
     let pred_path = out.join("predictions").join("bresse.gpkg");
-    write_table(&p.to_table(&region, &region.source_crs)?, &pred_path)?;
+    let pred_table = p.to_table(&region, &region.source_crs)?;
+    write_table(&pred_table, &pred_path)?;
+    let map_path = out.join("predictions").join("bresse.html");
+    let layer = roofline::eval::map::MapLayer::from_predictions(&pred_table)?;
+    roofline::io::output::write_text(&map_path, &layer.page("roofline heights: Bresse"))?;
     let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
     println!(
         "  {} measured from LiDAR, {} predicted with 90 % intervals (recalibrated on the measured ones), {} flagged out of the training range",
@@ -180,6 +184,12 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         pred_path.display(),
         region.source_crs.label
     );
+    println!("  -> {} (3D map)", map_path.display());
+    println!("\nOpen in a browser (self-contained, work offline):");
+    for family in ["cv-roof-p70", "cv-eave"] {
+        println!("  {}", out.join(family).join("report.html").display());
+    }
+    println!("  {}", map_path.display());
     println!("\ndone in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
 }

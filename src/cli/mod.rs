@@ -5,6 +5,7 @@ mod demo;
 mod features;
 mod labels;
 mod models;
+mod report;
 
 use std::path::PathBuf;
 
@@ -74,7 +75,8 @@ pub enum Command {
         /// Region configs (TOML).
         #[arg(required = true)]
         regions: Vec<PathBuf>,
-        /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv; geometry in the input's CRS.
+        /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv, geometry in the input's
+        /// CRS; or .html, a 3D map of the buildings coloured by height (works offline).
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
@@ -91,7 +93,7 @@ pub enum Command {
         /// City configs (TOML) with labels.
         #[arg(required = true)]
         cities: Vec<PathBuf>,
-        /// Report folder (metrics.json, predictions.parquet/.csv, report.md).
+        /// Report folder (metrics.json, predictions.parquet/.csv, report.md, report.html).
         #[arg(short, long)]
         output: PathBuf,
         /// city: leave one city out (default with two or more cities); blocks: spatial k-fold inside each city.
@@ -142,6 +144,11 @@ pub enum Command {
         /// Folder for the trained model.
         #[arg(long, default_value = "models")]
         models: PathBuf,
+    },
+    /// Render a cross-validation folder's report.html again from its metrics.json and predictions.
+    Report {
+        /// Folder written by `roofline cv`.
+        cv_dir: PathBuf,
     },
     /// Describe what roofline reads from a city config: CRS, footprints, point clouds, rasters.
     Inspect {
@@ -341,6 +348,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
         Command::Labels { city, output } => labels::run(&city, &output, progress),
         Command::Inspect { configs } => labels::inspect(&configs),
+        Command::Report { cv_dir } => report::run(&cv_dir),
         Command::Train {
             cities,
             output,

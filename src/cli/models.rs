@@ -155,7 +155,8 @@ pub fn predict(
     local_args: &LocalArgs,
     progress: Progress,
 ) -> Result<()> {
-    check_output_file(output, true)?;
+    let html = super::report::is_html(output);
+    check_output_file(output, !html)?;
     let thin = match &local_args.sparse_lidar {
         Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
         None => None,
@@ -269,6 +270,9 @@ pub fn predict(
         tables.push(table);
     }
     let table = roofline::io::table::concat_union(tables)?;
+    if html {
+        return super::report::write_map(&table, output);
+    }
     write_table(&table, output)?;
     println!(
         "wrote {} ({} rows, geometry in {})",

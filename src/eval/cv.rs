@@ -105,6 +105,10 @@ pub struct CvSummary {
     /// What-if scenarios of leave-one-city-out (local data given to the held-out city).
     #[serde(default)]
     pub scenarios: Vec<ScenarioSummary>,
+    /// Each feature's share of the point model's split gain, averaged over the folds (0 in a
+    /// fold that did not use it), largest first.
+    #[serde(default)]
+    pub importance: Vec<(String, f64)>,
     /// Wall-clock time of the whole cross-validation.
     pub seconds: f64,
 }
@@ -263,6 +267,7 @@ pub fn cross_validate_with(
     let mixed = label.name.starts_with("mixed");
     let mut rows = Vec::new();
     let mut fold_features = Vec::new();
+    let mut fold_importance: Vec<Vec<(String, f64)>> = Vec::new();
     match scheme {
         Scheme::City => {
             if cities.len() < 2 {
@@ -293,6 +298,7 @@ pub fn cross_validate_with(
                     set.per_city(&train),
                     opts,
                 )?;
+                fold_importance.push(model.meta.importance.clone());
                 let baseline = median(&mut set.y.to_vec());
                 let test: Vec<usize> = held
                     .ok_labels()
@@ -367,6 +373,7 @@ pub fn cross_validate_with(
                         set.per_city(&[&view]),
                         opts,
                     )?;
+                    fold_importance.push(model.meta.importance.clone());
                     let baseline = median(&mut set.y.to_vec());
                     let mut held = held_out_rows(&model, &view, &fold.test, fold.fold, baseline)?;
                     // Truth comes from the full city (the view hid the test labels).
@@ -449,10 +456,30 @@ pub fn cross_validate_with(
             per_city,
             pooled,
             scenarios: scenario_summaries,
+            importance: mean_gain_shares(&fold_importance),
             seconds: start.elapsed().as_secs_f64(),
         },
         rows,
     })
+}
+
+/// Each feature's share of its fold model's total gain, averaged over the folds, largest first.
+fn mean_gain_shares(folds: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+    let mut sum: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    for fold in folds {
+        let total: f64 = fold.iter().map(|(_, g)| g).sum();
+        for (name, g) in fold {
+            let share = if total > 0.0 { g / total } else { 0.0 };
+            *sum.entry(name.as_str()).or_default() += share;
+        }
+    }
+    let n = folds.len().max(1) as f64;
+    let mut out: Vec<(String, f64)> = sum
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v / n))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
 }
 
 /// The model's predictions for the chosen (labelled) buildings of a city.

@@ -1,6 +1,8 @@
 //! Writes a cross-validation to a folder: `metrics.json` (the one source of every number),
 //! `predictions.parquet` (GeoParquet with footprints) and `predictions.csv` (every held-out
-//! building, so each metric can be recomputed) and `report.md` (the tables, rendered from the same metrics).
+//! building, so each metric can be recomputed), `report.md` (the tables, rendered from the same
+//! metrics) and `report.html` (tables, plots and a 3D map, rendered from the same summary and
+//! predictions table, see [`super::html`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -28,6 +30,10 @@ pub fn write_report(out: &CvOutput, cities: &[CityFeatures], dir: &Path) -> Resu
     write_table(&table, &dir.join("predictions.parquet"))?;
     write_table(&table, &dir.join("predictions.csv"))?;
     write_text(&dir.join("report.md"), &render_markdown(out))?;
+    write_text(
+        &dir.join("report.html"),
+        &super::html::render_html(&out.summary, &table)?,
+    )?;
     Ok(())
 }
 

@@ -111,3 +111,54 @@ pub fn assert_clean_error(code: i32, stderr: &str, file: &str) {
         "error should name {file}: {stderr}"
     );
 }
+
+/// The outputs of `roofline demo` (out/ and models/ under the tests' temporary folder), made
+/// once per build of the binary and shared by the tests that read them (the browser test, the
+/// notebook): a file lock serialises test processes, a stamp of the binary says whether the
+/// outputs are current. Also a Périgueux map predicted by the demo's model (`perigueux.html`).
+pub fn demo_outputs() -> PathBuf {
+    use std::os::fd::AsRawFd;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let exe = Path::new(env!("CARGO_BIN_EXE_roofline"));
+    let meta = std::fs::metadata(exe).unwrap();
+    let stamp = format!("{:?} {}", meta.modified().unwrap(), meta.len());
+    let stamp_file = dir.join("stamp");
+    if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+        return dir;
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(exe).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "roofline {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |p: PathBuf| p.display().to_string();
+    run(&[
+        "demo",
+        "--quiet",
+        "--data",
+        &s(data()),
+        "--output",
+        &s(dir.join("out")),
+        "--models",
+        &s(dir.join("models")),
+    ]);
+    run(&[
+        "predict",
+        "--quiet",
+        "--no-recalibrate",
+        "--model",
+        &s(dir.join("models/roof-p70.model")),
+        &s(data().join("cities/perigueux.toml")),
+        "-o",
+        &s(dir.join("perigueux.html")),
+    ]);
+    std::fs::write(&stamp_file, stamp).unwrap();
+    dir
+}
