@@ -205,7 +205,12 @@ fn wageningen_on_a_grid_equals_the_single_run() {
     run(&["features", "--quiet", city, "-o", single.to_str().unwrap()]);
     run_jobs(&["features"], &plan_dir, &plan, &[]);
     let merged = tmp.path().join("merged.gpkg");
-    run(&["merge", p, "-o", tmp.path().join("merged.parquet").to_str().unwrap()]);
+    run(&[
+        "merge",
+        p,
+        "-o",
+        tmp.path().join("merged.parquet").to_str().unwrap(),
+    ]);
     let a = read_table(&single).unwrap();
     let b = read_table(&tmp.path().join("merged.parquet")).unwrap();
     assert_same(&a, &b, "features");
@@ -237,14 +242,7 @@ fn merge_names_a_job_that_has_not_run() {
         run(&["labels", "--quiet", "--job", job.to_str().unwrap()]);
     }
     let out = tmp.path().join("m.parquet");
-    let (code, _, err) = roofline(&[
-        "merge",
-        p,
-        "--stage",
-        "labels",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = roofline(&["merge", p, "--stage", "labels", "-o", out.to_str().unwrap()]);
     common::assert_clean_error(code, &err, "part.parquet");
     assert!(
         err.contains(&format!("job {}", plan.jobs.len() - 1)),

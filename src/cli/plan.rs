@@ -93,8 +93,7 @@ pub fn predict(
     }
     let model = HeightModel::load(model_path)?;
     let (input, plan_dir) = open(job_dir)?;
-    let (table, _) =
-        input.predictions_partition(&model, keep, !local.no_recalibrate, &progress)?;
+    let (table, _) = input.predictions_partition(&model, keep, !local.no_recalibrate, &progress)?;
     write_partition(&plan_dir, Stage::Predictions, &input, &table)
 }
 

@@ -195,7 +195,10 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
             let (ox, oy) = ((ox / s).floor() * s, (oy / s).floor() * s);
             let key = |c: &[f64; 2]| -> (i64, i64) {
                 if c[0].is_finite() {
-                    (((c[1] - oy) / s).floor() as i64, ((c[0] - ox) / s).floor() as i64)
+                    (
+                        ((c[1] - oy) / s).floor() as i64,
+                        ((c[0] - ox) / s).floor() as i64,
+                    )
                 } else {
                     (0, 0)
                 }
@@ -364,7 +367,8 @@ pub fn write_plan(dir: &Path, plan: &Plan, jobs: &[Job]) -> Result<()> {
     }
     for j in jobs {
         let jd = dir.join("jobs").join(j.id.to_string());
-        std::fs::create_dir_all(&jd).map_err(|e| Error::file(&jd, format!("cannot create: {e}")))?;
+        std::fs::create_dir_all(&jd)
+            .map_err(|e| Error::file(&jd, format!("cannot create: {e}")))?;
         let text = serde_json::to_string(j).map_err(Error::invalid)?;
         write_text(&jd.join(JOB_FILE), &text)?;
     }
@@ -396,8 +400,8 @@ impl Job {
                 format!("cannot read ({e}) — --job takes a job folder such as PLAN_DIR/jobs/0"),
             )
         })?;
-        let job: Job =
-            serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a job: {e}")))?;
+        let job: Job = serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("not a job: {e}")))?;
         let plan_dir = std::path::absolute(job_dir)
             .at(job_dir)?
             .parent()
