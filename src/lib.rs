@@ -15,6 +15,7 @@ pub mod features;
 pub mod io;
 pub mod label;
 pub mod model;
+pub mod plan;
 pub mod progress;
 pub mod spatial;
 pub mod stats;

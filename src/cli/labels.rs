@@ -15,17 +15,8 @@ pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
     let start = std::time::Instant::now();
     let (footprints, labels) = label_city(&cfg, &progress)?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut table = labels.to_table(Some(&footprints));
+    let table = roofline::label::labels_output(&labels, &footprints);
     let flag = roofline::label::Flag::NoGeometry;
-    table.append_unusable(
-        &footprints.skipped,
-        &[
-            ("city", labels.city.as_str()),
-            ("flag", flag.as_str()),
-            ("label", labels.definition.name.as_str()),
-            ("label_detail", labels.definition.detail.as_str()),
-        ],
-    );
     write_table(&table, output)?;
     print_summary(&labels, seconds);
     if !footprints.skipped.is_empty() {

@@ -5,6 +5,7 @@ mod demo;
 mod features;
 mod labels;
 mod models;
+mod plan;
 mod report;
 
 use std::path::PathBuf;
@@ -39,22 +40,27 @@ pub enum Command {
     /// Measure building heights from LiDAR (or read them from an attribute) for one city.
     Labels {
         /// City config (TOML).
-        city: PathBuf,
+        #[arg(required_unless_present = "job")]
+        city: Option<PathBuf>,
         /// Output table: .csv, .parquet, .gpkg, .geojson or .fgb.
-        #[arg(short, long)]
-        output: PathBuf,
+        #[arg(short, long, required_unless_present = "job")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        job: JobArg,
     },
     /// Compute per-building features (and labels, where a city has them) for one or more cities.
     Features {
         /// City or region configs (TOML).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "job")]
         cities: Vec<PathBuf>,
         /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson or .fgb.
-        #[arg(short, long)]
-        output: PathBuf,
+        #[arg(short, long, required_unless_present = "job")]
+        output: Option<PathBuf>,
         /// Leave out the known-neighbour-height features.
         #[arg(long)]
         no_known_heights: bool,
+        #[command(flatten)]
+        job: JobArg,
     },
     /// Train a height model on labelled cities.
     Train {
@@ -73,12 +79,12 @@ pub enum Command {
         #[arg(long)]
         model: PathBuf,
         /// Region configs (TOML).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "job")]
         regions: Vec<PathBuf>,
         /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv, geometry in the input's
         /// CRS; or .html, a 3D map of the buildings coloured by height (works offline).
-        #[arg(short, long)]
-        output: PathBuf,
+        #[arg(short, long, required_unless_present = "job")]
+        output: Option<PathBuf>,
         #[command(flatten)]
         local: LocalArgs,
         /// Carry only these attributes of the footprint file (comma-separated; default: all).
@@ -87,6 +93,8 @@ pub enum Command {
         /// Carry none of the footprint file's attributes except its id field.
         #[arg(long)]
         no_keep: bool,
+        #[command(flatten)]
+        job: JobArg,
     },
     /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
     Cv {
@@ -150,12 +158,47 @@ pub enum Command {
         /// Folder written by `roofline cv`.
         cv_dir: PathBuf,
     },
+    /// Cut a city into tile jobs for separate processes or machines (see `--job` and `merge`).
+    Plan {
+        /// City config (TOML).
+        city: PathBuf,
+        /// Grid square size (m), used when the city has no LiDAR (else its LiDAR tiles are the
+        /// jobs) or with --grid.
+        #[arg(long, default_value_t = 1000.0)]
+        tile_size: f64,
+        /// Cut on the grid even when the city has LiDAR tiles.
+        #[arg(long)]
+        grid: bool,
+        /// Plan folder to create (must be new or empty).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Join a plan's partitions into the table a single run writes (same rows, columns, order).
+    Merge {
+        /// Plan folder.
+        plan: PathBuf,
+        /// Which partitions: labels, features or predictions (default: the only complete one).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Output table: .parquet (GeoParquet), .gpkg, .csv, .geojson or .fgb.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Describe what roofline reads from a city config: CRS, footprints, point clouds, rasters.
     Inspect {
         /// City configs (TOML).
         #[arg(required = true)]
         configs: Vec<PathBuf>,
     },
+}
+
+/// One job of a plan instead of whole cities.
+#[derive(clap::Args, Debug, Clone)]
+pub struct JobArg {
+    /// Run one job of a plan (PLAN_DIR/jobs/N, from `roofline plan`) and write its partition
+    /// PLAN_DIR/<labels|features|predictions>/tile=N/part.parquet.
+    #[arg(long, value_name = "JOB_DIR", conflicts_with = "output")]
+    pub job: Option<PathBuf>,
 }
 
 /// How `predict` uses a region's own data (measured labels, a sparse survey in its `[lidar]`).
@@ -346,7 +389,23 @@ fn init_logging(quiet: bool, verbose: u8) {
 
 fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
-        Command::Labels { city, output } => labels::run(&city, &output, progress),
+        Command::Labels { city, output, job } => match (job.job, city, output) {
+            (Some(_), Some(_), _) => Err(plan::no_configs_with_job()),
+            (Some(j), None, _) => plan::labels(&j, progress),
+            (None, Some(city), Some(output)) => labels::run(&city, &output, progress),
+            _ => unreachable!("clap requires a city and an output without --job"),
+        },
+        Command::Plan {
+            city,
+            tile_size,
+            grid,
+            output,
+        } => plan::plan(&city, tile_size, grid, &output),
+        Command::Merge {
+            plan,
+            stage,
+            output,
+        } => plan::merge(&plan, stage.as_deref(), &output),
         Command::Inspect { configs } => labels::inspect(&configs),
         Command::Report { cv_dir } => report::run(&cv_dir),
         Command::Train {
@@ -361,6 +420,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             keep_columns,
             no_keep,
             local,
+            job,
         } => {
             use roofline::io::footprints::KeepColumns;
             let keep = match (keep_columns, no_keep) {
@@ -368,7 +428,14 @@ fn run(command: Command, progress: Progress) -> Result<()> {
                 (Some(c), false) => KeepColumns::Only(c),
                 (None, false) => KeepColumns::All,
             };
-            models::predict(&model, &regions, &output, &keep, &local, progress)
+            match (job.job, output) {
+                (Some(_), _) if !regions.is_empty() => Err(plan::no_configs_with_job()),
+                (Some(j), _) => plan::predict(&j, &model, &keep, &local, progress),
+                (None, Some(output)) => {
+                    models::predict(&model, &regions, &output, &keep, &local, progress)
+                }
+                _ => unreachable!("clap requires an output without --job"),
+            }
         }
         Command::Cv {
             cities,
@@ -396,7 +463,13 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             cities,
             output,
             no_known_heights,
-        } => features::run(&cities, &output, !no_known_heights, progress),
+            job,
+        } => match (job.job, output) {
+            (Some(_), _) if !cities.is_empty() => Err(plan::no_configs_with_job()),
+            (Some(j), _) => plan::features(&j, !no_known_heights, progress),
+            (None, Some(output)) => features::run(&cities, &output, !no_known_heights, progress),
+            _ => unreachable!("clap requires an output without --job"),
+        },
     }
 }
 

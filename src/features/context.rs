@@ -23,7 +23,16 @@ pub const BLOCK_TOLERANCE_M: f64 = 1.0;
 /// far fewer (at most 12 in the shipped cities).
 pub const MAX_SHARED_OUTLINE_NEIGHBOURS: usize = 32;
 /// Beyond this (m) a building has no nearest neighbour.
-const MAX_NN_SEARCH_M: f64 = 5000.0;
+pub const MAX_NN_SEARCH_M: f64 = 5000.0;
+/// The nearest neighbour is searched in windows of this size (m), doubled until one holds it.
+pub const FIRST_NN_WINDOW_M: f64 = 10.0;
+
+/// How far (m) a context feature looks from a footprint for other buildings, except the two
+/// that have no bound: the nearest neighbour (up to [`MAX_NN_SEARCH_M`]) and the block (a chain
+/// of buildings closer than [`BLOCK_TOLERANCE_M`]), which a tiled run handles apart.
+pub fn reach_m() -> f64 {
+    RADII[RADII.len() - 1].max(TOUCH_TOLERANCE_M)
+}
 
 /// Feature names of this group, in column order.
 pub fn names() -> Vec<String> {
@@ -52,6 +61,57 @@ pub fn names() -> Vec<String> {
 
 type BoxTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
 
+/// The footprints' bounding boxes in an R-tree: which others lie within a distance of one.
+pub struct BoxIndex {
+    /// Each footprint's bounding box, in footprint order (working CRS).
+    pub boxes: Vec<AABB<[f64; 2]>>,
+    tree: BoxTree,
+}
+
+impl BoxIndex {
+    /// Indexes the footprints' bounding boxes.
+    pub fn new(geoms: &[MultiPolygon<f64>]) -> BoxIndex {
+        let boxes: Vec<AABB<[f64; 2]>> = geoms
+            .iter()
+            .map(|g| {
+                let r = g.bounding_rect().expect("non-empty footprint");
+                AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
+            })
+            .collect();
+        let tree = RTree::bulk_load(
+            boxes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| GeomWithData::new(Rectangle::from_aabb(*b), i))
+                .collect(),
+        );
+        BoxIndex { boxes, tree }
+    }
+
+    /// The other footprints whose box lies within `d` of footprint `i`'s box, in index order.
+    pub fn near(&self, i: usize, d: f64) -> Vec<usize> {
+        let b = &self.boxes[i];
+        let mut v: Vec<usize> = self
+            .within(
+                [b.lower()[0] - d, b.lower()[1] - d],
+                [b.upper()[0] + d, b.upper()[1] + d],
+            )
+            .into_iter()
+            .filter(|&j| j != i)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The footprints whose box intersects the rectangle `lower`–`upper`, unordered.
+    pub fn within(&self, lower: [f64; 2], upper: [f64; 2]) -> Vec<usize> {
+        self.tree
+            .locate_in_envelope_intersecting(&AABB::from_corners(lower, upper))
+            .map(|x| x.data)
+            .collect()
+    }
+}
+
 /// Context features for every footprint (rows in input order, columns as [`names`]), given
 /// the footprints' centroids ([`super::centroids`]).
 pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> Vec<Vec<f64>> {
@@ -65,52 +125,10 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
             .map(|(i, c)| GeomWithData::new(*c, i))
             .collect(),
     );
-    let boxes: Vec<AABB<[f64; 2]>> = geoms
-        .iter()
-        .map(|g| {
-            let r = g.bounding_rect().expect("non-empty footprint");
-            AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
-        })
-        .collect();
-    let box_tree: BoxTree = RTree::bulk_load(
-        boxes
-            .iter()
-            .enumerate()
-            .map(|(i, b)| GeomWithData::new(Rectangle::from_aabb(*b), i))
-            .collect(),
-    );
-    let near = |i: usize, d: f64| -> Vec<usize> {
-        let b = &boxes[i];
-        let env = AABB::from_corners(
-            [b.lower()[0] - d, b.lower()[1] - d],
-            [b.upper()[0] + d, b.upper()[1] + d],
-        );
-        let mut v: Vec<usize> = box_tree
-            .locate_in_envelope_intersecting(&env)
-            .map(|x| x.data)
-            .filter(|&j| j != i)
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let index = BoxIndex::new(geoms);
+    let near = |i: usize, d: f64| index.near(i, d);
 
-    // Blocks: connected components of buildings closer than BLOCK_TOLERANCE_M.
-    let block_links: Vec<Vec<usize>> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            near(i, BLOCK_TOLERANCE_M)
-                .into_iter()
-                .filter(|&j| j > i && Euclidean.distance(&geoms[i], &geoms[j]) <= BLOCK_TOLERANCE_M)
-                .collect()
-        })
-        .collect();
-    let mut uf = petgraph::unionfind::UnionFind::<usize>::new(n);
-    for (i, links) in block_links.iter().enumerate() {
-        for &j in links {
-            uf.union(i, j);
-        }
-    }
-    let roots: Vec<usize> = (0..n).map(|i| uf.find(i)).collect();
+    let roots = block_roots(geoms, &near);
     let mut block_count = vec![0usize; n];
     let mut block_area = vec![0.0f64; n];
     for i in 0..n {
@@ -196,13 +214,38 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
         .collect()
 }
 
+/// Blocks: connected components of buildings closer than BLOCK_TOLERANCE_M; the root of each
+/// building's component. `near(i, d)` lists the others whose box is within `d` of `i`'s.
+pub fn block_roots(
+    geoms: &[MultiPolygon<f64>],
+    near: &(impl Fn(usize, f64) -> Vec<usize> + Sync),
+) -> Vec<usize> {
+    let n = geoms.len();
+    let block_links: Vec<Vec<usize>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            near(i, BLOCK_TOLERANCE_M)
+                .into_iter()
+                .filter(|&j| j > i && Euclidean.distance(&geoms[i], &geoms[j]) <= BLOCK_TOLERANCE_M)
+                .collect()
+        })
+        .collect();
+    let mut uf = petgraph::unionfind::UnionFind::<usize>::new(n);
+    for (i, links) in block_links.iter().enumerate() {
+        for &j in links {
+            uf.union(i, j);
+        }
+    }
+    (0..n).map(|i| uf.find(i)).collect()
+}
+
 /// Distance to the nearest other footprint (0 when touching), searched in growing windows.
-fn nearest_distance(
+pub fn nearest_distance(
     i: usize,
     geoms: &[MultiPolygon<f64>],
     near: &impl Fn(usize, f64) -> Vec<usize>,
 ) -> f64 {
-    let mut d = 10.0;
+    let mut d = FIRST_NN_WINDOW_M;
     while d <= MAX_NN_SEARCH_M {
         let best = near(i, d)
             .into_iter()

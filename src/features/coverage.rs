@@ -19,17 +19,25 @@ pub struct Cover {
     pub fraction: f64,
 }
 
-/// Pixel grid of a north-up raster window: map x = x0 + col * dx, map y = y0 - row * dy.
+/// Pixel grid of a window of a north-up raster: map x = x0 + col * dx, map y = y0 - row * dy
+/// for the raster's columns and rows (`x0`, `y0` its origin); the window holds columns
+/// `col0..col0 + cols` and rows `row0..row0 + rows`. Pixel positions are computed from the
+/// raster's origin, never the window's, so a footprint's cover does not depend on which other
+/// footprints set the window (a tiled run reads smaller windows).
 #[derive(Clone, Copy, Debug)]
 pub struct Grid {
-    /// Map x of the window's left edge.
+    /// Map x of the raster's origin (its left edge).
     pub x0: f64,
-    /// Map y of the window's top edge.
+    /// Map y of the raster's origin (its top edge).
     pub y0: f64,
     /// Pixel width in map units (positive).
     pub dx: f64,
     /// Pixel height in map units (positive; rows go south).
     pub dy: f64,
+    /// First column of the window in the raster.
+    pub col0: usize,
+    /// First row of the window in the raster.
+    pub row0: usize,
     /// Columns in the window; covers outside it are dropped.
     pub cols: usize,
     /// Rows in the window.
@@ -42,7 +50,8 @@ impl Grid {
     }
 }
 
-/// Covered fraction of every pixel the polygon touches (pixels outside the grid are ignored).
+/// Covered fraction of every pixel the polygon touches (pixels outside the window are
+/// ignored); `col` and `row` count from the window's corner.
 pub fn coverage(g: &MultiPolygon<f64>, grid: &Grid) -> Vec<Cover> {
     let mut rings: Vec<(Vec<(f64, f64)>, f64)> = Vec::new();
     let (mut cmin, mut cmax, mut rmin, mut rmax) = (
@@ -68,10 +77,10 @@ pub fn coverage(g: &MultiPolygon<f64>, grid: &Grid) -> Vec<Cover> {
     if rings.is_empty() || !cmin.is_finite() {
         return Vec::new();
     }
-    let c0 = cmin.floor().max(0.0) as usize;
-    let c1 = (cmax.ceil().min(grid.cols as f64) as usize).max(c0);
-    let r0 = rmin.floor().max(0.0) as usize;
-    let r1 = (rmax.ceil().min(grid.rows as f64) as usize).max(r0);
+    let c0 = cmin.floor().max(grid.col0 as f64) as usize;
+    let c1 = (cmax.ceil().min((grid.col0 + grid.cols) as f64) as usize).max(c0);
+    let r0 = rmin.floor().max(grid.row0 as f64) as usize;
+    let r1 = (rmax.ceil().min((grid.row0 + grid.rows) as f64) as usize).max(r0);
     let mut out = Vec::new();
     let mut row_acc = vec![0.0f64; c1.saturating_sub(c0)];
     for row in r0..r1 {
@@ -106,8 +115,8 @@ pub fn coverage(g: &MultiPolygon<f64>, grid: &Grid) -> Vec<Cover> {
         for (k, &f) in row_acc.iter().enumerate() {
             if f > 1e-12 {
                 out.push(Cover {
-                    col: c0 + k,
-                    row,
+                    col: c0 + k - grid.col0,
+                    row: row - grid.row0,
                     fraction: f.min(1.0),
                 });
             }
@@ -188,6 +197,8 @@ mod tests {
             y0: 200.0,
             dx: 30.0,
             dy: 30.0,
+            col0: 0,
+            row0: 0,
             cols: 10,
             rows: 10,
         }

@@ -247,10 +247,12 @@ fn read_window<'a>(
     }
     let (cols, rows) = (c1 - c0, r1 - r0);
     let grid = Grid {
-        x0: gt[0] + c0 as f64 * dx,
-        y0: gt[3] - r0 as f64 * dy,
+        x0: gt[0],
+        y0: gt[3],
         dx,
         dy,
+        col0: c0,
+        row0: r0,
         cols,
         rows,
     };
@@ -304,8 +306,8 @@ fn mask_clear(
     let mut ys = Vec::with_capacity(grid.cols * grid.rows);
     for r in 0..grid.rows {
         for c in 0..grid.cols {
-            xs.push(grid.x0 + (c as f64 + 0.5) * grid.dx);
-            ys.push(grid.y0 - (r as f64 + 0.5) * grid.dy);
+            xs.push(grid.x0 + ((grid.col0 + c) as f64 + 0.5) * grid.dx);
+            ys.push(grid.y0 - ((grid.row0 + r) as f64 + 0.5) * grid.dy);
         }
     }
     if let (Some(a), Some(b)) = (image_crs, m.crs.as_ref()) {

@@ -19,9 +19,9 @@ use ndarray::Array2;
 use crate::config::{CityConfig, LabelConfig};
 use crate::crs::{Crs, Transform};
 use crate::error::{Error, Result};
-use crate::io::footprints::{read_footprints, Footprints, Request};
+use crate::io::footprints::Footprints;
 use crate::io::table::{Column, Table};
-use crate::label::{label_city, Flag, LabelTable};
+use crate::label::{Flag, LabelTable};
 use crate::progress::Progress;
 
 pub use catalog::{describe, FeatureDoc, Group};
@@ -138,21 +138,25 @@ pub fn city_features(
 ) -> Result<CityFeatures> {
     let mut timings = BTreeMap::new();
     let t = Instant::now();
-    let (fp, labels) = match &cfg.label {
-        Some(_) => {
-            let (fp, l) = label_city(cfg, progress)?;
-            (fp, Some(l))
-        }
-        None => (
-            read_footprints(
-                cfg.require_footprints()?,
-                cfg.working_crs.as_ref(),
-                &Request::default(),
-            )?,
-            None,
-        ),
+    let fp = crate::label::read_city_footprints(cfg)?;
+    let labels = match &cfg.label {
+        Some(_) => Some(crate::label::label_footprints(cfg, &fp, progress)?),
+        None => None,
     };
     timings.insert("read_and_label".into(), t.elapsed().as_secs_f64());
+    features_of(cfg, fp, labels, options, timings, progress)
+}
+
+/// Features of already-read footprints (a whole city's, or one tiled job's share with its
+/// halo) and their labels; `timings` gains one entry per feature group.
+pub fn features_of(
+    cfg: &CityConfig,
+    fp: Footprints,
+    labels: Option<LabelTable>,
+    options: FeatureOptions,
+    mut timings: BTreeMap<String, f64>,
+    progress: &Progress,
+) -> Result<CityFeatures> {
     let mut blocks: Vec<(Vec<String>, Vec<Vec<f64>>)> = Vec::new();
 
     let t = Instant::now();

@@ -64,6 +64,35 @@ impl Footprints {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// The footprints at `rows` (positions in this set, in that order), for one job of a tiled
+    /// run; `skipped` ones (no usable polygon) are kept only when `with_skipped`.
+    pub fn subset(&self, rows: &[usize], with_skipped: bool) -> Footprints {
+        let geometries: Vec<MultiPolygon<f64>> =
+            rows.iter().map(|&i| self.geometries[i].clone()).collect();
+        Footprints {
+            path: self.path.clone(),
+            layer: self.layer.clone(),
+            source_crs: self.source_crs.clone(),
+            crs: self.crs.clone(),
+            ids: rows.iter().map(|&i| self.ids[i].clone()).collect(),
+            numeric: self
+                .numeric
+                .iter()
+                .map(|(k, v)| (k.clone(), rows.iter().map(|&i| v[i]).collect()))
+                .collect(),
+            passes_filter: rows.iter().map(|&i| self.passes_filter[i]).collect(),
+            repaired: self.repaired,
+            skipped: if with_skipped {
+                self.skipped.clone()
+            } else {
+                Vec::new()
+            },
+            duplicate_ids: self.duplicate_ids,
+            summary: FootprintSummary::of(&geometries),
+            geometries,
+        }
+    }
 }
 
 /// Opens a vector file for reading; for a Shapefile whose `.cpg` is missing or empty but whose

@@ -259,9 +259,22 @@ fn lidar_share(fp: &Footprints, boxes: &[Rect<f64>], clouds: &[PointCloudFile]) 
             )
         })
         .collect();
-    let union = rects.iter().fold(MultiPolygon::<f64>::new(vec![]), |u, r| {
-        u.union(&MultiPolygon::new(vec![r.to_polygon()]))
-    });
+    // The union of only the tiles that reach a footprint: the share then depends on those
+    // tiles alone, so a tiled run that opens a subset of the survey measures it bit for bit
+    // as the whole-city run does (boolean operations round to a grid set by their inputs).
+    let union_near = |b: &Rect<f64>| {
+        rects
+            .iter()
+            .filter(|r| {
+                !(r.max().x < b.min().x
+                    || r.min().x > b.max().x
+                    || r.max().y < b.min().y
+                    || r.min().y > b.max().y)
+            })
+            .fold(MultiPolygon::<f64>::new(vec![]), |u, r| {
+                u.union(&MultiPolygon::new(vec![r.to_polygon()]))
+            })
+    };
     let contains_box = |b: &Rect<f64>| {
         rects.iter().any(|r| {
             r.min().x <= b.min().x
@@ -291,7 +304,7 @@ fn lidar_share(fp: &Footprints, boxes: &[Rect<f64>], clouds: &[PointCloudFile]) 
                 if area <= 0.0 {
                     0.0
                 } else {
-                    (g.intersection(&union).unsigned_area() / area).clamp(0.0, 1.0)
+                    (g.intersection(&union_near(b)).unsigned_area() / area).clamp(0.0, 1.0)
                 }
             }
         })

@@ -225,6 +225,22 @@ impl LabelTable {
     }
 }
 
+/// The labels table `roofline labels` writes: one row per footprint, those without a usable
+/// polygon last (flag `no_geometry`, empty geometry).
+pub fn labels_output(labels: &LabelTable, footprints: &Footprints) -> Table {
+    let mut table = labels.to_table(Some(footprints));
+    table.append_unusable(
+        &footprints.skipped,
+        &[
+            ("city", labels.city.as_str()),
+            ("flag", Flag::NoGeometry.as_str()),
+            ("label", labels.definition.name.as_str()),
+            ("label_detail", labels.definition.detail.as_str()),
+        ],
+    );
+    table
+}
+
 /// Reads a city's footprints and measures (or reads) its labels.
 ///
 /// The footprints come back too (same order as the label rows) since every later stage needs
@@ -252,23 +268,46 @@ impl LabelTable {
 /// # Ok::<(), roofline::Error>(())
 /// ```
 pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints, LabelTable)> {
-    let fcfg = city.require_footprints()?;
-    let label = city
-        .label
-        .as_ref()
-        .ok_or_else(|| Error::file(&city.path, "has no [label] section"))?;
-    let request = match label {
-        LabelConfig::Attribute(a) => Request {
+    let footprints = read_city_footprints(city)?;
+    let table = label_footprints(city, &footprints, progress)?;
+    Ok((footprints, table))
+}
+
+/// What a city's labels need read along with its footprints (an attribute and its filter).
+pub fn footprint_request(city: &CityConfig) -> Request {
+    match &city.label {
+        Some(LabelConfig::Attribute(a)) => Request {
             numeric: std::iter::once(a.field.clone())
                 .chain(a.ground_field.clone())
                 .collect(),
             filter: a.filter.clone(),
         },
-        LabelConfig::Lidar(_) => Request::default(),
-    };
-    let footprints = read_footprints(fcfg, city.working_crs.as_ref(), &request)?;
+        _ => Request::default(),
+    }
+}
+
+/// A city's footprints as every stage reads them (with what its labels need).
+pub fn read_city_footprints(city: &CityConfig) -> Result<Footprints> {
+    read_footprints(
+        city.require_footprints()?,
+        city.working_crs.as_ref(),
+        &footprint_request(city),
+    )
+}
+
+/// Labels of already-read footprints (all of a city's, or one tiled job's share of them, read
+/// with [`footprint_request`]); LiDAR labels read the config's point clouds.
+pub fn label_footprints(
+    city: &CityConfig,
+    footprints: &Footprints,
+    progress: &Progress,
+) -> Result<LabelTable> {
+    let label = city
+        .label
+        .as_ref()
+        .ok_or_else(|| Error::file(&city.path, "has no [label] section"))?;
     let (rows, points_read) = match label {
-        LabelConfig::Attribute(a) => (attribute::attribute_labels(&footprints, a), 0),
+        LabelConfig::Attribute(a) => (attribute::attribute_labels(footprints, a), 0),
         LabelConfig::Lidar(def) => {
             let lidar = city
                 .lidar
@@ -280,7 +319,7 @@ pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints,
                 crate::io::pointcloud::footprints_bbox(&footprints.geometries),
                 &city.path,
             )?;
-            let out = lidar::lidar_labels(&footprints, &clouds, def, progress)?;
+            let out = lidar::lidar_labels(footprints, &clouds, def, progress)?;
             (out.rows, out.points_read)
         }
     };
@@ -293,7 +332,7 @@ pub fn label_city(city: &CityConfig, progress: &Progress) -> Result<(Footprints,
         rows,
         points_read,
     };
-    Ok((footprints, table))
+    Ok(table)
 }
 
 /// Flags `ok` labels that cannot be building heights (zero or negative: roof below ground;

@@ -22,7 +22,8 @@ use crate::stats::percentile::percentile_sorted;
 pub const MIN_ROOF_POINTS: usize = 3;
 /// Ground from neighbours: the nearest this many buildings with ground, within the radius.
 const GROUND_NEIGHBOURS: usize = 8;
-const GROUND_RADIUS_M: f64 = 200.0;
+/// How far (m) a building without ground in its ring borrows its neighbours' ground.
+pub const GROUND_RADIUS_M: f64 = 200.0;
 
 /// Direct estimates for every footprint (in footprint order).
 #[derive(Clone, Debug)]

@@ -1,0 +1,211 @@
+//! Running one job of a plan: the stage is computed on every building the job reads, then
+//! only the owned rows (and, for job 0, the footprints without a usable polygon) are kept.
+
+use std::collections::BTreeMap;
+
+use crate::config::CityConfig;
+use crate::crs::Crs;
+use crate::error::{Error, Result};
+use crate::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
+use crate::features::{features_of, features_table, CityFeatures, FeatureOptions};
+use crate::io::footprints::{read_attributes, Footprints, KeepColumns};
+use crate::io::table::{Column, Table};
+use crate::label::{label_footprints, read_city_footprints, LabelTable};
+use crate::model::predict::{predict_region_local, LocalData, Predictions};
+use crate::model::HeightModel;
+use crate::progress::Progress;
+
+use super::Job;
+
+/// Metadata key of a partition's plan-only facts (removed by the merge).
+pub const PLAN_METADATA: &str = "roofline_plan";
+/// Columns a predictions partition carries for the merge's recalibration (removed by it).
+pub const HELPER_COLUMNS: [&str; 4] = [
+    "_plan_predicted_lo_m",
+    "_plan_predicted_hi_m",
+    "_plan_x",
+    "_plan_y",
+];
+
+/// A job's city config (its point clouds narrowed to the job's) and the footprints it reads.
+pub struct JobInput {
+    /// The job.
+    pub job: Job,
+    /// The city's config with its point clouds narrowed to the job's.
+    pub cfg: CityConfig,
+    /// The footprints the job reads, in city order (with the unusable ones when it owns them).
+    pub footprints: Footprints,
+    /// Positions of the owned buildings in `footprints`.
+    owned: Vec<usize>,
+}
+
+impl JobInput {
+    /// Loads a job's config and reads its footprints, refusing a footprint file changed since planning.
+    pub fn open(job: Job) -> Result<JobInput> {
+        let mut cfg = CityConfig::load(&job.city)?;
+        if let (Some(l), Some(files)) = (&mut cfg.lidar, &job.lidar_files) {
+            l.files = files.clone();
+        }
+        let all = read_city_footprints(&cfg)?;
+        if all.len() != job.footprints || all.skipped.len() != job.without_geometry {
+            return Err(Error::file(
+                &job.city,
+                format!(
+                    "footprints changed since the plan was made ({} usable and {} without geometry now, {} and {} then): make the plan again",
+                    all.len(),
+                    all.skipped.len(),
+                    job.footprints,
+                    job.without_geometry
+                ),
+            ));
+        }
+        if job.read.iter().any(|&i| i >= all.len()) || !job.read.is_sorted() {
+            return Err(Error::invalid(format!(
+                "job {} lists buildings its city does not have: make the plan again",
+                job.id
+            )));
+        }
+        let footprints = all.subset(&job.read, job.owns_without_geometry);
+        let owned = job
+            .owned
+            .iter()
+            .map(|o| {
+                job.read.binary_search(o).map_err(|_| {
+                    Error::invalid(format!(
+                        "job {} owns building {o} without reading it: make the plan again",
+                        job.id
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JobInput {
+            job,
+            cfg,
+            footprints,
+            owned,
+        })
+    }
+
+    /// Keeps the owned rows of a table built on every read building (plus the unusable rows
+    /// appended after them).
+    fn owned_rows(&self, t: Table) -> Table {
+        let n = self.footprints.len();
+        let rows: Vec<Option<usize>> = self
+            .owned
+            .iter()
+            .copied()
+            .chain(n..n + self.footprints.skipped.len())
+            .map(Some)
+            .collect();
+        Table {
+            columns: t
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: c.data.pick(&rows),
+                })
+                .collect(),
+            geometry: t.geometry.as_ref().map(|g| {
+                rows.iter()
+                    .map(|r| g[r.expect("only rows")].clone())
+                    .collect()
+            }),
+            crs: t.crs.clone(),
+            metadata: t.metadata.clone(),
+        }
+    }
+
+    fn labels(&self, progress: &Progress) -> Result<Option<LabelTable>> {
+        match self.cfg.label {
+            Some(_) => Ok(Some(label_footprints(
+                &self.cfg,
+                &self.footprints,
+                progress,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The labels partition: the table `roofline labels` writes, owned rows only.
+    pub fn labels_partition(&self, progress: &Progress) -> Result<(Table, LabelTable)> {
+        let labels = self
+            .labels(progress)?
+            .ok_or_else(|| Error::file(&self.cfg.path, "has no [label] section"))?;
+        let table = crate::label::labels_output(&labels, &self.footprints);
+        Ok((self.owned_rows(table), labels))
+    }
+
+    fn features(&self, known_heights: bool, progress: &Progress) -> Result<CityFeatures> {
+        let labels = self.labels(progress)?;
+        features_of(
+            &self.cfg,
+            self.footprints.clone(),
+            labels,
+            FeatureOptions { known_heights },
+            BTreeMap::new(),
+            progress,
+        )
+    }
+
+    /// The features partition: the table `roofline features` writes, owned rows only.
+    pub fn features_partition(&self, known_heights: bool, progress: &Progress) -> Result<Table> {
+        let f = self.features(known_heights, progress)?;
+        Ok(self.owned_rows(features_table(&[f])?))
+    }
+
+    /// The predictions partition: `roofline predict`'s table before the local recalibration
+    /// (done by the merge, on every job's rows), owned rows only, with [`HELPER_COLUMNS`].
+    pub fn predictions_partition(
+        &self,
+        model: &HeightModel,
+        keep: &KeepColumns,
+        recalibrate: bool,
+        progress: &Progress,
+    ) -> Result<(Table, Predictions)> {
+        let fcfg = self.cfg.require_footprints()?;
+        let (ids, attributes) = read_attributes(fcfg, keep)?;
+        let region = self.features(model.meta.uses_known_heights(), progress)?;
+        let sparse = if recalibrate {
+            region_direct_estimates(&self.cfg, &region, None, progress)?
+                .map(|s| (s, direct_estimate_family()))
+        } else {
+            None
+        };
+        let local = LocalData {
+            sparse,
+            recalibrate: false,
+            measured_share: None,
+        };
+        let p = predict_region_local(model, &region, &local).map_err(|e| match e {
+            Error::Invalid(msg) => Error::file(&self.cfg.path, msg),
+            other => other,
+        })?;
+        let out_crs = Crs::common_or_wgs84(std::iter::once(&region.source_crs))?;
+        let mut table = p.to_table(&region, &out_crs)?;
+        table.join_columns(&p.ids, &ids, attributes);
+        table.push(Column::f64(HELPER_COLUMNS[0], p.predicted_lo_m.clone()));
+        table.push(Column::f64(HELPER_COLUMNS[1], p.predicted_hi_m.clone()));
+        table.push(Column::f64(
+            HELPER_COLUMNS[2],
+            region.centroids.iter().map(|c| c[0]),
+        ));
+        table.push(Column::f64(
+            HELPER_COLUMNS[3],
+            region.centroids.iter().map(|c| c[1]),
+        ));
+        table.append_unusable(
+            &region.skipped,
+            &[
+                ("city", region.city.as_str()),
+                ("source", crate::label::Flag::NoGeometry.as_str()),
+                ("label", p.label.as_str()),
+            ],
+        );
+        table.metadata.insert(
+            PLAN_METADATA.into(),
+            serde_json::json!({ "recalibrate": recalibrate }).to_string(),
+        );
+        Ok((self.owned_rows(table), p))
+    }
+}
