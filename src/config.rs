@@ -269,6 +269,25 @@ pub enum Statistic {
 }
 
 impl Statistic {
+    /// The same value as [`Statistic::of_sorted`] on the sorted values, bit for bit, by
+    /// selection where the statistic allows (percentiles, min, max); reorders `values`.
+    pub fn of_unsorted(&self, values: &mut [f64]) -> Option<f64> {
+        if values.is_empty() {
+            return None;
+        }
+        let first_by = |a: &&f64, b: &&f64| a.total_cmp(b);
+        Some(match *self {
+            Statistic::Percentile(p) => crate::stats::percentile::percentile_select(values, p),
+            Statistic::Min => *values.iter().min_by(first_by).expect("non-empty"),
+            Statistic::Max => *values.iter().max_by(first_by).expect("non-empty"),
+            // A sum depends on the order of its terms: sort, as `of_sorted` sums sorted values.
+            Statistic::Mean => {
+                values.sort_unstable_by(f64::total_cmp);
+                return self.of_sorted(values);
+            }
+        })
+    }
+
     /// The statistic of sorted values; `None` when there are none.
     pub fn of_sorted(&self, sorted: &[f64]) -> Option<f64> {
         if sorted.is_empty() {

@@ -1,6 +1,7 @@
 //! The `roofline` command line: parses arguments, wires the library's stages, prints summaries.
 //! No processing happens here.
 
+mod bench_city;
 mod demo;
 mod features;
 mod labels;
@@ -183,6 +184,29 @@ pub enum Command {
         /// Output table: .parquet (GeoParquet), .gpkg, .csv, .geojson or .fgb.
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Write a large benchmark city tiled from the shipped real data (for benchmarks only).
+    ///
+    /// Copies of the Delft and Amsterdam AHN3 surveys and their footprints, shifted on a grid
+    /// (ids made unique, the arrangement drawn from --seed), cut into square LAZ tiles that
+    /// buildings straddle; writes DIR/tiles/*.laz, DIR/footprints.gpkg and DIR/city.toml (a
+    /// normal city config with LiDAR labels). Real measurements, but not a real place: use it
+    /// to time roofline, never to judge its accuracy.
+    BenchCity {
+        /// Folder to write the city into.
+        dir: PathBuf,
+        /// Buildings in the city (100 000 gives about 70 M points).
+        #[arg(long)]
+        buildings: usize,
+        /// Seed of the arrangement.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Side of a LAZ tile (m).
+        #[arg(long, default_value_t = 1000.0)]
+        tile_size: f64,
+        /// The shipped data folder (holds cities/delft-3dfier.toml and cities/amsterdam-centre.toml).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
     },
     /// Describe what roofline reads from a city config: CRS, footprints, point clouds, rasters.
     Inspect {
@@ -408,6 +432,13 @@ fn run(command: Command, progress: Progress) -> Result<()> {
         } => plan::merge(&plan, stage.as_deref(), &output),
         Command::Inspect { configs } => labels::inspect(&configs),
         Command::Report { cv_dir } => report::run(&cv_dir),
+        Command::BenchCity {
+            dir,
+            buildings,
+            seed,
+            tile_size,
+            data,
+        } => bench_city::run(&dir, &data, buildings, seed, tile_size, progress),
         Command::Train {
             cities,
             output,

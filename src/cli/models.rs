@@ -99,7 +99,9 @@ pub fn train(
     let features = load_cities(cities, opts.known_heights, &progress)?;
     let refs: Vec<&CityFeatures> = features.iter().collect();
     let spinner = progress.bar(1, "training", "models");
+    let fit_start = std::time::Instant::now();
     let model = train_model(&refs, &opts)?;
+    let fit_seconds = fit_start.elapsed().as_secs_f64();
     spinner.finish_and_clear();
     model.save(output)?;
     let m = &model.meta;
@@ -143,6 +145,7 @@ pub fn train(
         .map(|(n, g)| format!("{n} {:.0}%", 100.0 * g / total))
         .collect();
     println!("  top features (gain): {}", top.join(", "));
+    println!("  model fitting: training {fit_seconds:.2} s (after labels and features)");
     println!("wrote {}", output.display());
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! buildings currently being measured, not the size of the city.
 
 use std::collections::HashSet;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use geo::{
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
-use crate::config::LidarLabelConfig;
+use crate::config::{LidarLabelConfig, Statistic};
 use crate::error::Result;
 use crate::io::footprints::Footprints;
 use crate::io::pointcloud::{PointChunk, PointCloudFile};
@@ -130,59 +131,80 @@ pub fn lidar_labels_filtered(
     let total: u64 = clouds.iter().map(|c| c.points).sum();
     let bar = progress.bar(total, "labels", "points");
     let mut rows: Vec<Option<LabelRow>> = vec![None; n];
-    let mut chunk = PointChunk::default();
     let mut points_read = 0u64;
-    for &ti in &order {
-        let cloud = &clouds[ti];
-        let mut stream = cloud.stream(&fp.crs, CHUNK_POINTS)?;
-        let mut first_index = 0u64;
-        while stream.next_chunk(&mut chunk)? {
-            let decoded = chunk.len() as u64;
-            if let Some(plan) = filter {
-                chunk.retain(|k, x, y, class| plan.keep(ti, first_index + k as u64, x, y, class));
-            }
-            first_index += decoded;
-            let hits: Vec<Vec<Hit>> = (0..chunk.len())
-                .into_par_iter()
-                .step_by(SUB_CHUNK)
-                .map(|s| {
-                    let e = (s + SUB_CHUNK).min(chunk.len());
-                    classify(&chunk, s..e, &tree, fp, &roof_class, &ground_class, ring)
-                })
-                .collect();
-            for hit in hits.into_iter().flatten() {
-                match hit {
-                    Hit::Roof { b, z, cell } => {
-                        let a = &mut acc[b as usize];
-                        a.roof.push(z);
-                        a.cells.push(cell);
+    // A reader thread decodes the tiles (in `order`) while this thread assigns the points of
+    // the chunk before: decoding and assignment overlap, and the bounded channel keeps at most
+    // a few chunks in memory. Chunks go back to the reader to be refilled.
+    let (to_assign, decoded_chunks) = mpsc::sync_channel::<Result<Decoded>>(2);
+    let (to_reader, spent_chunks) = mpsc::channel::<PointChunk>();
+    let working = &fp.crs;
+    let order = &order;
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || read_tiles(clouds, order, working, &to_assign, &spent_chunks));
+        // Owned here so that leaving early (an error, a panic) unblocks the reader.
+        let decoded_chunks = decoded_chunks;
+        for msg in decoded_chunks.iter() {
+            match msg? {
+                Decoded::Points {
+                    tile,
+                    mut chunk,
+                    first_index,
+                } => {
+                    let decoded = chunk.len() as u64;
+                    if let Some(plan) = filter {
+                        chunk.retain(|k, x, y, class| {
+                            plan.keep(tile, first_index + k as u64, x, y, class)
+                        });
                     }
-                    Hit::Ground { b, z } => acc[b as usize].ground.push(z),
+                    let hits: Vec<Vec<Hit>> = (0..chunk.len())
+                        .into_par_iter()
+                        .step_by(SUB_CHUNK)
+                        .map(|s| {
+                            let e = (s + SUB_CHUNK).min(chunk.len());
+                            classify(&chunk, s..e, &tree, fp, &roof_class, &ground_class, ring)
+                        })
+                        .collect();
+                    for hit in hits.into_iter().flatten() {
+                        match hit {
+                            Hit::Roof { b, z, cell } => {
+                                let a = &mut acc[b as usize];
+                                a.roof.push(z);
+                                a.cells.push(cell);
+                            }
+                            Hit::Ground { b, z } => acc[b as usize].ground.push(z),
+                        }
+                    }
+                    points_read += chunk.len() as u64;
+                    bar.inc(decoded);
+                    // The reader may have finished already; then the buffer is simply dropped.
+                    let _ = to_reader.send(chunk);
+                }
+                Decoded::TileEnd(tile) => {
+                    // Buildings this was the last tile of: reduce to statistics, free points.
+                    let done: Vec<usize> = tree
+                        .locate_in_envelope_intersecting(&tile_env(&clouds[tile]))
+                        .map(|i| i.data as usize)
+                        .filter(|&b| {
+                            acc[b].pending_tiles -= 1;
+                            acc[b].pending_tiles == 0
+                        })
+                        .collect();
+                    let taken: Vec<(usize, Accumulator)> = done
+                        .into_iter()
+                        .map(|b| (b, std::mem::take(&mut acc[b])))
+                        .collect();
+                    let finished: Vec<(usize, LabelRow)> = taken
+                        .into_par_iter()
+                        .map(|(b, a)| (b, finish(b, a, fp, share[b], def)))
+                        .collect();
+                    for (b, row) in finished {
+                        rows[b] = Some(row);
+                    }
                 }
             }
-            points_read += chunk.len() as u64;
-            bar.inc(decoded);
         }
-        let done: Vec<usize> = tree
-            .locate_in_envelope_intersecting(&tile_env(cloud))
-            .map(|i| i.data as usize)
-            .filter(|&b| {
-                acc[b].pending_tiles -= 1;
-                acc[b].pending_tiles == 0
-            })
-            .collect();
-        let taken: Vec<(usize, Accumulator)> = done
-            .into_iter()
-            .map(|b| (b, std::mem::take(&mut acc[b])))
-            .collect();
-        let finished: Vec<(usize, LabelRow)> = taken
-            .into_par_iter()
-            .map(|(b, a)| (b, finish(b, a, fp, share[b], def)))
-            .collect();
-        for (b, row) in finished {
-            rows[b] = Some(row);
-        }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     // Footprints no tile reaches.
     let rows = rows
@@ -195,6 +217,64 @@ pub fn lidar_labels_filtered(
         points_read,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What the reader thread hands to the assigning thread, in reading order.
+enum Decoded {
+    Points {
+        tile: usize,
+        chunk: PointChunk,
+        /// Index in its file of the chunk's first point.
+        first_index: u64,
+    },
+    /// Every point of this tile has been sent.
+    TileEnd(usize),
+}
+
+/// Decodes the tiles in `order`, chunk by chunk, into `out`; refills buffers sent back on
+/// `spent`. Stops at the first error (sent on) or when the receiver is gone.
+fn read_tiles(
+    clouds: &[PointCloudFile],
+    order: &[usize],
+    working: &crate::crs::Crs,
+    out: &mpsc::SyncSender<Result<Decoded>>,
+    spent: &mpsc::Receiver<PointChunk>,
+) {
+    for &tile in order {
+        let mut stream = match clouds[tile].stream(working, CHUNK_POINTS) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = out.send(Err(e));
+                return;
+            }
+        };
+        let mut first_index = 0u64;
+        loop {
+            let mut chunk = spent.try_recv().unwrap_or_default();
+            match stream.next_chunk(&mut chunk) {
+                Ok(true) => {
+                    let n = chunk.len() as u64;
+                    let msg = Decoded::Points {
+                        tile,
+                        chunk,
+                        first_index,
+                    };
+                    if out.send(Ok(msg)).is_err() {
+                        return;
+                    }
+                    first_index += n;
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    let _ = out.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if out.send(Ok(Decoded::TileEnd(tile))).is_err() {
+            return;
+        }
+    }
 }
 
 fn class_mask(classes: &[u8]) -> [bool; 256] {
@@ -319,20 +399,20 @@ fn finish(
     def: &LidarLabelConfig,
 ) -> LabelRow {
     let g = &fp.geometries[b];
-    a.roof.sort_unstable_by(f64::total_cmp);
-    a.ground.sort_unstable_by(f64::total_cmp);
     let area = g.unsigned_area();
-    let roof_m = def.roof.of_sorted(&a.roof);
-    let ground_m = def.ground.of_sorted(&a.ground);
-    let pct = |p: f64| {
-        (!a.roof.is_empty()).then(|| crate::stats::percentile::percentile_sorted(&a.roof, p))
+    // Selection, not sorting: the same values bit for bit, in linear time.
+    let roof_m = def.roof.of_unsorted(&mut a.roof);
+    let ground_m = def.ground.of_unsorted(&mut a.ground);
+    let mut pct = |p: f64| {
+        (!a.roof.is_empty()).then(|| crate::stats::percentile::percentile_select(&mut a.roof, p))
     };
+    let (roof_p50_m, roof_p90_m) = (pct(50.0), pct(90.0));
     let stats = LidarStats {
         roof_m,
         ground_m,
-        roof_p50_m: pct(50.0),
-        roof_p90_m: pct(90.0),
-        roof_max_m: a.roof.last().copied(),
+        roof_p50_m,
+        roof_p90_m,
+        roof_max_m: Statistic::Max.of_unsorted(&mut a.roof),
         roof_points: a.roof.len() as u64,
         roof_density: if area > 0.0 {
             a.roof.len() as f64 / area

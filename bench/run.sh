@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# City-scale benchmark (not in CI): builds benchmark cities with `roofline bench-city`, times
+# each stage with /usr/bin/time -v and prints ONE markdown table of ratios and a scaling table.
+#   bench/run.sh [N ...]          default: 10000 100000
+# Needs: python3 with laspy lazrs geopandas shapely pyarrow lightgbm (pip install ...).
+# Cities are kept in $BENCH_DIR (default /tmp/roofline-bench) and reused when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -eq 0 ] && sizes=(10000 100000)
+work=${BENCH_DIR:-/tmp/roofline-bench}
+target=${CARGO_TARGET_DIR:-target}
+mkdir -p "$work"
+cargo build --release --all-targets >&2
+bin="$target/release/roofline"
+decode="$target/release/examples/las_decode"
+export OMP_WAIT_POLICY=passive
+
+# timed NAME CMD...: runs CMD under /usr/bin/time -v; sets T_NAME (wall s) and M_NAME (peak MiB).
+timed() {
+  local name=$1; shift
+  local log="$work/$name.time"
+  /usr/bin/time -v "$@" >"$work/$name.out" 2>"$log" || { echo "$name failed:" >&2; tail -5 "$log" >&2; exit 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$log")
+  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
+  printf -v "T_$name" '%s' "$wall"
+  printf -v "M_$name" '%s' "$rss"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+scaling="| buildings | points | tiles | labels s | features s | train s | predict s | pipeline s | peak RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+for n in "${sizes[@]}"; do
+  city="$work/city-$n"
+  [ -f "$city/city.toml" ] || "$bin" --quiet bench-city "$city" --buildings "$n" >&2
+  cfg="$city/city.toml"
+  timed decode "$decode" "$city/tiles/*.laz"
+  timed labels "$bin" --quiet labels "$cfg" -o "$work/labels-$n.parquet"
+  timed features "$bin" --quiet features "$cfg" -o "$work/features-$n.parquet"
+  timed train "$bin" --quiet train "$cfg" -o "$work/model-$n.model"
+  timed predict "$bin" --quiet predict --model "$work/model-$n.model" "$cfg" -o "$work/pred-$n.parquet"
+  timed python python3 bench/city_reference.py "$cfg" "$work/python-$n.parquet"
+  timed lightgbm python3 bench/lightgbm_city.py "$work/features-$n.parquet"
+  points=$(grep -o 'points: [0-9]*' "$work/labels.out" | head -1 | grep -o '[0-9]*' || true)
+  tiles=$(ls "$city/tiles" | wc -l)
+  train_only=$(grep -o 'training [0-9.]* s' "$work/train.out" | grep -o '[0-9.]*' || echo "$T_train")
+  lgb_only=$(grep -o 'training [0-9.]* s' "$work/lightgbm.out" | grep -o '[0-9.]*')
+  pipeline=$(awk -v a="$T_features" -v b="$T_train" -v c="$T_predict" 'BEGIN { print a + b + c }')
+  peak=$(printf '%s\n' "$M_labels" "$M_features" "$M_train" "$M_predict" | sort -n | tail -1)
+  scaling+="| $n | $points | $tiles | $T_labels | $T_features | $T_train | $T_predict | $pipeline | $peak |\n"
+  last_n=$n
+  table="| # | comparison ($last_n buildings, $points points) | roofline | yardstick | ratio | target |\n|---|---|---:|---:|---:|---|\n"
+  table+="| 1 | labels ÷ single-thread las decode of the same tiles | $T_labels s | $T_decode s | $(ratio "$T_labels" "$T_decode") | ≤ 1.0 (land ≤ 1.3) |\n"
+  table+="| 2 | labels + features ÷ Python (laspy+lazrs, shapely STRtree, numpy) | $T_features s | $T_python s | $(ratio "$T_python" "$T_features")× faster | ≥ 5× |\n"
+  table+="| 3 | imagery zonal stats ÷ exactextract | — | — | not run | ≥ 1× |\n"
+  table+="| 4 | train (model fitting only) ÷ LightGBM, same trees/leaves/threads | $train_only s | $lgb_only s | $(ratio "$train_only" "$lgb_only") | ≤ 1.0 |\n"
+  table+="| 5 | whole pipeline (features incl. labels → train → predict) | $pipeline s, peak $peak MiB | | | ≤ 90 s, ≤ 2 GiB |\n"
+done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo
+printf '%b\n' "$table"
+printf '%b' "$scaling"
