@@ -190,7 +190,7 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         .map(|c| c.city.as_str())
         .collect();
     if !negative.is_empty() {
-        let note = super::report::negative_r2_note(&negative).replace('*', "");
+        let note = super::metrics::negative_r2_note(&negative).replace('*', "");
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(&note));
     }
 

@@ -136,6 +136,18 @@ pub fn metrics(truth: &[f64], pred: &[f64], lo: &[f64], hi: &[f64], area: &[f64]
     }
 }
 
+/// What a negative R² means, for the cities that have one.
+pub fn negative_r2_note(cities: &[&str]) -> String {
+    format!(
+        "**Negative R²** ({}): R² compares the model with predicting every building at the held-out \
+city's *own* mean height — a number no model trained on other cities knows. Below 0 means the \
+model's squared error is larger than that oracle's, not that it is useless: compare its MAE with \
+the baseline MAE column (the training buildings' median height, which is all a model without \
+local labels can fall back on).",
+        cities.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,7 +214,7 @@ pub fn render_markdown(out: &CvOutput) -> String {
         .map(|c| c.city.as_str())
         .collect();
     if !negative.is_empty() {
-        let _ = writeln!(md, "\n{}", negative_r2_note(&negative));
+        let _ = writeln!(md, "\n{}", super::metrics::negative_r2_note(&negative));
     }
     let _ = writeln!(
         md,
@@ -233,18 +233,6 @@ pub fn render_markdown(out: &CvOutput) -> String {
         bin_rows(&mut md, c);
     }
     md
-}
-
-/// What a negative R² means, for the cities that have one.
-pub fn negative_r2_note(cities: &[&str]) -> String {
-    format!(
-        "**Negative R²** ({}): R² compares the model with predicting every building at the held-out \
-city's *own* mean height — a number no model trained on other cities knows. Below 0 means the \
-model's squared error is larger than that oracle's, not that it is useless: compare its MAE with \
-the baseline MAE column (the training buildings' median height, which is all a model without \
-local labels can fall back on).",
-        cities.join(", ")
-    )
 }
 
 fn bin_rows(md: &mut String, c: &CityMetrics) {

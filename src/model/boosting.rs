@@ -5,7 +5,7 @@
 use std::num::NonZeroUsize;
 
 use hessboost::config::{GrowPolicy, TrainingParams, TreeMethod};
-use hessboost::model::{BoostedModel, ImportanceType, Iterations};
+use hessboost::model::BoostedModel;
 use hessboost::objective::{Objective, PseudoHuber, RegLoss};
 use hessboost::training::Trainer;
 use linfa::dataset::{AsSingleTargets, DatasetBase};
@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::ensemble::TreeEnsemble;
+pub use super::ensemble::{gain_importance, predict_booster};
 use super::matrix::to_dmatrix;
 use crate::error::{Error, Result};
 
@@ -318,43 +319,10 @@ impl<D: Data<Elem = f64>, T: AsSingleTargets<Elem = f64>> Fit<ArrayBase<D, Ix2>,
     }
 }
 
-/// Predictions of a single-output booster, checked.
-pub fn predict_booster<D: Data<Elem = f64>>(
-    booster: &BoostedModel,
-    x: &ArrayBase<D, Ix2>,
-) -> Result<Array2<f64>> {
-    if x.ncols() != booster.n_features() {
-        return Err(Error::invalid(format!(
-            "the model expects {} features, got {}",
-            booster.n_features(),
-            x.ncols()
-        )));
-    }
-    let p = booster.predict(&to_dmatrix(x, None)?, Iterations::Best)?;
-    let w = p.width();
-    Ok(Array2::from_shape_vec(
-        (x.nrows(), w),
-        p.as_slice().iter().map(|v| *v as f64).collect(),
-    )
-    .expect("prediction shape"))
-}
-
 impl TreeEnsemble for Gbm {
     fn booster(&self) -> &BoostedModel {
         &self.booster
     }
-}
-
-/// Total split gain per feature index of a booster (0 for features never split on); the
-/// importance reported in model files and reports.
-pub fn gain_importance(b: &BoostedModel) -> Vec<f64> {
-    let mut v = vec![0.0; b.n_features()];
-    for (k, g) in b.feature_importance(ImportanceType::TotalGain) {
-        if k < v.len() {
-            v[k] = g;
-        }
-    }
-    v
 }
 
 impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<f64>> for Gbm {
