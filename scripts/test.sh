@@ -20,7 +20,14 @@ fi
 venv="${ROOFLINE_NOTEBOOK_VENV:-$HOME/.cache/roofline/notebook-venv}"
 if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matplotlib, xgboost" >/dev/null 2>&1; then
   echo "roofline test: installing the notebook's Python packages in $venv" >&2
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian ships venv separately.
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     nbclient nbformat ipykernel pandas pyarrow geopandas matplotlib xgboost-cpu numpy
 fi
