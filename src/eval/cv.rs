@@ -227,8 +227,9 @@ fn median(v: &mut [f64]) -> f64 {
 ///     gbm: GbmParams::new().n_trees(100).learning_rate(0.1).check()?,
 ///     ..Default::default()
 /// };
-/// // 3 folds of 250 m blocks: whole blocks held out, so neighbours never leak into training.
-/// let scheme = Scheme::Blocks { size_m: 250.0, folds: 3 };
+/// // 3 folds of 250 m blocks: whole blocks held out. No buffer here: Delft-5910 is small, and
+/// // the default 200 m buffer (DEFAULT_BUFFER_M) would leave its folds little to train on.
+/// let scheme = Scheme::Blocks { size_m: 250.0, folds: 3, buffer_m: 0.0 };
 /// let cv = cross_validate(&[delft], scheme, &options, &Progress::hidden())?;
 /// let m = &cv.summary.per_city[0];
 /// assert_eq!(m.model.n, cv.rows.len());
