@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use geo::Centroid;
 
 use super::cv::{CityMetrics, CvSummary, Scheme};
+use super::format::{f, opt, pct};
 use super::map::{escape, head_assets, MapLayer};
 use super::plots::{self, PlotRow};
 use crate::error::{Error, Result};
@@ -72,28 +73,12 @@ fn plot_rows(summary: &CvSummary, t: &Table) -> Result<Vec<(String, Vec<PlotRow>
         .collect())
 }
 
-fn f(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}")
-    } else {
-        "–".into()
-    }
-}
-
 fn signed(v: f64) -> String {
     if v.is_finite() {
         format!("{v:+.2}")
     } else {
         "–".into()
     }
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or("–".into(), |x| format!("{:.1} %", 100.0 * x))
-}
-
-fn opt(v: Option<f64>) -> String {
-    v.map_or("–".into(), f)
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;\

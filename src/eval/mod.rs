@@ -3,6 +3,7 @@
 //! [`metrics`] and the [`report`] they are written to.
 
 pub mod cv;
+mod format;
 pub mod html;
 pub mod map;
 pub mod metrics;

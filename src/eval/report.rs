@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use geo::MultiPolygon;
 
 use super::cv::{CityMetrics, CvOutput, Scheme};
+use super::format::{f, opt, pct};
 use super::metrics::Metrics;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
@@ -123,22 +124,6 @@ fn predictions_table(out: &CvOutput, cities: &[CityFeatures]) -> Result<Table> {
         .to_string(),
     );
     Ok(t)
-}
-
-fn f(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}")
-    } else {
-        "–".into()
-    }
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or("–".into(), |x| format!("{:.1} %", 100.0 * x))
-}
-
-fn opt(v: Option<f64>) -> String {
-    v.map_or("–".into(), f)
 }
 
 /// The Markdown report.

@@ -167,6 +167,28 @@ impl Table {
             .unwrap_or(0)
     }
 
+    /// The given rows, in the given order: columns, geometry, CRS and metadata. Every row must
+    /// be `Some` where the table has geometry (a null attribute row has no null geometry).
+    pub fn take_rows(&self, rows: &[Option<usize>]) -> Table {
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: c.data.pick(rows),
+                })
+                .collect(),
+            geometry: self.geometry.as_ref().map(|g| {
+                rows.iter()
+                    .map(|r| g[r.expect("a row for every geometry")].clone())
+                    .collect()
+            }),
+            crs: self.crs.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
     /// The first column called `name`, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::output::read_table;
-use crate::io::table::{concat_union, Column, ColumnData, Table};
+use crate::io::table::{concat_union, ColumnData, Table};
 use crate::model::local::{recalibrate, LocalOptions, LocalSummary};
 use crate::model::predict::Source;
 
@@ -91,23 +91,9 @@ pub fn merge(plan_dir: &Path, stage: Stage) -> Result<(Table, Option<LocalSummar
         .map(|p| p.map(|(_, r)| r))
         .chain(unusable.into_iter().map(Some))
         .collect();
-    let mut out = Table {
-        columns: all
-            .columns
-            .iter()
-            .map(|c| Column {
-                name: c.name.clone(),
-                data: c.data.pick(&rows),
-            })
-            .collect(),
-        geometry: all.geometry.as_ref().map(|g| {
-            rows.iter()
-                .map(|r| g[r.expect("every row placed")].clone())
-                .collect()
-        }),
-        crs,
-        metadata: Default::default(),
-    };
+    let mut out = all.take_rows(&rows);
+    out.crs = crs;
+    out.metadata = Default::default();
     if let Some(m) = meta.get("roofline") {
         out.metadata
             .insert("roofline".into(), fix_counts(m, &plan, stage));

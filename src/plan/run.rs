@@ -97,23 +97,7 @@ impl JobInput {
             .chain(n..n + self.footprints.skipped.len())
             .map(Some)
             .collect();
-        Table {
-            columns: t
-                .columns
-                .iter()
-                .map(|c| Column {
-                    name: c.name.clone(),
-                    data: c.data.pick(&rows),
-                })
-                .collect(),
-            geometry: t.geometry.as_ref().map(|g| {
-                rows.iter()
-                    .map(|r| g[r.expect("only rows")].clone())
-                    .collect()
-            }),
-            crs: t.crs.clone(),
-            metadata: t.metadata.clone(),
-        }
+        t.take_rows(&rows)
     }
 
     fn labels(&self, progress: &Progress) -> Result<Option<LabelTable>> {
