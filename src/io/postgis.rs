@@ -7,7 +7,7 @@
 //! committed — a failed or killed run leaves the database as it was. The geometry column is
 //! `geometry(MultiPolygon, SRID)` with the table's CRS as its SRID, GDAL's driver adds a GiST
 //! spatial index, and every column gets a PostgreSQL type (`float8`, `int8`, `varchar`,
-//! `boolean`). Connection strings are never shown with their password: errors and messages
+//! `boolean`). Floats arrive exactly (bit for bit), not through GDAL's 15-digit text. Connection strings are never shown with their password: errors and messages
 //! name the connection through [`display_name`].
 
 use std::path::{Path, PathBuf};
@@ -257,8 +257,13 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
             format!("cannot write table '{name}' (nothing was committed): {what}"),
         )
     };
+    // The first failure GDAL reported says why (later ones are PostgreSQL refusing every
+    // statement of the aborted transaction).
     let gerr = |e: gdal::errors::GdalError| {
-        let why = last_gdal_message()
+        let why = crate::io::gdal_setup::take_failures()
+            .into_iter()
+            .next()
+            .or_else(last_gdal_message)
             .filter(|m| !e.to_string().contains(m.as_str()))
             .map(|m| format!(" ({})", short(&m)))
             .unwrap_or_default();
@@ -269,11 +274,7 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
         Error::Output { msg, .. } => fail(short(&msg)),
         other => fail(short(&other.to_string())),
     };
-    if let Some(long) = table
-        .columns
-        .iter()
-        .find(|c| c.name.len() > MAX_IDENTIFIER)
-    {
+    if let Some(long) = table.columns.iter().find(|c| c.name.len() > MAX_IDENTIFIER) {
         return Err(Error::of(
             FileKind::Output,
             &shown,
@@ -308,6 +309,10 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
         "SPATIAL_INDEX=GIST",
         description.as_str(),
     ];
+    // GDAL's PostgreSQL driver sends doubles as text with 15 significant digits, which loses
+    // the last bits of most values: they go as exact text (the shortest that reads back to the
+    // same double) into text columns, turned into float8 by one ALTER TABLE below.
+    let (text_table, reals) = reals_as_text(table);
     {
         let layer = txn
             .create_layer(LayerOptions {
@@ -321,8 +326,21 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
                 options: Some(&options),
             })
             .map_err(gerr)?;
-        crate::io::output::add_fields(&layer, table, false, &shown).map_err(inner)?;
-        crate::io::output::write_rows(&layer, table, &shown).map_err(inner)?;
+        crate::io::output::add_fields(&layer, &text_table, false, &shown).map_err(inner)?;
+        crate::io::output::write_rows(&layer, &text_table, &shown).map_err(inner)?;
+    }
+    drop(text_table);
+    if !reals.is_empty() {
+        let alter: Vec<String> = reals
+            .iter()
+            .map(|c| {
+                let c = quote_ident(c);
+                format!("ALTER COLUMN {c} TYPE float8 USING {c}::float8")
+            })
+            .collect();
+        let sql = format!("ALTER TABLE {} {}", quote_table(name), alter.join(", "));
+        txn.execute_sql(&sql, None, gdal::vector::sql::Dialect::DEFAULT)
+            .map_err(gerr)?;
     }
     // Counted inside the transaction, before the commit makes the table visible: GDAL's
     // PostgreSQL driver reports some failed statements only as a wrong count (an aborted
@@ -350,10 +368,49 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
     Ok(())
 }
 
+/// `table` with every float column as text holding the exact value (Rust's shortest
+/// round-trip form; `NaN`, `Infinity`, `-Infinity` as PostgreSQL spells them), and the names of
+/// those columns.
+fn reals_as_text(table: &Table) -> (Table, Vec<String>) {
+    use crate::io::table::ColumnData;
+    let mut t = table.clone();
+    let mut reals = Vec::new();
+    for c in &mut t.columns {
+        if let ColumnData::F64(v) = &c.data {
+            let text = v
+                .iter()
+                .map(|x| {
+                    x.map(|x| match x {
+                        x if x.is_nan() => "NaN".to_string(),
+                        f64::INFINITY => "Infinity".to_string(),
+                        f64::NEG_INFINITY => "-Infinity".to_string(),
+                        x => format!("{x:?}"),
+                    })
+                })
+                .collect();
+            c.data = ColumnData::Str(text);
+            reals.push(c.name.clone());
+        }
+    }
+    (t, reals)
+}
+
+/// A PostgreSQL identifier in double quotes (inner quotes doubled).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `table` or `schema.table`, quoted.
+fn quote_table(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// The rows of table `name` by `SELECT count(*)`, `None` when the query fails.
 fn count_rows(ds: &Dataset, name: &str) -> Option<u64> {
-    let quoted: Vec<String> = name.split('.').map(|p| format!("\"{p}\"")).collect();
-    let sql = format!("SELECT count(*) AS n FROM {}", quoted.join("."));
+    let sql = format!("SELECT count(*) AS n FROM {}", quote_table(name));
     let mut rs = ds
         .execute_sql(&sql, None, gdal::vector::sql::Dialect::DEFAULT)
         .ok()
