@@ -16,6 +16,17 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${ROOFLINE_CHROMIUM:-}" ]; the
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+# The PostGIS test (tests/postgis.rs) starts a throw-away cluster with Debian's PostgreSQL and
+# PostGIS (initdb, pg_ctl, psql, the postgis extension).
+pg_initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n 1 || true)
+if [ -z "${ROOFLINE_PG_BIN:-}" ] && { [ -z "$pg_initdb" ] || ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; }; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "roofline test: installing postgresql and postgis" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    postgresql postgis postgresql-postgis >/dev/null
+fi
 # The notebook test (tests/notebook.rs) runs notebooks/explore_outputs.ipynb in its own venv.
 venv="${ROOFLINE_NOTEBOOK_VENV:-$HOME/.cache/roofline/notebook-venv}"
 if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matplotlib, xgboost" >/dev/null 2>&1; then
