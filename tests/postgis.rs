@@ -517,7 +517,15 @@ fn load_into(conn: &str, file: &Path, layer: &str, table: &str) {
     use std::ffi::CString;
     roofline::io::gdal_setup::init();
     let src = gdal::Dataset::open(file).unwrap();
-    let args = ["-f", "PostgreSQL", "-nln", table, "-nlt", "PROMOTE_TO_MULTI", layer];
+    let args = [
+        "-f",
+        "PostgreSQL",
+        "-nln",
+        table,
+        "-nlt",
+        "PROMOTE_TO_MULTI",
+        layer,
+    ];
     let c_args: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
     let mut ptrs: Vec<*mut std::os::raw::c_char> =
         c_args.iter().map(|a| a.as_ptr() as *mut _).collect();

@@ -241,15 +241,25 @@ pub struct JobArg {
 pub struct TableArgs {
     /// With -o PG:...: the table to write (NAME or SCHEMA.NAME), created in one transaction
     /// with its CRS as SRID and a spatial index.
-    #[arg(long, value_name = "[SCHEMA.]NAME", conflicts_with = "job")]
+    #[arg(long, value_name = "[SCHEMA.]NAME")]
     pub table: Option<String>,
     /// With -o PG:... --table: replace an existing table (dropped and rewritten in the same
     /// transaction); without it an existing table is an error and is left untouched.
-    #[arg(long, conflicts_with = "job")]
+    #[arg(long)]
     pub overwrite: bool,
 }
 
 impl TableArgs {
+    /// An error when given with `--job` (a job writes its partition, not a table).
+    fn not_with_job(&self) -> Result<()> {
+        if self.table.is_some() || self.overwrite {
+            return Err(roofline::error::Error::invalid(
+                "--table and --overwrite go with -o; a --job run writes its plan partition (give them to `roofline merge`)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The library's output options.
     pub fn options(&self) -> roofline::io::output::TableOptions {
         roofline::io::output::TableOptions {
@@ -454,7 +464,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             job,
         } => match (job.job, city, output) {
             (Some(_), Some(_), _) => Err(plan::no_configs_with_job()),
-            (Some(j), None, _) => plan::labels(&j, progress),
+            (Some(j), None, _) => db.not_with_job().and_then(|_| plan::labels(&j, progress)),
             (None, Some(city), Some(output)) => {
                 labels::run(&city, &output, &db.options(), progress)
             }
@@ -504,7 +514,9 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             };
             match (job.job, output) {
                 (Some(_), _) if !regions.is_empty() => Err(plan::no_configs_with_job()),
-                (Some(j), _) => plan::predict(&j, &model, &keep, &local, progress),
+                (Some(j), _) => db
+                    .not_with_job()
+                    .and_then(|_| plan::predict(&j, &model, &keep, &local, progress)),
                 (None, Some(output)) => {
                     let db = db.options();
                     models::predict(&model, &regions, &output, &db, &keep, &local, progress)
@@ -542,7 +554,9 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             job,
         } => match (job.job, output) {
             (Some(_), _) if !cities.is_empty() => Err(plan::no_configs_with_job()),
-            (Some(j), _) => plan::features(&j, !no_known_heights, progress),
+            (Some(j), _) => db
+                .not_with_job()
+                .and_then(|_| plan::features(&j, !no_known_heights, progress)),
             (None, Some(output)) => {
                 features::run(&cities, &output, &db.options(), !no_known_heights, progress)
             }
@@ -554,6 +568,13 @@ fn run(command: Command, progress: Progress) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    /// clap's own consistency checks of every subcommand (they run only when a subcommand is
+    /// parsed, so a broken one would otherwise panic in the field).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 
     /// A user reading `--help` must learn what every option does.
     #[test]
