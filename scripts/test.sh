@@ -8,6 +8,10 @@ bash scripts/setup.sh
 if ! python3 -c "import xgboost, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check xgboost-cpu numpy
 fi
+# The Ray test (tests/ray.rs) runs python/roofline_ray on a local Ray instance.
+if ! python3 -c "import ray" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check ray
+fi
 # The browser test (tests/browser.rs) opens the HTML reports and maps in Debian's chromium.
 if ! command -v chromium >/dev/null 2>&1 && [ -z "${ROOFLINE_CHROMIUM:-}" ]; then
   sudo=""
