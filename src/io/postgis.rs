@@ -286,9 +286,11 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
     }
     let mut ds = open(conn, FileKind::Output, true)?;
     require_postgis(&ds, conn)?;
-    crate::io::gdal_setup::take_failures();
     let mut txn = ds.start_transaction().map_err(gerr)?;
-    if let Some(idx) = existing_table(&txn, name) {
+    let existing = existing_table(&txn, name);
+    // Looking a missing table up is a GDAL failure too: not the reason of anything below.
+    crate::io::gdal_setup::take_failures();
+    if let Some(idx) = existing {
         if !overwrite {
             return Err(exists_error(conn, name));
         }
