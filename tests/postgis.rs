@@ -486,6 +486,34 @@ fn predictions_into_postgis_equal_the_geopackage() {
         "40\u{1f}5\u{1f}2154\n"
     );
 
+    // A tiled run merged into the database: the same rows as the single run's table.
+    let plan = tmp.path().join("plan");
+    let plan = plan.to_str().unwrap();
+    run(&["plan", region, "--grid", "--tile-size", "100", "-o", plan]);
+    let jobs = roofline::plan::Plan::load(Path::new(plan)).unwrap().jobs;
+    assert!(jobs.len() >= 2, "{} jobs", jobs.len());
+    for j in &jobs {
+        let job = Path::new(plan).join(&j.path);
+        let job = job.to_str().unwrap();
+        // A job writes its partition, not a table.
+        if j.id == 0 {
+            let (code, _, err) = roofline(&["labels", "--job", job, "--table", "x"]);
+            assert_clean_error(code, &err, "--job");
+        }
+        run(&["labels", "--quiet", "--job", job]);
+    }
+    let out = run(&["merge", plan, "-o", &conn, "--table", "results.merged"]);
+    assert!(!out.contains("not-for-your-eyes"), "{out}");
+    let labels = |t: &str| {
+        cluster.psql(
+            "postgres",
+            &format!(
+                "SELECT id, height_m, flag, encode(ST_AsBinary(geometry), 'hex') FROM results.{t} ORDER BY fid"
+            ),
+        )
+    };
+    assert_eq!(labels("merged"), labels("labels"));
+
     // Refused before any work: no --table, a database without PostGIS, --table on a file.
     assert_db_error(&["labels", "--quiet", region, "-o", &conn], "--table");
     cluster.psql("postgres", "CREATE DATABASE plain");
