@@ -489,14 +489,17 @@ fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<FootprintLaye
         }
         (None, Some(name)) => {
             let l = ds.layer_by_name(name).map_err(|_| {
-                let listing = crate::io::postgis::table_names(ds, 20);
                 Error::of(
                     FileKind::Footprints,
                     path,
                     if database {
-                        format!("no table '{name}' (or no access to it; tables: {listing})")
+                        format!(
+                            "no table '{name}' (or no access to it; tables: {})",
+                            crate::io::postgis::table_names(ds, 20)
+                        )
                     } else {
-                        format!("no layer '{name}' (layers: {listing})")
+                        let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
+                        format!("no layer '{name}' (layers: {})", names.join(", "))
                     },
                 )
             })?;
