@@ -7,8 +7,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{assert_clean_error, data, roofline};
 use roofline::io::output::read_table;
@@ -223,6 +224,28 @@ impl Cluster {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A psql session kept open (for locks held across other commands).
+    fn session(&self) -> Session {
+        let child = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                self.dir.path().to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "roofline",
+                "-d",
+                "postgres",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("psql runs");
+        Session(child)
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -235,6 +258,40 @@ impl Drop for Cluster {
             "pg_ctl",
             &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
         );
+    }
+}
+
+/// An open psql session; closed (and waited for) on drop.
+struct Session(std::process::Child);
+
+impl Session {
+    fn send(&mut self, sql: &str) {
+        let stdin = self.0.stdin.as_mut().expect("stdin piped");
+        writeln!(stdin, "{sql}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Polls `cond` every 50 ms for at most 60 s; panics naming `what` otherwise.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -372,6 +429,56 @@ fn predictions_into_postgis_equal_the_geopackage() {
         "already exists",
     );
     assert_eq!(dump(&cluster, "heights", &names), before);
+
+    // A run killed (SIGKILL: no destructor, no rollback by roofline) inside its transaction,
+    // after it dropped the old table: an event trigger makes its CREATE TABLE wait for an
+    // advisory lock the test holds; the test kills roofline there, then lets the server go on.
+    cluster.psql(
+        "postgres",
+        r#"
+        CREATE FUNCTION wait_for_test() RETURNS event_trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock(4242); END $$;
+        CREATE EVENT TRIGGER wait_for_test ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+          EXECUTE FUNCTION wait_for_test();
+        "#,
+    );
+    let advisory = |granted: bool| {
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted = {granted}"),
+        ) == "1\n"
+    };
+    let mut holder = cluster.session();
+    holder.send("SELECT pg_advisory_lock(4242);");
+    wait_until("the test holds the advisory lock", || advisory(true));
+    let log_before = cluster.log().len();
+    let mut victim = Command::new(env!("CARGO_BIN_EXE_roofline"))
+        .args(strs(&predict(
+            &["--table", "heights", "--overwrite"],
+            &conn,
+        )))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("roofline waits inside its transaction", || advisory(false));
+    assert!(
+        cluster.log()[log_before..].contains(r#"DROP TABLE "public"."heights""#),
+        "roofline dropped the old table inside its transaction before it was killed"
+    );
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    holder.send("SELECT pg_advisory_unlock(4242);");
+    holder.close();
+    cluster.psql(
+        "postgres",
+        "DROP EVENT TRIGGER wait_for_test; DROP FUNCTION wait_for_test()",
+    );
+    assert_eq!(
+        dump(&cluster, "heights", &names),
+        before,
+        "a killed run left the old table as it was"
+    );
 
     // A run that fails midway: a trigger (added by an event trigger to any new table) refuses
     // row 20 of the COPY, after the old table was dropped inside the run's transaction.
