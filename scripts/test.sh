@@ -8,6 +8,10 @@ bash scripts/setup.sh
 if ! python3 -c "import xgboost, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check xgboost-cpu numpy
 fi
+# The Ray test (tests/ray.rs) runs python/roofline_ray on a local Ray instance.
+if ! python3 -c "import ray" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check ray
+fi
 # The browser test (tests/browser.rs) opens the HTML reports and maps in Debian's chromium.
 if ! command -v chromium >/dev/null 2>&1 && [ -z "${ROOFLINE_CHROMIUM:-}" ]; then
   sudo=""
@@ -15,6 +19,17 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${ROOFLINE_CHROMIUM:-}" ]; the
   echo "roofline test: installing chromium" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# The PostGIS test (tests/postgis.rs) starts a throw-away cluster with Debian's PostgreSQL and
+# PostGIS (initdb, pg_ctl, psql, the postgis extension).
+pg_initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n 1 || true)
+if [ -z "${ROOFLINE_PG_BIN:-}" ] && { [ -z "$pg_initdb" ] || ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; }; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "roofline test: installing postgresql and postgis" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    postgresql postgis postgresql-postgis >/dev/null
 fi
 # The notebook test (tests/notebook.rs) runs notebooks/explore_outputs.ipynb in its own venv.
 venv="${ROOFLINE_NOTEBOOK_VENV:-$HOME/.cache/roofline/notebook-venv}"

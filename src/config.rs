@@ -49,11 +49,18 @@ pub struct CityConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FootprintsConfig {
-    /// Any vector file GDAL reads (GeoJSON, GeoPackage, Shapefile, …); resolved against the
-    /// config's folder by [`CityConfig::load`].
+    /// Any vector file GDAL reads (GeoJSON, GeoPackage, Shapefile, …), resolved against the
+    /// config's folder by [`CityConfig::load`]; or a PostgreSQL/PostGIS connection string
+    /// (`PG:dbname=... host=... port=... user=...`, taken as is), read through GDAL's
+    /// PostgreSQL driver.
     pub path: PathBuf,
-    /// Layer name; the first layer when absent.
+    /// Layer name (for a database: `table` or `schema.table`); the first layer when absent.
     pub layer: Option<String>,
+    /// An SQL query whose result are the footprints, instead of a layer (for a database in
+    /// PostgreSQL's SQL, e.g. `SELECT * FROM bgt.pand WHERE ... ORDER BY id`; for files in
+    /// OGR SQL). Rows are read in the order the query returns them: add an `ORDER BY` for a
+    /// stable order.
+    pub sql: Option<String>,
     /// Attribute holding the building id (unique, non-null); the feature id (FID) when absent.
     pub id: Option<String>,
     /// CRS to assume when the file has none or a wrong one.
@@ -545,7 +552,17 @@ impl CityConfig {
             .at_kind(FileKind::Config, path)?;
         let footprints = match raw.footprints {
             Some(mut f) => {
-                f.path = resolve(&f.path)?;
+                if f.sql.is_some() && f.layer.is_some() {
+                    return Err(Error::config_key(
+                        path,
+                        "footprints.sql",
+                        "give footprints.layer or footprints.sql, not both",
+                    ));
+                }
+                // A database connection string is not a path relative to the config.
+                if !crate::io::postgis::is_postgis(&f.path) {
+                    f.path = resolve(&f.path)?;
+                }
                 Some(f)
             }
             None => None,

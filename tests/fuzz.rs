@@ -322,6 +322,7 @@ fn read(path: &Path, id: Option<&str>) -> roofline::Result<roofline::io::footpri
     let cfg = roofline::config::FootprintsConfig {
         path: path.to_path_buf(),
         layer: None,
+        sql: None,
         id: id.map(String::from),
         crs: None,
         invalid: Default::default(),

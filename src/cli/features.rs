@@ -5,16 +5,17 @@ use std::path::{Path, PathBuf};
 use roofline::config::CityConfig;
 use roofline::error::Result;
 use roofline::features::{city_features, features_table, FeatureOptions};
-use roofline::io::output::{check_output_file, write_table};
+use roofline::io::output::{check_output_table, output_name, write_table_with, TableOptions};
 use roofline::progress::Progress;
 
 pub fn run(
     cities: &[PathBuf],
     output: &Path,
+    db: &TableOptions,
     known_heights: bool,
     progress: Progress,
 ) -> Result<()> {
-    check_output_file(output, true)?;
+    check_output_table(output, db)?;
     let configs = cities
         .iter()
         .map(CityConfig::load)
@@ -41,10 +42,10 @@ pub fn run(
         all.push(f);
     }
     let table = features_table(&all)?;
-    write_table(&table, output)?;
+    write_table_with(&table, output, db)?;
     println!(
         "wrote {} ({} rows, geometry in {})",
-        output.display(),
+        output_name(output, db),
         table.n_rows(),
         table.crs.as_ref().map_or("-", |c| c.label.as_str())
     );

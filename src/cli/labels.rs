@@ -4,20 +4,20 @@ use std::path::{Path, PathBuf};
 
 use roofline::config::CityConfig;
 use roofline::error::Result;
-use roofline::io::output::write_table;
+use roofline::io::output::{check_output_table, output_name, write_table_with, TableOptions};
 use roofline::label::{label_city, LabelTable};
 use roofline::progress::Progress;
 use roofline::stats::percentile::percentile_sorted;
 
-pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
-    roofline::io::output::check_output_file(output, true)?;
+pub fn run(city: &Path, output: &Path, db: &TableOptions, progress: Progress) -> Result<()> {
+    check_output_table(output, db)?;
     let cfg = CityConfig::load(city)?;
     let start = std::time::Instant::now();
     let (footprints, labels) = label_city(&cfg, &progress)?;
     let seconds = start.elapsed().as_secs_f64();
     let table = roofline::label::labels_output(&labels, &footprints);
     let flag = roofline::label::Flag::NoGeometry;
-    write_table(&table, output)?;
+    write_table_with(&table, output, db)?;
     print_summary(&labels, seconds);
     if !footprints.skipped.is_empty() {
         println!(
@@ -27,7 +27,7 @@ pub fn run(city: &Path, output: &Path, progress: Progress) -> Result<()> {
     }
     println!(
         "wrote {} ({} rows, geometry in {})",
-        output.display(),
+        output_name(output, db),
         table.n_rows(),
         labels.crs.label
     );

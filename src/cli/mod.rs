@@ -43,9 +43,11 @@ pub enum Command {
         /// City config (TOML).
         #[arg(required_unless_present = "job")]
         city: Option<PathBuf>,
-        /// Output table: .csv, .parquet, .gpkg, .geojson or .fgb.
+        /// Output table: .csv, .parquet, .gpkg, .geojson, .fgb, or PG:dbname=... with --table.
         #[arg(short, long, required_unless_present = "job")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        db: TableArgs,
         #[command(flatten)]
         job: JobArg,
     },
@@ -54,9 +56,12 @@ pub enum Command {
         /// City or region configs (TOML).
         #[arg(required_unless_present = "job")]
         cities: Vec<PathBuf>,
-        /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson or .fgb.
+        /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson, .fgb, or PG:dbname=...
+        /// with --table.
         #[arg(short, long, required_unless_present = "job")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        db: TableArgs,
         /// Leave out the known-neighbour-height features.
         #[arg(long)]
         no_known_heights: bool,
@@ -83,9 +88,12 @@ pub enum Command {
         #[arg(required_unless_present = "job")]
         regions: Vec<PathBuf>,
         /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv, geometry in the input's
-        /// CRS; or .html, a 3D map of the buildings coloured by height (works offline).
+        /// CRS; or .html, a 3D map of the buildings coloured by height (works offline); or a
+        /// PostGIS table: PG:dbname=... with --table.
         #[arg(short, long, required_unless_present = "job")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        db: TableArgs,
         #[command(flatten)]
         local: LocalArgs,
         /// Carry only these attributes of the footprint file (comma-separated; default: all).
@@ -181,9 +189,12 @@ pub enum Command {
         /// Which partitions: labels, features or predictions (default: the only complete one).
         #[arg(long)]
         stage: Option<String>,
-        /// Output table: .parquet (GeoParquet), .gpkg, .csv, .geojson or .fgb.
+        /// Output table: .parquet (GeoParquet), .gpkg, .csv, .geojson, .fgb, or PG:dbname=...
+        /// with --table.
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        db: TableArgs,
     },
     /// Write a large benchmark city tiled from the shipped real data (for benchmarks only).
     ///
@@ -223,6 +234,39 @@ pub struct JobArg {
     /// PLAN_DIR/<labels|features|predictions>/tile=N/part.parquet.
     #[arg(long, value_name = "JOB_DIR", conflicts_with = "output")]
     pub job: Option<PathBuf>,
+}
+
+/// Where a table goes in a PostgreSQL/PostGIS database (`-o PG:dbname=...`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TableArgs {
+    /// With -o PG:...: the table to write (NAME or SCHEMA.NAME), created in one transaction
+    /// with its CRS as SRID and a spatial index.
+    #[arg(long, value_name = "[SCHEMA.]NAME")]
+    pub table: Option<String>,
+    /// With -o PG:... --table: replace an existing table (dropped and rewritten in the same
+    /// transaction); without it an existing table is an error and is left untouched.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl TableArgs {
+    /// An error when given with `--job` (a job writes its partition, not a table).
+    fn not_with_job(&self) -> Result<()> {
+        if self.table.is_some() || self.overwrite {
+            return Err(roofline::error::Error::invalid(
+                "--table and --overwrite go with -o; a --job run writes its plan partition (give them to `roofline merge`)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The library's output options.
+    pub fn options(&self) -> roofline::io::output::TableOptions {
+        roofline::io::output::TableOptions {
+            table: self.table.clone(),
+            overwrite: self.overwrite,
+        }
+    }
 }
 
 /// How `predict` uses a region's own data (measured labels, a sparse survey in its `[lidar]`).
@@ -413,10 +457,17 @@ fn init_logging(quiet: bool, verbose: u8) {
 
 fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
-        Command::Labels { city, output, job } => match (job.job, city, output) {
+        Command::Labels {
+            city,
+            output,
+            db,
+            job,
+        } => match (job.job, city, output) {
             (Some(_), Some(_), _) => Err(plan::no_configs_with_job()),
-            (Some(j), None, _) => plan::labels(&j, progress),
-            (None, Some(city), Some(output)) => labels::run(&city, &output, progress),
+            (Some(j), None, _) => db.not_with_job().and_then(|_| plan::labels(&j, progress)),
+            (None, Some(city), Some(output)) => {
+                labels::run(&city, &output, &db.options(), progress)
+            }
             _ => unreachable!("clap requires a city and an output without --job"),
         },
         Command::Plan {
@@ -429,7 +480,8 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             plan,
             stage,
             output,
-        } => plan::merge(&plan, stage.as_deref(), &output),
+            db,
+        } => plan::merge(&plan, stage.as_deref(), &output, &db.options()),
         Command::Inspect { configs } => labels::inspect(&configs),
         Command::Report { cv_dir } => report::run(&cv_dir),
         Command::BenchCity {
@@ -448,6 +500,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             model,
             regions,
             output,
+            db,
             keep_columns,
             no_keep,
             local,
@@ -461,9 +514,12 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             };
             match (job.job, output) {
                 (Some(_), _) if !regions.is_empty() => Err(plan::no_configs_with_job()),
-                (Some(j), _) => plan::predict(&j, &model, &keep, &local, progress),
+                (Some(j), _) => db
+                    .not_with_job()
+                    .and_then(|_| plan::predict(&j, &model, &keep, &local, progress)),
                 (None, Some(output)) => {
-                    models::predict(&model, &regions, &output, &keep, &local, progress)
+                    let db = db.options();
+                    models::predict(&model, &regions, &output, &db, &keep, &local, progress)
                 }
                 _ => unreachable!("clap requires an output without --job"),
             }
@@ -493,12 +549,17 @@ fn run(command: Command, progress: Progress) -> Result<()> {
         Command::Features {
             cities,
             output,
+            db,
             no_known_heights,
             job,
         } => match (job.job, output) {
             (Some(_), _) if !cities.is_empty() => Err(plan::no_configs_with_job()),
-            (Some(j), _) => plan::features(&j, !no_known_heights, progress),
-            (None, Some(output)) => features::run(&cities, &output, !no_known_heights, progress),
+            (Some(j), _) => db
+                .not_with_job()
+                .and_then(|_| plan::features(&j, !no_known_heights, progress)),
+            (None, Some(output)) => {
+                features::run(&cities, &output, &db.options(), !no_known_heights, progress)
+            }
             _ => unreachable!("clap requires an output without --job"),
         },
     }
@@ -507,6 +568,13 @@ fn run(command: Command, progress: Progress) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    /// clap's own consistency checks of every subcommand (they run only when a subcommand is
+    /// parsed, so a broken one would otherwise panic in the field).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 
     /// A user reading `--help` must learn what every option does.
     #[test]

@@ -12,7 +12,10 @@ use roofline::eval::scenario::Scenario;
 use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::io::footprints::{read_attributes, KeepColumns};
-use roofline::io::output::{check_output_dir, check_output_file, write_table};
+use roofline::io::output::{
+    check_output_dir, check_output_file, check_output_table, output_name, write_table_with,
+    TableOptions,
+};
 use roofline::io::sparsify::Sparsify;
 use roofline::model::boosting::Loss;
 use roofline::model::predict::{predict_region_local, LocalData, Source};
@@ -154,12 +157,24 @@ pub fn predict(
     model_path: &Path,
     regions: &[PathBuf],
     output: &Path,
+    db: &TableOptions,
     keep: &KeepColumns,
     local_args: &LocalArgs,
     progress: Progress,
 ) -> Result<()> {
     let html = super::report::is_html(output);
-    check_output_file(output, !html)?;
+    if html {
+        if db.table.is_some() || db.overwrite {
+            return Err(Error::of(
+                FileKind::Output,
+                output,
+                "--table and --overwrite are for database outputs (-o PG:dbname=...)",
+            ));
+        }
+        check_output_file(output, false)?;
+    } else {
+        check_output_table(output, db)?;
+    }
     let thin = match &local_args.sparse_lidar {
         Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
         None => None,
@@ -276,10 +291,10 @@ pub fn predict(
     if html {
         return super::report::write_map(&table, output);
     }
-    write_table(&table, output)?;
+    write_table_with(&table, output, db)?;
     println!(
         "wrote {} ({} rows, geometry in {})",
-        output.display(),
+        output_name(output, db),
         table.n_rows(),
         out_crs.label
     );

@@ -6,7 +6,9 @@ use super::LocalArgs;
 use roofline::config::CityConfig;
 use roofline::error::{Error, Result};
 use roofline::io::footprints::KeepColumns;
-use roofline::io::output::{check_output_file, write_table};
+use roofline::io::output::{
+    check_output_table, output_name, write_table, write_table_with, TableOptions,
+};
 use roofline::model::HeightModel;
 use roofline::plan::merge::{complete_stages, merge as merge_stage};
 use roofline::plan::run::JobInput;
@@ -97,8 +99,8 @@ pub fn predict(
     write_partition(&plan_dir, Stage::Predictions, &input, &table)
 }
 
-pub fn merge(plan_dir: &Path, stage: Option<&str>, output: &Path) -> Result<()> {
-    check_output_file(output, true)?;
+pub fn merge(plan_dir: &Path, stage: Option<&str>, output: &Path, db: &TableOptions) -> Result<()> {
+    check_output_table(output, db)?;
     let plan = Plan::load(plan_dir)?;
     let stage = match stage {
         Some(s) => s.parse()?,
@@ -120,7 +122,7 @@ pub fn merge(plan_dir: &Path, stage: Option<&str>, output: &Path) -> Result<()> 
         },
     };
     let (table, local) = merge_stage(plan_dir, stage)?;
-    write_table(&table, output)?;
+    write_table_with(&table, output, db)?;
     if let Some(l) = local {
         println!(
             "{}: recalibrated on {} known buildings: {:.2} + {:.2} × predicted",
@@ -129,7 +131,7 @@ pub fn merge(plan_dir: &Path, stage: Option<&str>, output: &Path) -> Result<()> 
     }
     println!(
         "wrote {} ({} {} rows from {} jobs)",
-        output.display(),
+        output_name(output, db),
         table.n_rows(),
         stage.as_str(),
         plan.jobs.len()

@@ -100,6 +100,9 @@ impl Footprints {
 /// ISO-8859-1 default.
 pub fn open_vector(path: &Path) -> Result<Dataset> {
     crate::io::gdal_setup::init();
+    if crate::io::postgis::is_postgis(path) {
+        return crate::io::postgis::open(path, FileKind::Footprints, false);
+    }
     if !path.exists() {
         return Err(Error::of(FileKind::Footprints, path, "does not exist"));
     }
@@ -152,10 +155,14 @@ pub fn read_footprints(
     working: Option<&Crs>,
     req: &Request,
 ) -> Result<Footprints> {
-    let path = cfg.path.as_path();
-    let ds = open_vector(path)?;
+    let shown = source_name(&cfg.path);
+    let path = shown.as_path();
+    let ds = open_vector(&cfg.path)?;
     let mut layer = layer_of(&ds, cfg)?;
-    let layer_name = layer.name();
+    let layer_name = match &cfg.sql {
+        Some(_) => "footprints.sql".to_string(),
+        None => layer.name(),
+    };
     if layer.feature_count() == 0 {
         return Err(Error::of(
             FileKind::Footprints,
@@ -425,22 +432,109 @@ fn unique_ids(
     }
 }
 
-/// The configured layer (the first when none is named).
-fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<gdal::vector::Layer<'a>> {
-    let path = cfg.path.as_path();
-    match &cfg.layer {
-        Some(name) => ds.layer_by_name(name).map_err(|_| {
-            let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
-            Error::of(
-                FileKind::Footprints,
-                path,
-                format!("no layer '{name}' (layers: {})", names.join(", ")),
-            )
-        }),
-        None => ds
-            .layer(0)
-            .map_err(|_| Error::of(FileKind::Footprints, path, "has no layers")),
+/// The footprint layer: a named (or the first) layer of the dataset, or the result of the
+/// configured SQL query.
+enum FootprintLayer<'a> {
+    Layer(gdal::vector::Layer<'a>),
+    Sql(gdal::vector::sql::ResultSet<'a>),
+}
+
+impl<'a> std::ops::Deref for FootprintLayer<'a> {
+    type Target = gdal::vector::Layer<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            FootprintLayer::Layer(l) => l,
+            FootprintLayer::Sql(r) => r,
+        }
     }
+}
+
+impl std::ops::DerefMut for FootprintLayer<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            FootprintLayer::Layer(l) => l,
+            FootprintLayer::Sql(r) => r,
+        }
+    }
+}
+
+/// The configured layer (the first when none is named) or SQL query's result, checked to hold
+/// geometries; errors name the source (a connection string without its password).
+fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<FootprintLayer<'a>> {
+    let path = &source_name(&cfg.path);
+    let database = crate::io::postgis::is_postgis(&cfg.path);
+    let (layer, what) = match (&cfg.sql, &cfg.layer) {
+        (Some(sql), _) => {
+            let rs = ds
+                .execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+                .map_err(|e| {
+                    Error::of(
+                        FileKind::Footprints,
+                        path,
+                        format!("footprints.sql failed: {e}"),
+                    )
+                })?
+                .ok_or_else(|| {
+                    Error::of(
+                        FileKind::Footprints,
+                        path,
+                        "footprints.sql returned no result set (it must be a SELECT)",
+                    )
+                })?;
+            (
+                FootprintLayer::Sql(rs),
+                "the footprints.sql query".to_string(),
+            )
+        }
+        (None, Some(name)) => {
+            let l = ds.layer_by_name(name).map_err(|_| {
+                Error::of(
+                    FileKind::Footprints,
+                    path,
+                    if database {
+                        format!(
+                            "no table '{name}' (or no access to it; tables: {})",
+                            crate::io::postgis::table_names(ds, 20)
+                        )
+                    } else {
+                        let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
+                        format!("no layer '{name}' (layers: {})", names.join(", "))
+                    },
+                )
+            })?;
+            (FootprintLayer::Layer(l), format!("layer '{name}'"))
+        }
+        (None, None) => {
+            let l = ds.layer(0).map_err(|_| {
+                Error::of(
+                    FileKind::Footprints,
+                    path,
+                    if database {
+                        "has no table with a geometry column; name one with footprints.layer"
+                    } else {
+                        "has no layers"
+                    },
+                )
+            })?;
+            let name = l.name();
+            (FootprintLayer::Layer(l), format!("layer '{name}'"))
+        }
+    };
+    if layer.defn().geom_fields().next().is_none() {
+        return Err(Error::of(
+            FileKind::Footprints,
+            path,
+            format!("{what} has no geometry column"),
+        ));
+    }
+    Ok(layer)
+}
+
+/// How a footprint source is named in errors and outputs: a connection string without its
+/// password, a file path as is.
+pub fn source_name(path: &Path) -> PathBuf {
+    crate::io::postgis::display_name(path)
 }
 
 /// Which of the footprint file's own attributes an output carries.
@@ -461,8 +555,9 @@ pub fn read_attributes(
     cfg: &FootprintsConfig,
     keep: &KeepColumns,
 ) -> Result<(Vec<String>, Vec<Column>)> {
-    let path = cfg.path.as_path();
-    let ds = open_vector(path)?;
+    let shown = source_name(&cfg.path);
+    let path = shown.as_path();
+    let ds = open_vector(&cfg.path)?;
     let mut layer = layer_of(&ds, cfg)?;
     let fields: Vec<(String, u32)> = layer
         .defn()

@@ -7,6 +7,7 @@ pub mod gdal_setup;
 pub mod output;
 pub mod plausible;
 pub mod pointcloud;
+pub mod postgis;
 pub mod raster;
 pub mod sparsify;
 pub mod table;

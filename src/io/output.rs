@@ -37,12 +37,18 @@ pub enum Format {
     FlatGeobuf,
     /// `.shp` (with .shx, .dbf, .prj, .cpg): field names cut to 10 characters, no metadata.
     Shapefile,
+    /// `PG:dbname=...`: a PostgreSQL/PostGIS table named with `--table`, written through GDAL
+    /// in one transaction (see [`crate::io::postgis`]).
+    PostGis,
 }
 
 impl Format {
     /// The format named by the file's extension (case-insensitive); an error naming the file and
     /// the accepted extensions otherwise.
     pub fn from_path(path: &Path) -> Result<Format> {
+        if crate::io::postgis::is_postgis(path) {
+            return Ok(Format::PostGis);
+        }
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -58,7 +64,7 @@ impl Format {
                 return Err(Error::of(
                     FileKind::Output,
                     path,
-                    "unknown output format (use .csv, .parquet, .gpkg, .geojson, .fgb or .shp)",
+                    "unknown output format (use .csv, .parquet, .gpkg, .geojson, .fgb, .shp or PG:dbname=... with --table)",
                 ))
             }
         })
@@ -70,6 +76,7 @@ impl Format {
             Format::GeoJson => Some("GeoJSON"),
             Format::FlatGeobuf => Some("FlatGeobuf"),
             Format::Shapefile => Some("ESRI Shapefile"),
+            Format::PostGis => Some("PostgreSQL"),
             _ => None,
         }
     }
@@ -186,6 +193,17 @@ impl Drop for TempOutput {
 /// Checks, before any work, that a file can be written at `path`: not a folder, its folder
 /// exists and accepts new files, and (for `table`s) its extension names a known format.
 pub fn check_output_file(path: &Path, table: bool) -> Result<()> {
+    if crate::io::postgis::is_postgis(path) {
+        return Err(Error::of(
+            FileKind::Output,
+            crate::io::postgis::display_name(path),
+            if table {
+                "a database output needs a table name: --table NAME (or SCHEMA.NAME)"
+            } else {
+                "this output is a file, not a database table"
+            },
+        ));
+    }
     if table {
         Format::from_path(path)?;
     }
@@ -249,9 +267,65 @@ fn probe_writable(dir: &Path) -> std::result::Result<(), String> {
     }
 }
 
-/// Writes `table` to `path` in the format its extension names, atomically.
+/// Where a table output goes besides its path: the database table for `PG:` outputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// The table (`NAME` or `SCHEMA.NAME`) for a `PG:` output; must be `None` for files.
+    pub table: Option<String>,
+    /// Replace an existing database table (in the same transaction); without it an existing
+    /// table is an error. Files are always replaced (atomically).
+    pub overwrite: bool,
+}
+
+/// [`check_output_file`] for a table output that may be a database (`PG:...` with
+/// `opts.table`): for a database, connects and checks PostGIS and that the table is new (or
+/// `opts.overwrite`), before any work.
+pub fn check_output_table(path: &Path, opts: &TableOptions) -> Result<()> {
+    match (crate::io::postgis::is_postgis(path), &opts.table) {
+        (true, Some(name)) => crate::io::postgis::check_output(path, name, opts.overwrite),
+        (false, Some(_)) => Err(Error::of(
+            FileKind::Output,
+            path,
+            "--table names a table of a database output (-o PG:dbname=...); a file holds one table",
+        )),
+        (false, None) if opts.overwrite => Err(Error::of(
+            FileKind::Output,
+            path,
+            "--overwrite is for database outputs (-o PG:dbname=... --table NAME); files are always replaced",
+        )),
+        _ => check_output_file(path, true),
+    }
+}
+
+/// [`write_table`], or for a database output (`PG:...` with `opts.table`) the table written in
+/// one transaction.
+pub fn write_table_with(table: &Table, path: &Path, opts: &TableOptions) -> Result<()> {
+    match (crate::io::postgis::is_postgis(path), &opts.table) {
+        (true, Some(name)) => crate::io::postgis::write(table, path, name, opts.overwrite),
+        _ => {
+            check_output_table(path, opts)?;
+            write_table(table, path)
+        }
+    }
+}
+
+/// How an output is named in messages: a database table as `PG:... table NAME` (no
+/// password), a file as its path.
+pub fn output_name(path: &Path, opts: &TableOptions) -> String {
+    let shown = crate::io::postgis::display_name(path).display().to_string();
+    match &opts.table {
+        Some(t) if crate::io::postgis::is_postgis(path) => format!("{shown} table {t}"),
+        _ => shown,
+    }
+}
+
+/// Writes `table` to `path` in the format its extension names, atomically. A database output
+/// needs a table name: use [`write_table_with`].
 pub fn write_table(table: &Table, path: &Path) -> Result<()> {
     let format = Format::from_path(path)?;
+    if format == Format::PostGis {
+        return check_output_file(path, true);
+    }
     if format == Format::Shapefile {
         return write_shapefile(table, path);
     }
@@ -542,24 +616,7 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
                 options: (driver_name == "ESRI Shapefile").then_some(&["ENCODING=UTF-8"][..]),
             })
             .map_err(gerr)?;
-        for c in &table.columns {
-            let ty = match c.data {
-                ColumnData::F64(_) => OGRFieldType::OFTReal,
-                ColumnData::I64(_) => OGRFieldType::OFTInteger64,
-                ColumnData::Str(_) => OGRFieldType::OFTString,
-                ColumnData::Bool(_) => OGRFieldType::OFTInteger,
-            };
-            if matches!(c.data, ColumnData::Bool(_)) {
-                add_boolean_field(&layer, &c.name)
-                    .map_err(|e| Error::of(FileKind::Output, path, e))?;
-                continue;
-            }
-            let field = FieldDefn::new(&c.name, ty).map_err(gerr)?;
-            if driver_name == "ESRI Shapefile" && ty == OGRFieldType::OFTString {
-                field.set_width(254); // the format's maximum; the default 80 cuts feature lists
-            }
-            field.add_to_layer(&layer).map_err(gerr)?;
-        }
+        add_fields(&layer, table, driver_name == "ESRI Shapefile", path)?;
         for (key, value) in &table.metadata {
             layer.set_metadata_item(key, value, "").map_err(gerr)?;
         }
@@ -574,6 +631,35 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
     }
     ds.close().map_err(gerr)?;
     verify_gdal(table, path)
+}
+
+/// Adds one typed field per column to a new layer (booleans with OGR's boolean subtype;
+/// Shapefile text fields at the format's maximum width).
+pub(crate) fn add_fields(
+    layer: &gdal::vector::Layer,
+    table: &Table,
+    shapefile: bool,
+    path: &Path,
+) -> Result<()> {
+    let gerr = |e| gdal_write_error(path, e);
+    for c in &table.columns {
+        let ty = match c.data {
+            ColumnData::F64(_) => OGRFieldType::OFTReal,
+            ColumnData::I64(_) => OGRFieldType::OFTInteger64,
+            ColumnData::Str(_) => OGRFieldType::OFTString,
+            ColumnData::Bool(_) => OGRFieldType::OFTInteger,
+        };
+        if matches!(c.data, ColumnData::Bool(_)) {
+            add_boolean_field(layer, &c.name).map_err(|e| Error::of(FileKind::Output, path, e))?;
+            continue;
+        }
+        let field = FieldDefn::new(&c.name, ty).map_err(gerr)?;
+        if shapefile && ty == OGRFieldType::OFTString {
+            field.set_width(254); // the format's maximum; the default 80 cuts feature lists
+        }
+        field.add_to_layer(layer).map_err(gerr)?;
+    }
+    Ok(())
 }
 
 /// Reads a GDAL-written file back and counts its rows: some drivers (GeoJSON) do not report a
@@ -625,7 +711,9 @@ fn add_boolean_field(layer: &gdal::vector::Layer, name: &str) -> std::result::Re
     Ok(())
 }
 
-fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result<()> {
+/// Writes every row of `table` as a feature of `layer` (fields in column order, geometry as
+/// multipolygons).
+pub(crate) fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result<()> {
     let gerr = |e| gdal_write_error(path, e);
     let defn = layer.defn();
     for row in 0..table.n_rows() {
@@ -728,6 +816,11 @@ pub fn read_table(path: &Path) -> Result<Table> {
             })?;
             from_dataframe(&df, path, Some("geometry"), kv)
         }
+        Format::PostGis => Err(Error::of(
+            FileKind::Output,
+            crate::io::postgis::display_name(path),
+            "read a database table with SQL or GDAL (read_table reads files)",
+        )),
         _ => read_gdal(path),
     }
 }
