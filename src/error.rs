@@ -75,10 +75,10 @@ pub enum Error {
         msg: String,
     },
     /// A model file written by another version of the format.
-    #[error("{}: model format version {found} is {}", path.display(), version_advice(*found, *supported))]
+    #[error("{}model format version {found} is {}", file_prefix(path.as_deref()), version_advice(*found, *supported))]
     ModelVersion {
-        /// The model file (empty when the model came from bytes).
-        path: PathBuf,
+        /// The model file (none when the model came from bytes).
+        path: Option<PathBuf>,
         /// The version the file says it is.
         found: u64,
         /// The only version this roofline reads.
@@ -204,9 +204,9 @@ impl Error {
             | Error::PointCloud { path, .. }
             | Error::Raster { path, .. }
             | Error::ModelFile { path, .. }
-            | Error::ModelVersion { path, .. }
             | Error::Output { path, .. }
             | Error::File { path, .. } => Some(path),
+            Error::ModelVersion { path, .. } => path.as_deref(),
             Error::Crs { .. } | Error::Model(_) | Error::Invalid(_) => None,
         }
     }
@@ -218,7 +218,7 @@ impl Error {
             Error::ModelVersion {
                 found, supported, ..
             } => Error::ModelVersion {
-                path: path.as_ref().to_path_buf(),
+                path: Some(path.as_ref().to_path_buf()),
                 found,
                 supported,
             },
@@ -245,6 +245,12 @@ impl Error {
             }
         }
     }
+}
+
+/// "path: " before a message about a file, nothing when the bytes came from no file.
+fn file_prefix(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 fn version_advice(found: u64, supported: u64) -> String {
@@ -317,11 +323,25 @@ mod tests {
         let e = Error::of(FileKind::Raster, "b.tif", "line one\n  line two");
         assert_eq!(e.to_string(), "b.tif: line one line two");
         let v = Error::ModelVersion {
-            path: "m.model".into(),
+            path: Some("m.model".into()),
             found: 9,
             supported: 3,
         };
         assert!(v.to_string().contains("newer") && v.to_string().contains("upgrade"));
+        assert!(
+            v.to_string().starts_with("m.model: model format version 9"),
+            "{v}"
+        );
+        let from_bytes = Error::ModelVersion {
+            path: None,
+            found: 9,
+            supported: 3,
+        };
+        assert!(
+            from_bytes.to_string().starts_with("model format version 9"),
+            "{from_bytes}"
+        );
+        assert_eq!(from_bytes.path(), None);
         let moved = Error::invalid("bad").in_file(FileKind::Model, "x.model");
         assert!(matches!(moved, Error::ModelFile { .. }));
         assert_eq!(moved.to_string(), "x.model: bad");

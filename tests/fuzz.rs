@@ -368,3 +368,32 @@ proptest! {
         }
     }
 }
+
+/// The input that once kept GEOS's MakeValid busy for over an hour (found by the fuzzer above):
+/// one Shapefile ring whose vertices were overwritten with numbers near ±1e200.
+#[test]
+fn huge_coordinates_are_refused_before_geos() {
+    let (_, shp, src) = footprint_files();
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["shx", "dbf", "prj"] {
+        std::fs::copy(
+            src.path().join(format!("f.{ext}")),
+            dir.path().join(format!("f.{ext}")),
+        )
+        .unwrap();
+    }
+    // Record 1 (one part): header 100 B, record header 8 B, shape type 4 B, box 32 B, part and
+    // point counts 8 B, one part index 4 B; then its points as (x, y) f64 pairs.
+    let mut bytes = shp.clone();
+    let first_point = 100 + 8 + 4 + 32 + 8 + 4;
+    for (k, v) in [-4.66e229f64, -2.9e-47, 1.14e57, -6.09e219, 7.6e214].iter().enumerate() {
+        let at = first_point + 8 * (k + 2);
+        bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    let path = dir.path().join("f.shp");
+    std::fs::write(&path, &bytes).unwrap();
+    // The default policy repairs what it can and skips the rest, naming it.
+    let f = read(&path, None).unwrap();
+    assert_eq!(f.skipped.len(), 1, "skipped: {:?}", f.skipped);
+    assert_eq!(f.ids.len(), 39);
+}

@@ -581,6 +581,24 @@ fn reject(
     }
 }
 
+/// No CRS has coordinates beyond this (metres, feet or degrees: the Earth is 4e7 m round).
+/// GEOS's MakeValid never returns on rings with coordinates near 1e200 (a flipped byte in a
+/// Shapefile makes them), so such footprints are refused before any GEOS call.
+const MAX_COORDINATE: f64 = 1e9;
+
+/// Whether every vertex of `g` is finite and within [`MAX_COORDINATE`].
+fn coordinates_in_range(g: &Geometry) -> bool {
+    let n = g.geometry_count();
+    if n > 0 {
+        return (0..n).all(|i| coordinates_in_range(&g.get_geometry(i)));
+    }
+    (0..g.point_count()).all(|i| {
+        let (x, y, _) = g.get_point(i as i32);
+        // NaN fails both comparisons.
+        x.abs() <= MAX_COORDINATE && y.abs() <= MAX_COORDINATE
+    })
+}
+
 /// Flattens, checks, repairs and reprojects one geometry; `None` when it is skipped.
 fn to_multipolygon(
     path: &Path,
@@ -621,6 +639,16 @@ fn to_multipolygon(
                 ),
             ));
         }
+    }
+    if !coordinates_in_range(&g) {
+        reject(
+            path,
+            id,
+            &format!("has a coordinate that is not a number or lies beyond ±{MAX_COORDINATE:e} (a corrupt file?)"),
+            policy,
+            &mut out.skipped,
+        )?;
+        return Ok(None);
     }
     if !g.is_valid() {
         match policy {

@@ -4,7 +4,7 @@
 //! timestamps and owners, so the same model gives the same bytes.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hessboost::model::{BoostedModel, ModelFormat};
 
@@ -88,7 +88,7 @@ impl HeightModel {
             Some(v) if v == FORMAT_VERSION as u64 => {}
             Some(found) => {
                 return Err(Error::ModelVersion {
-                    path: PathBuf::new(),
+                    path: None,
                     found,
                     supported: FORMAT_VERSION as u64,
                 })
