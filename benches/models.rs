@@ -30,6 +30,7 @@ fn features(name: &str) -> CityFeatures {
         &cfg,
         FeatureOptions {
             known_heights: false,
+            ..Default::default()
         },
         &Progress::hidden(),
     )

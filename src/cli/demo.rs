@@ -47,6 +47,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
             &cfg,
             FeatureOptions {
                 known_heights: false,
+                ..Default::default()
             },
             &progress,
         )
@@ -157,6 +158,7 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         &cfg,
         FeatureOptions {
             known_heights: false,
+            ..Default::default()
         },
         &progress,
     )?;

@@ -23,7 +23,14 @@ pub fn run(
     let mut all = Vec::new();
     for cfg in &configs {
         let start = std::time::Instant::now();
-        let f = city_features(cfg, FeatureOptions { known_heights }, &progress)?;
+        let f = city_features(
+            cfg,
+            FeatureOptions {
+                known_heights,
+                ..Default::default()
+            },
+            &progress,
+        )?;
         let secs = start.elapsed().as_secs_f64();
         let groups: Vec<String> = f
             .timings

@@ -136,6 +136,15 @@ pub enum Command {
         /// labelled buildings (seeded) is known and recalibrates the model; the rest are scored.
         #[arg(long, value_name = "SHARE")]
         local_labels: Vec<f64>,
+        /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
+        /// (forest, huber, squared-log, gamma, monotone, domain-weights, wide-context,
+        /// city-ranks, or all) next to the default, over --ablation-seeds seeds; a table in
+        /// report.md and `ablation` in metrics.json.
+        #[arg(long, value_name = "VARIANT")]
+        ablate: Vec<String>,
+        /// Seeds of the ablation (the --seed and the ones after it).
+        #[arg(long, default_value_t = 3)]
+        ablation_seeds: u64,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -304,6 +313,10 @@ pub enum LossArg {
     Squared,
     /// Pseudo-Huber with a slope of 1 m: large errors weigh linearly.
     Huber,
+    /// Squared error of ln(1 + height): errors relative to the height.
+    SquaredLog,
+    /// Gamma deviance with a log link: errors relative to the height.
+    Gamma,
 }
 
 /// Model choices shared by `train` and `cv`.
@@ -336,7 +349,8 @@ pub struct ModelArgs {
     /// gbm feature share per tree.
     #[arg(long)]
     pub colsample: Option<f64>,
-    /// Point loss for gbm: squared (default) or huber (pseudo-Huber, slope 1 m).
+    /// Point loss for gbm: squared (default), huber (pseudo-Huber, slope 1 m), or one of the
+    /// relative losses squared-log and gamma.
     #[arg(long, value_enum, default_value_t = LossArg::Squared)]
     pub loss: LossArg,
     /// Stop boosting when a 10 % validation share has not improved for this many rounds (a
@@ -533,11 +547,15 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             buffer,
             sparse_lidar,
             local_labels,
+            ablate,
+            ablation_seeds,
             model,
         } => {
             let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
+            let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
             models::cv(
-                &cities, &output, by, block_size, folds, buffer, &scenarios, &model, progress,
+                &cities, &output, by, block_size, folds, buffer, &scenarios, &ablation, &model,
+                progress,
             )
         }
         Command::Demo {

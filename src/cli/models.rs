@@ -8,6 +8,7 @@ use super::{By, LocalArgs, LossArg, ModelArgs};
 use roofline::config::CityConfig;
 use roofline::crs::Crs;
 use roofline::error::{Error, FileKind, Result};
+use roofline::eval::ablation::{ablate, Variant};
 use roofline::eval::scenario::Scenario;
 use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
@@ -35,6 +36,8 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     gbm = match args.loss {
         LossArg::Squared => gbm,
         LossArg::Huber => gbm.loss(Loss::PseudoHuber { slope: 1.0 }),
+        LossArg::SquaredLog => gbm.loss(Loss::SquaredLogError),
+        LossArg::Gamma => gbm.loss(Loss::Gamma),
     };
     if let Some(t) = args.trees {
         gbm = gbm.n_trees(t);
@@ -69,7 +72,7 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
 /// Labels and features of every config, with a bar over cities.
 pub fn load_cities(
     paths: &[PathBuf],
-    known_heights: bool,
+    options: FeatureOptions,
     progress: &Progress,
 ) -> Result<Vec<CityFeatures>> {
     let configs = paths
@@ -80,11 +83,7 @@ pub fn load_cities(
     let mut out = Vec::new();
     for c in &configs {
         bar.set_message(c.name.clone());
-        out.push(city_features(
-            c,
-            FeatureOptions { known_heights },
-            progress,
-        )?);
+        out.push(city_features(c, options, progress)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -99,7 +98,14 @@ pub fn train(
 ) -> Result<()> {
     let opts = train_options(args)?;
     check_output_file(output, false)?;
-    let features = load_cities(cities, opts.known_heights, &progress)?;
+    let features = load_cities(
+        cities,
+        FeatureOptions {
+            known_heights: opts.known_heights,
+            ..Default::default()
+        },
+        &progress,
+    )?;
     let refs: Vec<&CityFeatures> = features.iter().collect();
     let spinner = progress.bar(1, "training", "models");
     let fit_start = std::time::Instant::now();
@@ -190,7 +196,14 @@ pub fn predict(
         .collect::<Result<Vec<_>>>()?
         .into_iter();
     let known = model.meta.uses_known_heights();
-    let features = load_cities(regions, known, &progress)?;
+    let features = load_cities(
+        regions,
+        FeatureOptions {
+            known_heights: known,
+            ..Default::default()
+        },
+        &progress,
+    )?;
     let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
     let mut tables = Vec::new();
     for (region, path) in features.iter().zip(regions) {
@@ -328,6 +341,30 @@ pub fn scenarios(sparse_lidar: &[String], local_labels: &[f64]) -> Result<Vec<Sc
     Ok(out)
 }
 
+/// The variants of `--ablate` (`all` expands to every one) and the seeds they run with.
+pub fn ablation(names: &[String], seeds: u64, first_seed: u64) -> Result<(Vec<Variant>, Vec<u64>)> {
+    let mut variants = Vec::new();
+    for n in names {
+        let add: Vec<Variant> = if n == "all" {
+            Variant::ALL.to_vec()
+        } else {
+            vec![Variant::parse(n)?]
+        };
+        for v in add {
+            if !variants.contains(&v) {
+                variants.push(v);
+            }
+        }
+    }
+    if !variants.is_empty() && seeds == 0 {
+        return Err(Error::invalid("--ablation-seeds must be at least 1"));
+    }
+    Ok((
+        variants,
+        (0..seeds).map(|k| first_seed.wrapping_add(k)).collect(),
+    ))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn cv(
     cities: &[PathBuf],
@@ -337,6 +374,7 @@ pub fn cv(
     folds: usize,
     buffer: f64,
     scenario_list: &[Scenario],
+    (variants, seeds): &(Vec<Variant>, Vec<u64>),
     args: &ModelArgs,
     progress: Progress,
 ) -> Result<()> {
@@ -354,7 +392,14 @@ pub fn cv(
     check_output_dir(output)?;
     opts.known_heights = args.known_heights && matches!(scheme, Scheme::Blocks { .. });
     // Features are computed without known heights: the CV recomputes them per fold.
-    let features = load_cities(cities, false, &progress)?;
+    let features = load_cities(
+        cities,
+        FeatureOptions {
+            known_heights: false,
+            wide_context: variants.contains(&Variant::WideContext),
+        },
+        &progress,
+    )?;
     let configs = cities
         .iter()
         .map(CityConfig::load)
@@ -363,7 +408,15 @@ pub fn cv(
         list: scenario_list,
         configs: &configs,
     };
-    let out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
+    if !variants.is_empty() && !matches!(scheme, Scheme::City) {
+        return Err(Error::invalid(
+            "--ablate compares variants under leave-one-city-out (--by city)",
+        ));
+    }
+    let mut out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
+    if !variants.is_empty() {
+        out.summary.ablation = ablate(&features, variants, seeds, &opts, &progress)?;
+    }
     roofline::eval::report::write_report(&out, &features, output)?;
     print_cv_summary(&out.summary);
     println!(

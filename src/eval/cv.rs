@@ -17,7 +17,9 @@ use crate::config::LabelDefinition;
 use crate::error::{Error, Result};
 use crate::features::{neighbours, CityFeatures};
 use crate::model::predict::predict_region;
-use crate::model::train::{common_label, fit, select_features, training_set, TrainOptions};
+use crate::model::train::{
+    common_label, feature_rows, features_for, fit, training_set, TrainOptions,
+};
 use crate::progress::Progress;
 use crate::spatial::blocks::{block_folds_counting, near_fold};
 
@@ -109,6 +111,9 @@ pub struct CvSummary {
     /// fold that did not use it), largest first.
     #[serde(default)]
     pub importance: Vec<(String, f64)>,
+    /// Ablation rows (leave-one-city-out, point model only), when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ablation: Vec<super::ablation::AblationRow>,
     /// Wall-clock time of the whole cross-validation.
     pub seconds: f64,
 }
@@ -222,7 +227,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// use linfa::ParamGuard;
 ///
 /// let city = CityConfig::load("data/cities/delft-5910.toml")?;
-/// let delft = city_features(&city, FeatureOptions { known_heights: false }, &Progress::hidden())?;
+/// let delft = city_features(&city, FeatureOptions { known_heights: false, ..Default::default() }, &Progress::hidden())?;
 /// let options = TrainOptions {
 ///     gbm: GbmParams::new().n_trees(100).learning_rate(0.1).check()?,
 ///     ..Default::default()
@@ -288,8 +293,17 @@ pub fn cross_validate_with(
                 let mut with_held = train.clone();
                 with_held.push(held);
                 // Known-neighbour heights need labels in the predicted city: never in LOCO.
-                let names = select_features(&with_held, false);
-                let set = training_set(&train, &names, &|_, _| true)?;
+                let names = features_for(&with_held, opts, false);
+                let mut set = training_set(&train, &names, &|_, _| true)?;
+                if opts.domain_weights {
+                    let all: Vec<usize> = (0..held.len()).collect();
+                    let target = feature_rows(held, &names, &all)?;
+                    set.weights = Some(crate::model::domain::domain_weights(
+                        &set.x,
+                        &target,
+                        &opts.gbm_params(),
+                    )?);
+                }
                 let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
                 let model = fit(
                     &set,
@@ -364,7 +378,7 @@ pub fn cross_validate_with(
                         continue;
                     }
                     let view = fold_view(city, &fold, opts.known_heights);
-                    let names = select_features(&[&view], opts.known_heights);
+                    let names = features_for(&[&view], opts, opts.known_heights);
                     let set = training_set(&[&view], &names, &|_, _| true)?;
                     let model = fit(
                         &set,
@@ -458,6 +472,7 @@ pub fn cross_validate_with(
             pooled,
             scenarios: scenario_summaries,
             importance: mean_gain_shares(&fold_importance),
+            ablation: Vec::new(),
             seconds: start.elapsed().as_secs_f64(),
         },
         rows,

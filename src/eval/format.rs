@@ -18,3 +18,21 @@ pub(crate) fn pct(v: Option<f64>) -> String {
 pub(crate) fn opt(v: Option<f64>) -> String {
     v.map_or("–".into(), f)
 }
+
+/// A measure over seeds: the mean, then (min–max) when the seeds disagree.
+pub(crate) fn spread(x: &super::ablation::Spread) -> String {
+    if x.max - x.min < 0.005 {
+        f(x.mean)
+    } else {
+        format!("{} ({}–{})", f(x.mean), f(x.min), f(x.max))
+    }
+}
+
+/// Whether a variant's city MAE is more than 5 % worse than the default's: the bar an
+/// ablation change must clear in every city.
+pub(crate) fn worse_than(
+    row: &super::ablation::AblationCity,
+    default: Option<&super::ablation::AblationCity>,
+) -> bool {
+    default.is_some_and(|d| row.mae.mean > 1.05 * d.mae.mean)
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use geo::Centroid;
 
 use super::cv::{CityMetrics, CvSummary, Scheme};
-use super::format::{f, opt, pct};
+use super::format::{f, opt, pct, spread, worse_than};
 use super::map::{escape, head_assets, MapLayer};
 use super::plots::{self, PlotRow};
 use crate::error::{Error, Result};
@@ -303,11 +303,51 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
     }
 
     scenarios(&mut h, s);
+    ablation(&mut h, s);
     let _ = writeln!(
         h,
         "<p class=\"muted\">Rendered from metrics.json and predictions.parquet of this folder (<code>roofline report</code> renders it again).</p>\n</body></html>"
     );
     Ok(h)
+}
+
+/// One row per ablation variant (as in report.md).
+fn ablation(h: &mut String, s: &CvSummary) {
+    let Some(first) = s.ablation.first() else {
+        return;
+    };
+    let seeds: Vec<String> = first.seeds.iter().map(|x| x.to_string()).collect();
+    let _ = writeln!(h, "<h2>Ablation (leave-one-city-out, no local data)</h2>");
+    let _ = writeln!(
+        h,
+        "<p>Each variant retrains every fold with one change. MAE in m, mean (min–max) over seeds {}; ▲ marks a city more than 5 % worse than the default.</p>",
+        seeds.join(", ")
+    );
+    let _ = write!(h, "<table id=\"ablation\"><tr><th>variant</th>");
+    for c in &first.per_city {
+        let _ = write!(h, "<th>{}</th>", escape(&c.city));
+    }
+    let _ = writeln!(h, "<th>mean of cities</th><th>what it changes</th></tr>");
+    for row in &s.ablation {
+        let _ = write!(h, "<tr><td>{}</td>", escape(&row.variant));
+        for c in &row.per_city {
+            let base = first.per_city.iter().find(|b| b.city == c.city);
+            let worse = row.variant != first.variant && worse_than(c, base);
+            let _ = write!(
+                h,
+                "<td>{}{}</td>",
+                spread(&c.mae),
+                if worse { " ▲" } else { "" }
+            );
+        }
+        let _ = writeln!(
+            h,
+            "<td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            spread(&row.mean_mae),
+            escape(&row.meaning)
+        );
+    }
+    let _ = writeln!(h, "</table>");
 }
 
 /// One row per scenario and held-out city, next to the same city with no local data.

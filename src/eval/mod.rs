@@ -2,6 +2,7 @@
 //! [`crate::spatial::blocks`]), what-if [`scenario`]s of local data, the held-out [`rows`], their
 //! [`metrics`] and the [`report`] they are written to.
 
+pub mod ablation;
 pub mod cv;
 mod format;
 pub mod html;

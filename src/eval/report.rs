@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use geo::MultiPolygon;
 
 use super::cv::{CityMetrics, CvOutput, Scheme};
-use super::format::{f, opt, pct};
+use super::format::{f, opt, pct, spread, worse_than};
 use super::metrics::Metrics;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
@@ -207,6 +207,7 @@ pub fn render_markdown(out: &CvOutput) -> String {
     );
     ood_section(&mut md, s);
     scenario_section(&mut md, s);
+    ablation_section(&mut md, s);
     let _ = writeln!(md, "\n## Errors per height bin (by true height)\n{warn}");
     let _ = writeln!(md, "Cities whose height distribution differs from the training cities show up here as a bias that grows with height.\n");
     let _ = writeln!(
@@ -254,6 +255,50 @@ fn ood_section(md: &mut String, s: &super::cv::CvSummary) {
         let (d, e, g) = part(&c.in_range);
         let _ = writeln!(md, "| {} | {a} | {b} | {c2} | {d} | {e} | {g} |", c.city);
     }
+}
+
+/// One row per ablation variant: each held-out city's MAE, mean (min–max) over seeds.
+fn ablation_section(md: &mut String, s: &super::cv::CvSummary) {
+    let Some(first) = s.ablation.first() else {
+        return;
+    };
+    let seeds: Vec<String> = first.seeds.iter().map(|x| x.to_string()).collect();
+    let _ = writeln!(md, "\n## Ablation (leave-one-city-out, no local data)\n");
+    let _ = writeln!(
+        md,
+        "Each variant retrains every fold with one change; MAE in m, mean (min–max) over seeds {}. Point model only. A change is worth keeping when it lowers the mean and raises no city's MAE by more than 5 %.\n",
+        seeds.join(", ")
+    );
+    let cities: Vec<&str> = first.per_city.iter().map(|c| c.city.as_str()).collect();
+    let _ = writeln!(
+        md,
+        "| variant | {} | mean of cities | what it changes |",
+        cities.join(" | ")
+    );
+    let _ = writeln!(md, "|---|{}---:|---|", "---:|".repeat(cities.len()));
+    for row in &s.ablation {
+        let cells: Vec<String> = row
+            .per_city
+            .iter()
+            .map(|c| {
+                let base = first.per_city.iter().find(|b| b.city == c.city);
+                let worse = row.variant != first.variant && worse_than(c, base);
+                format!("{}{}", spread(&c.mae), if worse { " ▲" } else { "" })
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            row.variant,
+            cells.join(" | "),
+            spread(&row.mean_mae),
+            row.meaning
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n▲: more than 5 % worse than the default in that city."
+    );
 }
 
 /// One row per scenario and held-out city, next to the same city with no local data.

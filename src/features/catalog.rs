@@ -205,7 +205,40 @@ pub fn describe(name: &str) -> FeatureDoc {
     if let Some(d) = fixed {
         return d;
     }
+    if let Some(base) = name.strip_suffix("_city_pct") {
+        let of = describe(base);
+        return doc(
+            name,
+            of.group,
+            "1",
+            format!(
+                "percentile (0–1) among the city's buildings of: {}",
+                of.meaning
+            ),
+        );
+    }
     let num = |s: &str| s.trim_end_matches('m').parse::<u32>().ok();
+    for (prefix, unit, meaning) in [
+        (
+            "n_window_",
+            "count",
+            "buildings whose centroid lies in the square of ±{r} m around this one's (20 m cells)",
+        ),
+        (
+            "coverage_window_",
+            "1",
+            "built-up ratio of the square of ±{r} m: footprint area of the buildings centred in it / its area",
+        ),
+        (
+            "area_mean_window_",
+            "m²",
+            "mean footprint area of the buildings centred in the square of ±{r} m",
+        ),
+    ] {
+        if let Some(r) = name.strip_prefix(prefix).and_then(num) {
+            return doc(name, Context, unit, meaning.replace("{r}", &r.to_string()));
+        }
+    }
     for (prefix, meaning) in [
         (
             "n_within_",

@@ -8,12 +8,14 @@ pub mod coverage;
 pub mod geometry;
 pub mod imagery;
 pub mod neighbours;
+pub mod relative;
 pub mod sparse_lidar;
+pub mod wide_context;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use geo::{Centroid, MultiPolygon};
+use geo::{Area, Centroid, MultiPolygon};
 use ndarray::Array2;
 
 use crate::config::{CityConfig, LabelConfig};
@@ -92,12 +94,17 @@ impl CityFeatures {
 pub struct FeatureOptions {
     /// Add leave-one-out known-neighbour heights from the city's own `ok` labels.
     pub known_heights: bool,
+    /// Add the district-scale context ([`wide_context`]). Off by default: under
+    /// leave-one-city-out it helped the eave cities and harmed the roof-p70 ones (`cv --ablate
+    /// wide-context`), and tiled runs' halos do not reach that far.
+    pub wide_context: bool,
 }
 
 impl Default for FeatureOptions {
     fn default() -> Self {
         FeatureOptions {
             known_heights: true,
+            wide_context: false,
         }
     }
 }
@@ -115,7 +122,7 @@ impl Default for FeatureOptions {
 /// use roofline::progress::Progress;
 ///
 /// let city = CityConfig::load("data/cities/delft-3dfier.toml")?;
-/// let options = FeatureOptions { known_heights: false };
+/// let options = FeatureOptions { known_heights: false, ..Default::default() };
 /// let f = city_features(&city, options, &Progress::hidden())?;
 /// assert_eq!(f.values.nrows(), f.len());
 /// assert_eq!(f.values.ncols(), f.names.len());
@@ -177,6 +184,13 @@ pub fn features_of(
         context::names(),
         context::context_features(&fp.geometries, &centroids),
     ));
+    if options.wide_context {
+        let areas: Vec<f64> = fp.geometries.iter().map(|g| g.unsigned_area()).collect();
+        blocks.push((
+            wide_context::names(),
+            wide_context::wide_context_features(&centroids, &areas),
+        ));
+    }
     timings.insert("context".into(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();

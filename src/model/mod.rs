@@ -3,6 +3,7 @@
 //! and the [`train`] and [`predict`] stages that wire them to feature tables.
 
 pub mod boosting;
+pub mod domain;
 pub mod ensemble;
 pub mod file;
 pub mod forest;

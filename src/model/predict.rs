@@ -131,7 +131,7 @@ pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2
 ///
 /// let features = |config: &str| {
 ///     let city = CityConfig::load(config)?;
-///     city_features(&city, FeatureOptions { known_heights: false }, &Progress::hidden())
+///     city_features(&city, FeatureOptions { known_heights: false, ..Default::default() }, &Progress::hidden())
 /// };
 /// // Train on Delft tile 5910 (3DBAG roof-p70 heights), few trees to keep it quick ...
 /// let train = features("data/cities/delft-5910.toml")?;

@@ -45,6 +45,13 @@ pub struct TrainOptions {
     /// Seed of the calibration folds; set it with [`TrainOptions::with_seed`] so the learners'
     /// seeds follow.
     pub seed: u64,
+    /// Also learn from the district-scale context (0.5–1 km windows), where the cities'
+    /// features have it ([`crate::features::FeatureOptions::wide_context`]). An experiment of
+    /// `cv --ablate`: not offered by `train`, since `predict` and tiled runs do not compute it.
+    pub wide_context: bool,
+    /// Under leave-one-city-out, weight training buildings by how much they resemble the
+    /// held-out city's ([`super::domain::domain_weights`]; gbm only).
+    pub domain_weights: bool,
 }
 
 impl Default for TrainOptions {
@@ -60,6 +67,8 @@ impl Default for TrainOptions {
             calibration_folds: 5,
             interval_rule: IntervalRule::default(),
             seed: 42,
+            wide_context: false,
+            domain_weights: false,
         }
     }
 }
@@ -128,15 +137,32 @@ pub fn common_label(cities: &[&CityFeatures], allow_mixed: bool) -> Result<Label
 }
 
 /// Features every city has, in the first city's order; known-neighbour heights only when
-/// asked for; features missing for every building left out.
+/// asked for; features missing for every building left out. The district-scale context
+/// ([`crate::features::wide_context`]) is left out: [`features_for`] takes it when asked.
 pub fn select_features(cities: &[&CityFeatures], known_heights: bool) -> Vec<String> {
+    select(cities, known_heights, false)
+}
+
+/// [`select_features`] as `opts` asks: known-neighbour heights when `known_heights`, the
+/// district-scale context when [`TrainOptions::wide_context`].
+pub fn features_for(
+    cities: &[&CityFeatures],
+    opts: &TrainOptions,
+    known_heights: bool,
+) -> Vec<String> {
+    select(cities, known_heights, opts.wide_context)
+}
+
+fn select(cities: &[&CityFeatures], known_heights: bool, wide: bool) -> Vec<String> {
     let Some(first) = cities.first() else {
         return Vec::new();
     };
+    let wide_names = crate::features::wide_context::names();
     first
         .names
         .iter()
         .filter(|n| known_heights || describe(n).group != Group::KnownHeights)
+        .filter(|n| wide || !wide_names.contains(n))
         .filter(|n| cities.iter().all(|c| c.names.contains(n)))
         .filter(|n| {
             cities
@@ -174,6 +200,9 @@ pub struct TrainingSet {
     /// Each row's centroid in its city's working CRS (m), for block folds. Only comparable
     /// within one city.
     pub centroids: Vec<[f64; 2]>,
+    /// A weight per row for the point model (`None`: all equal), e.g. from
+    /// [`super::domain::domain_weights`]; intervals are calibrated unweighted.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl TrainingSet {
@@ -219,6 +248,7 @@ pub fn training_set(
         y: Array1::from(y),
         city_of_row,
         centroids,
+        weights: None,
     })
 }
 
@@ -235,7 +265,7 @@ pub fn training_set(
 ///
 /// // Delft tile 5910: 3DBAG roof-p70 heights as a footprint attribute.
 /// let city = CityConfig::load("data/cities/delft-5910.toml")?;
-/// let delft = city_features(&city, FeatureOptions { known_heights: false }, &Progress::hidden())?;
+/// let delft = city_features(&city, FeatureOptions { known_heights: false, ..Default::default() }, &Progress::hidden())?;
 /// let options = TrainOptions {
 ///     gbm: GbmParams::new().n_trees(100).learning_rate(0.1).check()?,
 ///     ..Default::default()
@@ -254,7 +284,7 @@ pub fn training_set(
 /// ```
 pub fn train_model(cities: &[&CityFeatures], opts: &TrainOptions) -> Result<HeightModel> {
     let label = common_label(cities, opts.allow_mixed_labels)?;
-    let names = select_features(cities, opts.known_heights);
+    let names = features_for(cities, opts, opts.known_heights);
     if names.is_empty() {
         return Err(Error::invalid("the training cities share no feature"));
     }
@@ -302,7 +332,7 @@ fn keep_freed_memory() {
 /// use linfa::ParamGuard;
 ///
 /// let city = CityConfig::load("data/cities/delft-5910.toml")?;
-/// let delft = city_features(&city, FeatureOptions { known_heights: false }, &Progress::hidden())?;
+/// let delft = city_features(&city, FeatureOptions { known_heights: false, ..Default::default() }, &Progress::hidden())?;
 /// let cities = [&delft];
 /// let names = select_features(&cities, false);
 /// // Train on the western half of the tile only (split at the median centroid x, in metres of
@@ -346,7 +376,10 @@ pub fn fit(
         return Err(Error::invalid("no building with an ok label to train on"));
     }
     keep_freed_memory();
-    let dataset = Dataset::new(x.clone(), y.clone()).with_feature_names(names.to_vec());
+    let mut dataset = Dataset::new(x.clone(), y.clone()).with_feature_names(names.to_vec());
+    if let Some(w) = &set.weights {
+        dataset = dataset.with_weights(ndarray::Array1::from(w.clone()));
+    }
     // The point model and the interval models are independent: fit them side by side.
     let (point, interval) = rayon::join(
         || -> Result<_> {

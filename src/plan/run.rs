@@ -126,7 +126,10 @@ impl JobInput {
             &self.cfg,
             self.footprints.clone(),
             labels,
-            FeatureOptions { known_heights },
+            FeatureOptions {
+                known_heights,
+                ..Default::default()
+            },
             BTreeMap::new(),
             progress,
         )

@@ -29,6 +29,7 @@ pub fn plain_features(name: &str) -> roofline::features::CityFeatures {
         &city_config(name),
         roofline::features::FeatureOptions {
             known_heights: false,
+            ..Default::default()
         },
         &roofline::progress::Progress::hidden(),
     )
