@@ -387,7 +387,10 @@ fn huge_coordinates_are_refused_before_geos() {
     // point counts 8 B, one part index 4 B; then its points as (x, y) f64 pairs.
     let mut bytes = shp.clone();
     let first_point = 100 + 8 + 4 + 32 + 8 + 4;
-    for (k, v) in [-4.66e229f64, -2.9e-47, 1.14e57, -6.09e219, 7.6e214].iter().enumerate() {
+    for (k, v) in [-4.66e229f64, -2.9e-47, 1.14e57, -6.09e219, 7.6e214]
+        .iter()
+        .enumerate()
+    {
         let at = first_point + 8 * (k + 2);
         bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
