@@ -560,7 +560,7 @@ impl CityConfig {
                     ));
                 }
                 // A database connection string is not a path relative to the config.
-                if !crate::io::postgis::is_postgis(&f.path) {
+                if !is_postgis(&f.path) {
                     f.path = resolve(&f.path)?;
                 }
                 Some(f)
@@ -667,4 +667,11 @@ fn expand_globs(config: &Path, dir: &Path, patterns: &[String]) -> Result<Vec<Pa
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// True when `path` is a GDAL PostgreSQL connection string (`PG:...`, any case) rather than a
+/// file.
+pub fn is_postgis(path: &Path) -> bool {
+    path.to_str()
+        .is_some_and(|s| s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("PG:")))
 }

@@ -137,7 +137,7 @@ pub enum Command {
         #[arg(long, value_name = "SHARE")]
         local_labels: Vec<f64>,
         /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
-        /// (forest, huber, squared-log, gamma, monotone, domain-weights, wide-context,
+        /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
         /// city-ranks, or all) next to the default, over --ablation-seeds seeds; a table in
         /// report.md and `ablation` in metrics.json.
         #[arg(long, value_name = "VARIANT")]
@@ -306,6 +306,9 @@ pub enum By {
     Blocks,
 }
 
+/// Stack of each worker thread (see `main`'s pool).
+const WORKER_STACK_BYTES: usize = 64 << 20;
+
 /// The point loss of gbm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossArg {
@@ -388,15 +391,26 @@ pub fn main() -> i32 {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // `roofline ... | head`: a closed pipe ends the process quietly, as it does for other
+    // Unix tools, instead of a panic in println! reported as an internal error.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     roofline::io::gdal_setup::init();
+    // Trees are trained in parallel and hessboost parallelises inside each one: a worker that
+    // waits inside a tree steals another tree and runs it on top of its own stack, so the
+    // depth grows with the number of trees in flight. Rayon's default 2 MiB overflowed
+    // (a 300-tree forest, leave-one-city-out over four cities); 64 MiB is address space, only
+    // touched pages cost memory.
+    let mut pool = rayon::ThreadPoolBuilder::new().stack_size(WORKER_STACK_BYTES);
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-        {
-            eprintln!("roofline: error: cannot start {n} threads: {e}");
-            return 1;
-        }
+        pool = pool.num_threads(n.max(1));
+    }
+    if let Err(e) = pool.build_global() {
+        eprintln!("roofline: error: cannot start the worker threads: {e}");
+        return 1;
     }
     let progress = Progress::new(cli.quiet);
     install_panic_hook();

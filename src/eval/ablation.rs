@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::cv::{cross_validate, Scheme};
+pub use super::metrics::{AblationCity, AblationRow, Spread};
 use crate::error::{Error, Result};
 use crate::features::{relative, wide_context, CityFeatures};
 use crate::model::boosting::Loss;
@@ -28,8 +29,8 @@ pub enum Variant {
     SquaredLog,
     /// Gamma deviance with a log link.
     Gamma,
-    /// Height may only grow with the built-up ratio around the building.
-    Monotone,
+    /// No monotone constraint (the default's height may only grow with the built-up ratio).
+    Unconstrained,
     /// Training buildings weighted by their resemblance to the held-out city.
     DomainWeights,
     /// District-scale context (0.5 and 1 km windows) added.
@@ -45,7 +46,7 @@ impl Variant {
         Variant::Huber,
         Variant::SquaredLog,
         Variant::Gamma,
-        Variant::Monotone,
+        Variant::Unconstrained,
         Variant::DomainWeights,
         Variant::WideContext,
         Variant::CityRanks,
@@ -59,7 +60,7 @@ impl Variant {
             Variant::Huber => "huber",
             Variant::SquaredLog => "squared-log",
             Variant::Gamma => "gamma",
-            Variant::Monotone => "monotone",
+            Variant::Unconstrained => "unconstrained",
             Variant::DomainWeights => "domain-weights",
             Variant::WideContext => "wide-context",
             Variant::CityRanks => "city-ranks",
@@ -74,7 +75,9 @@ impl Variant {
             Variant::Huber => "pseudo-Huber loss (slope 1 m)",
             Variant::SquaredLog => "squared error of ln(1 + height): relative errors",
             Variant::Gamma => "gamma deviance, log link: relative errors",
-            Variant::Monotone => "height non-decreasing in the built-up ratio (25–200 m, 0.5–1 km)",
+            Variant::Unconstrained => {
+                "no monotone constraint (the default: height non-decreasing in the built-up ratio)"
+            }
             Variant::DomainWeights => {
                 "training buildings weighted by a classifier's odds of being from the held-out city"
             }
@@ -106,69 +109,12 @@ impl Variant {
             Variant::Huber => o.gbm.loss = Loss::PseudoHuber { slope: 1.0 },
             Variant::SquaredLog => o.gbm.loss = Loss::SquaredLogError,
             Variant::Gamma => o.gbm.loss = Loss::Gamma,
-            Variant::Monotone => {
-                o.gbm.increasing = crate::features::context::RADII
-                    .iter()
-                    .map(|r| format!("coverage_{}m", *r as u32))
-                    .chain(
-                        wide_context::names()
-                            .into_iter()
-                            .filter(|n| n.starts_with("coverage_window_")),
-                    )
-                    .collect()
-            }
+            Variant::Unconstrained => o.gbm.increasing.clear(),
             Variant::DomainWeights => o.domain_weights = true,
             Variant::WideContext => o.wide_context = true,
         }
         o
     }
-}
-
-/// Mean, smallest and largest of a measure over seeds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Spread {
-    /// Mean over seeds.
-    pub mean: f64,
-    /// Smallest over seeds.
-    pub min: f64,
-    /// Largest over seeds.
-    pub max: f64,
-}
-
-impl Spread {
-    fn of(v: &[f64]) -> Spread {
-        Spread {
-            mean: v.iter().sum::<f64>() / v.len().max(1) as f64,
-            min: v.iter().copied().fold(f64::INFINITY, f64::min),
-            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        }
-    }
-}
-
-/// One held-out city under one variant.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AblationCity {
-    /// The held-out city.
-    pub city: String,
-    /// Mean absolute error (m) over seeds.
-    pub mae: Spread,
-    /// Mean signed error, predicted − measured (m), over seeds.
-    pub bias: Spread,
-}
-
-/// One variant over every held-out city.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AblationRow {
-    /// The variant's name ([`Variant::name`]).
-    pub variant: String,
-    /// What it changes.
-    pub meaning: String,
-    /// The seeds it ran with.
-    pub seeds: Vec<u64>,
-    /// Per held-out city, in the order of the cities.
-    pub per_city: Vec<AblationCity>,
-    /// The mean over cities of the MAE, per seed, summarised over seeds.
-    pub mean_mae: Spread,
 }
 
 /// Leave-one-city-out of [`Variant::Default`] and each of `variants` with every seed in

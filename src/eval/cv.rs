@@ -113,7 +113,7 @@ pub struct CvSummary {
     pub importance: Vec<(String, f64)>,
     /// Ablation rows (leave-one-city-out, point model only), when asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ablation: Vec<super::ablation::AblationRow>,
+    pub ablation: Vec<super::metrics::AblationRow>,
     /// Wall-clock time of the whole cross-validation.
     pub seconds: f64,
 }

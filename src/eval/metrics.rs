@@ -148,6 +148,54 @@ local labels can fall back on).",
     )
 }
 
+/// Mean, smallest and largest of a measure over seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Mean over seeds.
+    pub mean: f64,
+    /// Smallest over seeds.
+    pub min: f64,
+    /// Largest over seeds.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `v` (NaN-free).
+    pub fn of(v: &[f64]) -> Spread {
+        Spread {
+            mean: v.iter().sum::<f64>() / v.len().max(1) as f64,
+            min: v.iter().copied().fold(f64::INFINITY, f64::min),
+            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+/// One held-out city under one variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AblationCity {
+    /// The held-out city.
+    pub city: String,
+    /// Mean absolute error (m) over seeds.
+    pub mae: Spread,
+    /// Mean signed error, predicted − measured (m), over seeds.
+    pub bias: Spread,
+}
+
+/// One variant over every held-out city.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AblationRow {
+    /// The variant's name ([`Variant::name`]).
+    pub variant: String,
+    /// What it changes.
+    pub meaning: String,
+    /// The seeds it ran with.
+    pub seeds: Vec<u64>,
+    /// Per held-out city, in the order of the cities.
+    pub per_city: Vec<AblationCity>,
+    /// The mean over cities of the MAE, per seed, summarised over seeds.
+    pub mean_mae: Spread,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,12 +21,7 @@ use crate::io::table::Table;
 /// PostgreSQL's identifier length limit (NAMEDATALEN - 1): longer names are cut silently.
 const MAX_IDENTIFIER: usize = 63;
 
-/// True when `path` is a GDAL PostgreSQL connection string (`PG:...`, any case) rather than a
-/// file.
-pub fn is_postgis(path: &Path) -> bool {
-    path.to_str()
-        .is_some_and(|s| s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("PG:")))
-}
+pub use crate::config::is_postgis;
 
 /// The connection string with any password replaced by `***` (`password=...`, quoted or not,
 /// and the `user:password@` part of a `postgresql://` URI); other paths unchanged.

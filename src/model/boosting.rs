@@ -78,6 +78,23 @@ pub struct GbmValidParams {
     pub threads: Option<usize>,
 }
 
+/// The features the default model's height may only grow with: the built-up ratio around the
+/// building at every radius. Denser surroundings are taller ones across cities, and with the
+/// constraint the trees cannot learn a dip from a few odd buildings of the training cities:
+/// under leave-one-city-out it lowered the mean error over the six shipped cities from 2.88 to
+/// 2.83 m and raised no city's (seeds 1–3; `cv --ablate unconstrained`).
+pub fn built_up_ratios() -> Vec<String> {
+    crate::features::context::RADII
+        .iter()
+        .map(|r| format!("coverage_{}m", *r as u32))
+        .chain(
+            crate::features::wide_context::names()
+                .into_iter()
+                .filter(|n| n.starts_with("coverage_window_")),
+        )
+        .collect()
+}
+
 /// Unchecked gradient-boosting hyperparameters (builder).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GbmParams(GbmValidParams);
@@ -97,7 +114,7 @@ impl Default for GbmParams {
             early_stopping_rounds: None,
             validation_fraction: 0.1,
             seed: 42,
-            increasing: Vec::new(),
+            increasing: built_up_ratios(),
             threads: None,
         })
     }
@@ -105,7 +122,8 @@ impl Default for GbmParams {
 
 impl GbmParams {
     /// roofline's defaults: 500 trees at learning rate 0.05, 31 leaves grown leaf-wise, half
-    /// the features per tree, squared error, no early stopping, seed 42.
+    /// the features per tree, squared error, height non-decreasing in the built-up ratios
+    /// ([`built_up_ratios`]), no early stopping, seed 42.
     pub fn new() -> Self {
         Self::default()
     }
