@@ -165,3 +165,39 @@ fn domain_weights_favour_buildings_like_the_target() {
     let again = domain_weights(&train, &target, &quick_options().gbm_params()).unwrap();
     assert_eq!(w, again);
 }
+
+/// `train_model_for` weights the training buildings toward the region: another model than the
+/// unweighted one, recorded as adapted to that region.
+#[test]
+fn a_model_adapted_to_a_region_says_so_and_differs() {
+    use roofline::model::boosting::predict_booster;
+    use roofline::model::train::{train_model, train_model_for};
+    let train = plain_features("delft-3dfier");
+    let region = plain_features("delft-5910");
+    let opts = quick_options();
+    let plain = train_model(&[&train], &opts).unwrap();
+    let adapted = train_model_for(&[&train], &region, &opts).unwrap();
+    assert_eq!(adapted.meta.hyperparameters["adapted_to"], "delft-5910");
+    assert!(plain.meta.hyperparameters.get("adapted_to").is_none());
+    let all: Vec<usize> = (0..region.len()).collect();
+    let x = feature_rows(&region, &adapted.meta.feature_names, &all).unwrap();
+    let a = predict_booster(&adapted.point, &x).unwrap();
+    let x = feature_rows(&region, &plain.meta.feature_names, &all).unwrap();
+    let p = predict_booster(&plain.point, &x).unwrap();
+    let moved = a
+        .iter()
+        .zip(p.iter())
+        .filter(|(a, p)| (*a - *p).abs() > 0.01)
+        .count();
+    assert!(
+        moved > region.len() / 4,
+        "{moved} of {} predictions moved",
+        region.len()
+    );
+    // A forest takes no weights: adapting it is refused.
+    let forest = roofline::model::train::TrainOptions {
+        kind: roofline::model::ModelKind::Forest,
+        ..quick_options()
+    };
+    assert!(train_model_for(&[&train], &region, &forest).is_err());
+}

@@ -76,6 +76,10 @@ pub enum Command {
         /// Model file to write (e.g. models/roof-p70.model).
         #[arg(short, long)]
         output: PathBuf,
+        /// Train for this region (a config; labels not needed): training buildings that look
+        /// like its buildings weigh more (gbm only). The model is then meant for that region.
+        #[arg(long, value_name = "REGION.toml")]
+        adapt_to: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -522,8 +526,9 @@ fn run(command: Command, progress: Progress) -> Result<()> {
         Command::Train {
             cities,
             output,
+            adapt_to,
             model,
-        } => models::train(&cities, &output, &model, progress),
+        } => models::train(&cities, &output, adapt_to.as_deref(), &model, progress),
         Command::Predict {
             model,
             regions,

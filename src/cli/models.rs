@@ -20,7 +20,7 @@ use roofline::io::output::{
 use roofline::io::sparsify::Sparsify;
 use roofline::model::boosting::Loss;
 use roofline::model::predict::{predict_region_local, LocalData, Source};
-use roofline::model::train::{train_model, TrainOptions};
+use roofline::model::train::{train_model, train_model_for, TrainOptions};
 use roofline::model::HeightModel;
 use roofline::progress::Progress;
 use roofline::stats::percentile::percentile_sorted;
@@ -93,6 +93,7 @@ pub fn load_cities(
 pub fn train(
     cities: &[PathBuf],
     output: &Path,
+    adapt_to: Option<&Path>,
     args: &ModelArgs,
     progress: Progress,
 ) -> Result<()> {
@@ -109,7 +110,23 @@ pub fn train(
     let refs: Vec<&CityFeatures> = features.iter().collect();
     let spinner = progress.bar(1, "training", "models");
     let fit_start = std::time::Instant::now();
-    let model = train_model(&refs, &opts)?;
+    let region = adapt_to
+        .map(|r| {
+            load_cities(
+                &[r.to_path_buf()],
+                FeatureOptions {
+                    known_heights: false,
+                    ..Default::default()
+                },
+                &progress,
+            )
+        })
+        .transpose()?
+        .and_then(|mut v| v.pop());
+    let model = match &region {
+        Some(r) => train_model_for(&refs, r, &opts)?,
+        None => train_model(&refs, &opts)?,
+    };
     let fit_seconds = fit_start.elapsed().as_secs_f64();
     spinner.finish_and_clear();
     model.save(output)?;
@@ -122,6 +139,13 @@ pub fn train(
         println!(
             "  {}: {} of {} buildings used (ok labels)",
             t.city, t.used, t.buildings
+        );
+    }
+    if let Some(r) = &region {
+        println!(
+            "  adapted to {}: training buildings weighted by their resemblance to its {} buildings",
+            r.city,
+            r.len()
         );
     }
     println!(

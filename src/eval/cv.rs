@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::features::{neighbours, CityFeatures};
 use crate::model::predict::predict_region;
 use crate::model::train::{
-    common_label, feature_rows, features_for, fit, training_set, TrainOptions,
+    common_label, features_for, fit, training_set, weigh_toward, TrainOptions,
 };
 use crate::progress::Progress;
 use crate::spatial::blocks::{block_folds_counting, near_fold};
@@ -296,13 +296,7 @@ pub fn cross_validate_with(
                 let names = features_for(&with_held, opts, false);
                 let mut set = training_set(&train, &names, &|_, _| true)?;
                 if opts.domain_weights {
-                    let all: Vec<usize> = (0..held.len()).collect();
-                    let target = feature_rows(held, &names, &all)?;
-                    set.weights = Some(crate::model::domain::domain_weights(
-                        &set.x,
-                        &target,
-                        &opts.gbm_params(),
-                    )?);
+                    weigh_toward(&mut set, held, &names, opts)?;
                 }
                 let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
                 let model = fit(

@@ -294,6 +294,59 @@ pub fn train_model(cities: &[&CityFeatures], opts: &TrainOptions) -> Result<Heig
     fit(&set, &names, &city_names, label, training, opts)
 }
 
+/// [`train_model`] for one region to predict: each training building weighs by how much it
+/// resembles the region's buildings ([`super::domain::domain_weights`]; gbm only). Under
+/// leave-one-city-out this lowered the mean error over the six shipped cities from 2.83 to
+/// 2.79 m (seeds 1–3), no city worse by more than 3 %. The model records the region as
+/// `adapted_to` in its hyperparameters: it is meant for that region.
+pub fn train_model_for(
+    cities: &[&CityFeatures],
+    region: &CityFeatures,
+    opts: &TrainOptions,
+) -> Result<HeightModel> {
+    if opts.kind != crate::model::ModelKind::Gbm {
+        return Err(Error::invalid(
+            "adapting to a region weights the training buildings, which only gbm uses",
+        ));
+    }
+    let label = common_label(cities, opts.allow_mixed_labels)?;
+    let mut with_region = cities.to_vec();
+    with_region.push(region);
+    let names = features_for(&with_region, opts, opts.known_heights);
+    if names.is_empty() {
+        return Err(Error::invalid(
+            "the training cities and the region share no feature",
+        ));
+    }
+    let mut set = training_set(cities, &names, &|_, _| true)?;
+    weigh_toward(&mut set, region, &names, opts)?;
+    let training = set.per_city(cities);
+    let city_names: Vec<String> = cities.iter().map(|c| c.city.clone()).collect();
+    let mut model = fit(&set, &names, &city_names, label, training, opts)?;
+    if let Some(h) = model.meta.hyperparameters.as_object_mut() {
+        h.insert("adapted_to".into(), region.city.clone().into());
+    }
+    Ok(model)
+}
+
+/// Sets `set`'s row weights from the resemblance of its rows to `region`'s buildings (on the
+/// columns `names`).
+pub fn weigh_toward(
+    set: &mut TrainingSet,
+    region: &CityFeatures,
+    names: &[String],
+    opts: &TrainOptions,
+) -> Result<()> {
+    let all: Vec<usize> = (0..region.len()).collect();
+    let target = feature_rows(region, names, &all)?;
+    set.weights = Some(super::domain::domain_weights(
+        &set.x,
+        &target,
+        &opts.gbm_params(),
+    )?);
+    Ok(())
+}
+
 /// Lets glibc's allocator keep freed memory instead of handing it back to the kernel at once.
 /// The boosters allocate zeroed histograms (features × 256 bins) for every tree node and free
 /// them soon after; by default glibc returns such blocks to the kernel and takes them back page
