@@ -358,6 +358,12 @@ mod tests {
             )
             .chain(super::super::neighbours::names())
             .chain(super::super::imagery::names(&cfg))
+            .chain(super::super::wide_context::names())
+            .chain(
+                super::super::relative::RANKED
+                    .iter()
+                    .map(|f| super::super::relative::rank_name(f)),
+            )
             .collect();
         for n in all {
             let d = describe(&n);
@@ -365,5 +371,8 @@ mod tests {
         }
         assert_eq!(describe("l8_ndvi_ring_mean").group, Group::Imagery);
         assert_eq!(describe("coverage_100m").unit, "1");
+        assert_eq!(describe("coverage_window_1000m").group, Group::Context);
+        assert_eq!(describe("area_m2_city_pct").group, Group::Geometry);
+        assert!(describe("coverage_50m_city_pct").meaning.contains("50 m"));
     }
 }
