@@ -61,9 +61,12 @@ fn boosting_recovers_a_known_function() {
         x.slice(ndarray::s![..split, ..]).to_owned(),
         y.slice(ndarray::s![..split]).to_owned(),
     );
+    // 256 bins: the steps sit at exact values of a uniform feature, which the default 64
+    // quantile bins (one per ~0.16 of `a`) can only place to within a bin.
     let model = GbmParams::new()
         .n_trees(300)
         .learning_rate(0.1)
+        .max_bin(256)
         .check()
         .unwrap()
         .fit(&train)

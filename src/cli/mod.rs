@@ -356,6 +356,9 @@ pub struct ModelArgs {
     /// gbm feature share per tree.
     #[arg(long)]
     pub colsample: Option<f64>,
+    /// gbm histogram bins per feature (2–256; default 64).
+    #[arg(long)]
+    pub max_bin: Option<usize>,
     /// Point loss for gbm: squared (default), huber (pseudo-Huber, slope 1 m), or one of the
     /// relative losses squared-log and gamma.
     #[arg(long, value_enum, default_value_t = LossArg::Squared)]

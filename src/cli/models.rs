@@ -64,6 +64,9 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     if let Some(v) = args.colsample {
         gbm = gbm.colsample(v);
     }
+    if let Some(v) = args.max_bin {
+        gbm = gbm.max_bin(v);
+    }
     gbm = gbm.early_stopping(args.early_stopping, 0.1);
     o.gbm = gbm.check()?;
     Ok(o)

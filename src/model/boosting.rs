@@ -59,6 +59,10 @@ pub struct GbmValidParams {
     pub colsample: f64,
     /// L2 penalty on leaf values.
     pub lambda: f64,
+    /// Histogram bins per feature (2–256). Every tree node builds one histogram of this many
+    /// bins per feature, which dominates training when buildings are few and features many.
+    #[serde(default = "bins_before_0_2")]
+    pub max_bin: usize,
     /// The point loss; quantile models for intervals set their own.
     pub loss: Loss,
     /// Stop when the validation loss has not improved for this many rounds.
@@ -95,6 +99,17 @@ pub fn built_up_ratios() -> Vec<String> {
         .collect()
 }
 
+/// Default histogram bins per feature. 64 instead of hessboost's 256: training on Wageningen
+/// alone (113 features, 1 376 buildings) took 29 s with 256 bins; the leave-one-city-out error
+/// over the six shipped cities did not change (2.83 → 2.82 m, seeds 1–3, no city worse by more
+/// than 2 %), nor did block cross-validation (README, Performance).
+pub const DEFAULT_MAX_BIN: usize = 64;
+
+/// Models written before `max_bin` was a hyperparameter used hessboost's 256.
+fn bins_before_0_2() -> usize {
+    256
+}
+
 /// Unchecked gradient-boosting hyperparameters (builder).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GbmParams(GbmValidParams);
@@ -110,6 +125,7 @@ impl Default for GbmParams {
             subsample: 1.0,
             colsample: 0.5,
             lambda: 1.0,
+            max_bin: DEFAULT_MAX_BIN,
             loss: Loss::SquaredError,
             early_stopping_rounds: None,
             validation_fraction: 0.1,
@@ -167,6 +183,11 @@ impl GbmParams {
         self.0.lambda = v;
         self
     }
+    /// Sets [`GbmValidParams::max_bin`] (checked: 2–256).
+    pub fn max_bin(mut self, v: usize) -> Self {
+        self.0.max_bin = v;
+        self
+    }
     /// Sets [`GbmValidParams::loss`] (checked: a positive pseudo-Huber slope).
     pub fn loss(mut self, v: Loss) -> Self {
         self.0.loss = v;
@@ -212,6 +233,9 @@ impl ParamGuard for GbmParams {
         if !(p.subsample > 0.0 && p.subsample <= 1.0 && p.colsample > 0.0 && p.colsample <= 1.0) {
             return bad("subsample and colsample must be in (0, 1]");
         }
+        if !(2..=256).contains(&p.max_bin) {
+            return bad("max_bin must be in 2–256");
+        }
         if !(p.min_child_weight >= 0.0 && p.lambda >= 0.0) {
             return bad("min_child_weight and lambda must be non-negative");
         }
@@ -251,6 +275,7 @@ impl GbmValidParams {
         if let Some(t) = self.threads {
             b = b.nthread(t.max(1));
         }
+        b = b.max_bin(self.max_bin);
         b = match self.max_depth {
             Some(d) => b.max_depth(d),
             None => b
