@@ -4,6 +4,7 @@
 pub mod bench_city;
 pub mod footprints;
 pub mod gdal_setup;
+pub mod layer;
 pub mod output;
 pub mod plausible;
 pub mod pointcloud;

@@ -323,8 +323,8 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
                 options: Some(&options),
             })
             .map_err(gerr)?;
-        crate::io::output::add_fields(&layer, &text_table, false, &shown).map_err(inner)?;
-        crate::io::output::write_rows(&layer, &text_table, &shown).map_err(inner)?;
+        crate::io::layer::add_fields(&layer, &text_table, false, &shown).map_err(inner)?;
+        crate::io::layer::write_rows(&layer, &text_table, &shown).map_err(inner)?;
     }
     drop(text_table);
     if !reals.is_empty() {
