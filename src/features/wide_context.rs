@@ -5,8 +5,9 @@
 //! [`super::context`] would compare millions of pairs. Here buildings are binned by centroid
 //! into a fixed grid anchored at the CRS origin and the windows are squares of whole cells,
 //! summed from a prefix-sum table: O(1) per building. Areas are summed as whole dm² in
-//! integers, so a window's sum does not depend on the grid's extent or the summation order —
-//! a tiled run (which sees a different extent) gives the same bits as a whole-city run.
+//! integers, so a window's sum does not depend on the grid's extent or the summation order.
+//! Computed only when asked for (`cv --ablate wide-context`): tiled runs' halos
+//! ([`crate::plan::halo_m`]) do not reach [`reach_m`].
 
 /// Half-widths (m) of the square windows.
 pub const HALF_WIDTHS_M: [f64; 2] = [500.0, 1000.0];
