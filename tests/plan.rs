@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::path::Path;
 
-use common::{data, roofline};
+use common::{assert_same_output, data, roofline};
 use roofline::io::output::read_table;
 use roofline::io::table::{ColumnData, Table};
 use roofline::plan::{Job, Plan};
@@ -15,49 +15,6 @@ fn run(args: &[&str]) -> String {
     let (code, out, err) = roofline(args);
     assert_eq!(code, 0, "roofline {args:?} failed: {err}");
     out
-}
-
-/// Asserts two tables are the same bit for bit: columns (names, order, types, values — floats
-/// by their bits), geometry coordinates, CRS and the roofline metadata.
-fn assert_same(single: &Table, merged: &Table, what: &str) {
-    let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-    assert_eq!(names(single), names(merged), "{what}: columns");
-    assert_eq!(single.n_rows(), merged.n_rows(), "{what}: rows");
-    for (a, b) in single.columns.iter().zip(&merged.columns) {
-        match (&a.data, &b.data) {
-            (ColumnData::F64(x), ColumnData::F64(y)) => {
-                for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                    assert_eq!(
-                        p.map(f64::to_bits),
-                        q.map(f64::to_bits),
-                        "{what}: column {} row {i}: {p:?} vs {q:?}",
-                        a.name
-                    );
-                }
-            }
-            (x, y) => assert_eq!(x, y, "{what}: column {}", a.name),
-        }
-    }
-    let coords = |t: &Table| -> Vec<u64> {
-        use geo::CoordsIter;
-        t.geometry
-            .as_ref()
-            .expect("geometry")
-            .iter()
-            .flat_map(|g| g.coords_iter().flat_map(|c| [c.x.to_bits(), c.y.to_bits()]))
-            .collect()
-    };
-    assert_eq!(coords(single), coords(merged), "{what}: geometry");
-    assert_eq!(
-        single.crs.as_ref().map(|c| &c.label),
-        merged.crs.as_ref().map(|c| &c.label),
-        "{what}: CRS"
-    );
-    assert_eq!(
-        single.metadata.get("roofline"),
-        merged.metadata.get("roofline"),
-        "{what}: metadata"
-    );
 }
 
 /// Every job's owned buildings together are the city, each exactly once; each job reads a
@@ -120,7 +77,7 @@ fn amsterdam_in_squares_and_lidar_tiles_equals_the_single_run() {
     run(&["merge", p, "-o", &out("labels-merged.parquet")]);
     let single = read_table(Path::new(&out("labels.parquet"))).unwrap();
     let merged = read_table(Path::new(&out("labels-merged.parquet"))).unwrap();
-    assert_same(&single, &merged, "labels");
+    assert_same_output(&single, &merged, "labels");
     let all = ids(&merged);
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), all.len());
     // Cut on the LiDAR tiles themselves (two in this crop): the same labels.
@@ -132,7 +89,7 @@ fn amsterdam_in_squares_and_lidar_tiles_equals_the_single_run() {
     run_jobs(&["labels"], &tiles_dir, &tiles, &[]);
     run(&["merge", t, "-o", &out("labels-tiles.parquet")]);
     let by_tile = read_table(Path::new(&out("labels-tiles.parquet"))).unwrap();
-    assert_same(&single, &by_tile, "labels by LiDAR tile");
+    assert_same_output(&single, &by_tile, "labels by LiDAR tile");
 
     // Features (known-neighbour heights from the labels included).
     run(&["features", "--quiet", city, "-o", &out("features.parquet")]);
@@ -147,7 +104,7 @@ fn amsterdam_in_squares_and_lidar_tiles_equals_the_single_run() {
     ]);
     let single = read_table(Path::new(&out("features.parquet"))).unwrap();
     let merged = read_table(Path::new(&out("features-merged.parquet"))).unwrap();
-    assert_same(&single, &merged, "features");
+    assert_same_output(&single, &merged, "features");
 
     // Predictions with a model from another city, recalibrated on Amsterdam's own labels.
     let model = out("delft.model");
@@ -188,7 +145,7 @@ fn amsterdam_in_squares_and_lidar_tiles_equals_the_single_run() {
         sources.iter().any(|s| s.as_deref() == Some("recalibrated")),
         "the single run recalibrates (else this test would not check the merge's recalibration)"
     );
-    assert_same(&single, &merged, "predictions");
+    assert_same_output(&single, &merged, "predictions");
 }
 
 #[test]
@@ -213,7 +170,7 @@ fn wageningen_on_a_grid_equals_the_single_run() {
     ]);
     let a = read_table(&single).unwrap();
     let b = read_table(&tmp.path().join("merged.parquet")).unwrap();
-    assert_same(&a, &b, "features");
+    assert_same_output(&a, &b, "features");
     // A merge can write any format; a second plan into the same folder is refused.
     run(&["merge", p, "-o", merged.to_str().unwrap()]);
     assert!(merged.is_file());

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{assert_clean_error, data, roofline};
+use common::{assert_clean_error, assert_same_table, data, roofline};
 use roofline::io::output::read_table;
 use roofline::io::table::{ColumnData, Table};
 
@@ -692,39 +692,6 @@ fn load_into(conn: &str, file: &Path, layer: &str, table: &str) {
     }
 }
 
-/// Asserts two tables of the same run are equal bit for bit: columns (names, order, values,
-/// floats by their bits), geometry coordinates and CRS.
-fn assert_same(a: &Table, b: &Table, what: &str) {
-    assert_eq!(column_names(a), column_names(b), "{what}: columns");
-    assert_eq!(a.n_rows(), b.n_rows(), "{what}: rows");
-    for (x, y) in a.columns.iter().zip(&b.columns) {
-        match (&x.data, &y.data) {
-            (ColumnData::F64(p), ColumnData::F64(q)) => {
-                let bits = |v: &Vec<Option<f64>>| -> Vec<Option<u64>> {
-                    v.iter().map(|x| x.map(f64::to_bits)).collect()
-                };
-                assert_eq!(bits(p), bits(q), "{what}: column {}", x.name);
-            }
-            (p, q) => assert_eq!(p, q, "{what}: column {}", x.name),
-        }
-    }
-    let coords = |t: &Table| -> Vec<u64> {
-        use geo::CoordsIter;
-        t.geometry
-            .as_ref()
-            .expect("geometry")
-            .iter()
-            .flat_map(|g| g.coords_iter().flat_map(|c| [c.x.to_bits(), c.y.to_bits()]))
-            .collect()
-    };
-    assert_eq!(coords(a), coords(b), "{what}: geometry");
-    assert_eq!(
-        a.crs.as_ref().map(|c| &c.label),
-        b.crs.as_ref().map(|c| &c.label),
-        "{what}: CRS"
-    );
-}
-
 /// Delft's footprints loaded into PostGIS (table `bgt.pand`, through GDAL) give the same
 /// features and predictions as the file, read as a table or through an SQL query; a missing
 /// table, a table without geometry or without CRS, and a wrong port are one-line errors that
@@ -771,12 +738,12 @@ fn footprints_from_postgis_equal_the_file() {
     };
     let file = features(&city, "file.parquet");
     assert_eq!(file.n_rows(), 160);
-    assert_same(
+    assert_same_table(
         &file,
         &features(&from_table, "table.parquet"),
         "features (table)",
     );
-    assert_same(&file, &features(&from_sql, "sql.parquet"), "features (sql)");
+    assert_same_table(&file, &features(&from_sql, "sql.parquet"), "features (sql)");
 
     let model = delft_model(tmp.path());
     let predict = |cfg: &Path, name: &str| -> Table {
@@ -791,7 +758,7 @@ fn footprints_from_postgis_equal_the_file() {
         ]);
         read_table(Path::new(&out(name))).unwrap()
     };
-    assert_same(
+    assert_same_table(
         &predict(&city, "file-pred.parquet"),
         &predict(&from_table, "table-pred.parquet"),
         "predictions",

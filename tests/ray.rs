@@ -8,9 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{data, roofline};
+use common::{assert_same_output, data, roofline};
 use roofline::io::output::read_table;
-use roofline::io::table::{ColumnData, Table};
 
 fn python() -> String {
     let py = std::env::var("ROOFLINE_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -54,44 +53,6 @@ fn ray_driver(plan: &Path, stage: &str, out: &Path, env: &[(&str, &str)]) -> Str
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "roofline_ray failed: {err}");
     err
-}
-
-/// Bit for bit: columns (floats by their bits), geometry, CRS and the roofline metadata.
-fn assert_same(a: &Table, b: &Table, what: &str) {
-    let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-    assert_eq!(names(a), names(b), "{what}: columns");
-    assert_eq!(a.n_rows(), b.n_rows(), "{what}: rows");
-    for (x, y) in a.columns.iter().zip(&b.columns) {
-        match (&x.data, &y.data) {
-            (ColumnData::F64(p), ColumnData::F64(q)) => {
-                let bits = |v: &Vec<Option<f64>>| -> Vec<Option<u64>> {
-                    v.iter().map(|x| x.map(f64::to_bits)).collect()
-                };
-                assert_eq!(bits(p), bits(q), "{what}: column {}", x.name);
-            }
-            (p, q) => assert_eq!(p, q, "{what}: column {}", x.name),
-        }
-    }
-    let coords = |t: &Table| -> Vec<u64> {
-        use geo::CoordsIter;
-        t.geometry
-            .as_ref()
-            .expect("geometry")
-            .iter()
-            .flat_map(|g| g.coords_iter().flat_map(|c| [c.x.to_bits(), c.y.to_bits()]))
-            .collect()
-    };
-    assert_eq!(coords(a), coords(b), "{what}: geometry");
-    assert_eq!(
-        a.crs.as_ref().map(|c| &c.label),
-        b.crs.as_ref().map(|c| &c.label),
-        "{what}: CRS"
-    );
-    assert_eq!(
-        a.metadata.get("roofline"),
-        b.metadata.get("roofline"),
-        "{what}: metadata"
-    );
 }
 
 /// The attempt records of the driver's single run on `plan`: job id -> attempts.
@@ -147,7 +108,7 @@ fn ray_runs_a_plan_like_one_process_even_when_a_task_is_killed() {
             log.contains(&format!("[{jobs}/{jobs}]")),
             "progress lines: {log}"
         );
-        assert_same(&single, &read_table(&out).unwrap(), "features through Ray");
+        assert_same_output(&single, &read_table(&out).unwrap(), "features through Ray");
         let (run_dir, counts) = attempts(&plan);
         assert_eq!(counts.len(), jobs, "every job ran: {counts:?}");
         for (job, n) in &counts {

@@ -163,3 +163,61 @@ pub fn demo_outputs() -> PathBuf {
     std::fs::write(&stamp_file, stamp).unwrap();
     dir
 }
+
+/// Asserts two tables are the same bit for bit: columns (names, order, types, values — floats
+/// by their bits), geometry coordinates and CRS.
+pub fn assert_same_table(
+    single: &roofline::io::table::Table,
+    merged: &roofline::io::table::Table,
+    what: &str,
+) {
+    let names = |t: &roofline::io::table::Table| {
+        t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(single), names(merged), "{what}: columns");
+    assert_eq!(single.n_rows(), merged.n_rows(), "{what}: rows");
+    for (a, b) in single.columns.iter().zip(&merged.columns) {
+        match (&a.data, &b.data) {
+            (roofline::io::table::ColumnData::F64(x), roofline::io::table::ColumnData::F64(y)) => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    assert_eq!(
+                        p.map(f64::to_bits),
+                        q.map(f64::to_bits),
+                        "{what}: column {} row {i}: {p:?} vs {q:?}",
+                        a.name
+                    );
+                }
+            }
+            (x, y) => assert_eq!(x, y, "{what}: column {}", a.name),
+        }
+    }
+    let coords = |t: &roofline::io::table::Table| -> Vec<u64> {
+        use geo::CoordsIter;
+        t.geometry
+            .as_ref()
+            .expect("geometry")
+            .iter()
+            .flat_map(|g| g.coords_iter().flat_map(|c| [c.x.to_bits(), c.y.to_bits()]))
+            .collect()
+    };
+    assert_eq!(coords(single), coords(merged), "{what}: geometry");
+    assert_eq!(
+        single.crs.as_ref().map(|c| &c.label),
+        merged.crs.as_ref().map(|c| &c.label),
+        "{what}: CRS"
+    );
+}
+
+/// [`assert_same_table`] and the same roofline metadata: two outputs of roofline itself.
+pub fn assert_same_output(
+    a: &roofline::io::table::Table,
+    b: &roofline::io::table::Table,
+    what: &str,
+) {
+    assert_same_table(a, b, what);
+    assert_eq!(
+        a.metadata.get("roofline"),
+        b.metadata.get("roofline"),
+        "{what}: metadata"
+    );
+}
