@@ -188,13 +188,26 @@ impl Cluster {
         )
     }
 
+    /// psql connected to database `db` of this cluster, without the user's psqlrc.
+    fn psql_to(&self, db: &str) -> Command {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args(["-X", "-q", "-h"]).arg(self.dir.path()).args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "roofline",
+            "-d",
+            db,
+        ]);
+        c
+    }
+
     /// Runs SQL through psql; returns its unaligned output, fields separated by U+001F and
     /// nulls as `<null>`. Panics on an SQL error.
     fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
+        let out = self
+            .psql_to(db)
             .args([
-                "-X",
-                "-q",
                 "-A",
                 "-t",
                 "-v",
@@ -203,14 +216,6 @@ impl Cluster {
                 "\u{1f}",
                 "-P",
                 "null=<null>",
-                "-h",
-                self.dir.path().to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "roofline",
-                "-d",
-                db,
                 "-c",
                 sql,
             ])
@@ -226,19 +231,8 @@ impl Cluster {
 
     /// A psql session kept open (for locks held across other commands).
     fn session(&self) -> Session {
-        let child = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                self.dir.path().to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "roofline",
-                "-d",
-                "postgres",
-            ])
+        let child = self
+            .psql_to("postgres")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
