@@ -110,9 +110,7 @@ pub fn train(
         },
         &progress,
     )?;
-    let refs: Vec<&CityFeatures> = features.iter().collect();
-    let spinner = progress.bar(1, "training", "models");
-    let fit_start = std::time::Instant::now();
+    // The region's features are read before the clock of the fit starts.
     let region = adapt_to
         .map(|r| {
             load_cities(
@@ -126,6 +124,9 @@ pub fn train(
         })
         .transpose()?
         .and_then(|mut v| v.pop());
+    let refs: Vec<&CityFeatures> = features.iter().collect();
+    let spinner = progress.bar(1, "training", "models");
+    let fit_start = std::time::Instant::now();
     let model = match &region {
         Some(r) => train_model_for(&refs, r, &opts)?,
         None => train_model(&refs, &opts)?,
@@ -415,6 +416,11 @@ pub fn cv(
             buffer_m: buffer,
         },
     };
+    if !variants.is_empty() && !matches!(scheme, Scheme::City) {
+        return Err(Error::invalid(
+            "--ablate compares variants under leave-one-city-out (--by city)",
+        ));
+    }
     let mut opts = train_options(args)?;
     check_output_dir(output)?;
     opts.known_heights = args.known_heights && matches!(scheme, Scheme::Blocks { .. });
@@ -435,11 +441,6 @@ pub fn cv(
         list: scenario_list,
         configs: &configs,
     };
-    if !variants.is_empty() && !matches!(scheme, Scheme::City) {
-        return Err(Error::invalid(
-            "--ablate compares variants under leave-one-city-out (--by city)",
-        ));
-    }
     let mut out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
     if !variants.is_empty() {
         out.summary.ablation = ablate(&features, variants, seeds, &opts, &progress)?;
