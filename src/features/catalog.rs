@@ -18,6 +18,9 @@ pub enum Group {
     SparseLidar,
     /// Heights of labelled neighbours ([`super::neighbours`]); only where a city has labels.
     KnownHeights,
+    /// A name the catalogue does not know ([`describe`] of a column roofline did not compute;
+    /// [`lookup`] says `None` instead).
+    Undocumented,
 }
 
 impl Group {
@@ -29,6 +32,7 @@ impl Group {
             Group::Imagery => "imagery",
             Group::SparseLidar => "sparse_lidar",
             Group::KnownHeights => "known_heights",
+            Group::Undocumented => "undocumented",
         }
     }
 }
@@ -55,280 +59,221 @@ fn doc(name: &str, group: Group, unit: &str, meaning: impl Into<String>) -> Feat
     }
 }
 
-/// Documentation of a feature by its name (imagery names are `<raster>_<band>[_ring]_<stat>`).
-pub fn describe(name: &str) -> FeatureDoc {
+/// The features with fixed names: name, group, unit, meaning.
+#[rustfmt::skip]
+const FIXED: [(&str, Group, &str, &str); 26] = {
     use Group::*;
-    let fixed = match name {
-        "area_m2" => Some(doc(name, Geometry, "m²", "footprint area")),
-        "perimeter_m" => Some(doc(
-            name,
-            Geometry,
-            "m",
-            "length of all rings, holes included",
-        )),
-        "compactness" => Some(doc(
-            name,
-            Geometry,
-            "1",
-            "4πA/P²: 1 for a circle, small for ragged outlines",
-        )),
-        "vertices" => Some(doc(
-            name,
-            Geometry,
-            "count",
-            "distinct vertices of all rings",
-        )),
-        "holes" => Some(doc(name, Geometry, "count", "interior rings (courtyards)")),
-        "parts" => Some(doc(name, Geometry, "count", "polygons in the footprint")),
-        "mrr_length_m" => Some(doc(
-            name,
-            Geometry,
-            "m",
-            "long side of the minimum rotated rectangle",
-        )),
-        "mrr_width_m" => Some(doc(
-            name,
-            Geometry,
-            "m",
-            "short side of the minimum rotated rectangle",
-        )),
-        "mrr_elongation" => Some(doc(
-            name,
-            Geometry,
-            "1",
-            "long side / short side of the minimum rotated rectangle",
-        )),
-        "mrr_orientation_deg" => Some(doc(
-            name,
-            Geometry,
-            "°",
-            "direction of the rectangle's long side, counter-clockwise from east, in [0, 180)",
-        )),
-        "mrr_fill" => Some(doc(
-            name,
-            Geometry,
-            "1",
-            "footprint area / minimum rotated rectangle area",
-        )),
-        "convex_hull_ratio" => Some(doc(
-            name,
-            Geometry,
-            "1",
-            "footprint area / convex hull area",
-        )),
-        "equivalent_radius_m" => Some(doc(
-            name,
-            Geometry,
-            "m",
-            "radius of the circle with the footprint's area",
-        )),
-        "log_area" => Some(doc(
-            name,
-            Geometry,
-            "ln m²",
-            "natural logarithm of the area",
-        )),
-        "area_rank_100m" => Some(doc(
-            name,
-            Context,
-            "1",
-            "share of buildings within 100 m (centroids) smaller than this one",
-        )),
-        "nn_distance_m" => Some(doc(
-            name,
-            Context,
-            "m",
-            "distance to the nearest other footprint (0 when touching)",
-        )),
-        "touching_neighbours" => Some(doc(
-            name,
-            Context,
-            "count",
-            "footprints within 0.3 m (attached buildings)",
-        )),
-        "shared_perimeter_share" => Some(doc(
-            name,
-            Context,
-            "1",
-            "share of the outline within 0.3 m of a touching neighbour",
-        )),
-        "block_buildings" => Some(doc(
-            name,
-            Context,
-            "count",
-            "buildings in this building's block (chains of footprints less than 1 m apart)",
-        )),
-        "block_area_m2" => Some(doc(
-            name,
-            Context,
-            "m²",
-            "total footprint area of the block",
-        )),
-        "block_area_share" => Some(doc(
-            name,
-            Context,
-            "1",
-            "this footprint's share of its block's area",
-        )),
-        "lidar_points" => Some(doc(
-            name,
-            SparseLidar,
-            "count",
-            "unclassified/building points inside the footprint",
-        )),
-        "lidar_density" => Some(doc(
-            name,
-            SparseLidar,
-            "points/m²",
-            "those points per m² of footprint",
-        )),
-        "lidar_coverage" => Some(doc(
-            name,
-            SparseLidar,
-            "1",
-            "share of the footprint's 1 m cells holding a point",
-        )),
-        "lidar_max_m" => Some(doc(
-            name,
-            SparseLidar,
-            "m",
-            "highest point above local ground (p5 of ground points within 4 m)",
-        )),
-        "lidar_p90_m" => Some(doc(
-            name,
-            SparseLidar,
-            "m",
-            "90th percentile of the points above local ground",
-        )),
-        _ => None,
-    };
-    if let Some(d) = fixed {
-        return d;
-    }
-    if let Some(base) = name.strip_suffix("_city_pct") {
-        let of = describe(base);
-        return doc(
-            name,
-            of.group,
-            "1",
-            format!(
-                "percentile (0–1) among the city's buildings of: {}",
-                of.meaning
-            ),
-        );
-    }
-    let num = |s: &str| s.trim_end_matches('m').parse::<u32>().ok();
-    for (prefix, unit, meaning) in [
-        (
-            "n_window_",
-            "count",
-            "buildings whose centroid lies in the square of ±{r} m around this one's (20 m cells)",
+    [
+        ("area_m2", Geometry, "m²", "footprint area"),
+        ("perimeter_m", Geometry, "m", "length of all rings, holes included"),
+        ("compactness", Geometry, "1", "4πA/P²: 1 for a circle, small for ragged outlines"),
+        ("vertices", Geometry, "count", "distinct vertices of all rings"),
+        ("holes", Geometry, "count", "interior rings (courtyards)"),
+        ("parts", Geometry, "count", "polygons in the footprint"),
+        ("mrr_length_m", Geometry, "m", "long side of the minimum rotated rectangle"),
+        ("mrr_width_m", Geometry, "m", "short side of the minimum rotated rectangle"),
+        ("mrr_elongation", Geometry, "1", "long side / short side of the minimum rotated rectangle"),
+        ("mrr_orientation_deg", Geometry, "°", "direction of the rectangle's long side, counter-clockwise from east, in [0, 180)"),
+        ("mrr_fill", Geometry, "1", "footprint area / minimum rotated rectangle area"),
+        ("convex_hull_ratio", Geometry, "1", "footprint area / convex hull area"),
+        ("equivalent_radius_m", Geometry, "m", "radius of the circle with the footprint's area"),
+        ("log_area", Geometry, "ln m²", "natural logarithm of the area"),
+        ("area_rank_100m", Context, "1", "share of buildings within 100 m (centroids) smaller than this one"),
+        ("nn_distance_m", Context, "m", "distance to the nearest other footprint (0 when touching)"),
+        ("touching_neighbours", Context, "count", "footprints within 0.3 m (attached buildings)"),
+        ("shared_perimeter_share", Context, "1", "share of the outline within 0.3 m of a touching neighbour"),
+        ("block_buildings", Context, "count", "buildings in this building's block (chains of footprints less than 1 m apart)"),
+        ("block_area_m2", Context, "m²", "total footprint area of the block"),
+        ("block_area_share", Context, "1", "this footprint's share of its block's area"),
+        ("lidar_points", SparseLidar, "count", "unclassified/building points inside the footprint"),
+        ("lidar_density", SparseLidar, "points/m²", "those points per m² of footprint"),
+        ("lidar_coverage", SparseLidar, "1", "share of the footprint's 1 m cells holding a point"),
+        ("lidar_max_m", SparseLidar, "m", "highest point above local ground (p5 of ground points within 4 m)"),
+        ("lidar_p90_m", SparseLidar, "m", "90th percentile of the points above local ground"),
+    ]
+};
+
+/// Context features over squares of ±r m (`<prefix><r>m`): prefix, group, unit, meaning
+/// (`{r}` stands for the radius). Checked before [`DISCS`], whose prefixes they extend.
+const WINDOWS: [(&str, Group, &str, &str); 3] = [
+    (
+        "n_window_",
+        Group::Context,
+        "count",
+        "buildings whose centroid lies in the square of ±{r} m around this one's (20 m cells)",
+    ),
+    (
+        "coverage_window_",
+        Group::Context,
+        "1",
+        "built-up ratio of the square of ±{r} m: footprint area of the buildings centred in it / its area",
+    ),
+    (
+        "area_mean_window_",
+        Group::Context,
+        "m²",
+        "mean footprint area of the buildings centred in the square of ±{r} m",
+    ),
+];
+
+/// Context features over discs of r m, as [`WINDOWS`].
+const DISCS: [(&str, Group, &str, &str); 5] = [
+    (
+        "n_within_",
+        Group::Context,
+        "count",
+        "buildings whose centroid lies within {r} m of this one's (within {r} m)",
+    ),
+    (
+        "area_sum_",
+        Group::Context,
+        "m²",
+        "total footprint area of those buildings (within {r} m)",
+    ),
+    (
+        "area_mean_",
+        Group::Context,
+        "m²",
+        "mean footprint area of those buildings (missing when none) (within {r} m)",
+    ),
+    (
+        "area_max_",
+        Group::Context,
+        "m²",
+        "largest footprint area among those buildings (missing when none) (within {r} m)",
+    ),
+    (
+        "coverage_",
+        Group::Context,
+        "1",
+        "built-up ratio, not a share: whole footprint area of this and those buildings / area of the {r} m disc; exceeds 1 where large footprints reach beyond the disc (within {r} m)",
+    ),
+];
+
+/// Labelled-neighbour features within r m, as [`WINDOWS`]: their own group, since only
+/// cities with labels have them.
+const KNOWN: [(&str, Group, &str, &str); 3] = [
+    (
+        "known_mean_",
+        Group::KnownHeights,
+        "m",
+        "mean label height of other labelled buildings within {r} m (leave-one-out)",
+    ),
+    (
+        "known_idw_",
+        Group::KnownHeights,
+        "m",
+        "inverse-distance-weighted label height of other labelled buildings within {r} m",
+    ),
+    (
+        "known_n_",
+        Group::KnownHeights,
+        "count",
+        "other labelled buildings within {r} m",
+    ),
+];
+
+/// Documentation of a feature by its name (imagery names are `<raster>_<band>[_ring]_<stat>`);
+/// a name roofline does not compute reads as [`Group::Undocumented`], unit `?`.
+///
+/// [`lookup`] says `None` for such a name instead.
+pub fn describe(name: &str) -> FeatureDoc {
+    lookup(name).unwrap_or_else(|| doc(name, Group::Undocumented, "?", "undocumented feature"))
+}
+
+/// Documentation of a feature by its name; `None` for a name no feature of roofline has.
+pub fn lookup(name: &str) -> Option<FeatureDoc> {
+    fixed(name)
+        .or_else(|| city_percentile(name))
+        .or_else(|| radius_family(name))
+        .or_else(|| imagery(name))
+}
+
+/// A feature of the fixed table; a table, so the catalogue reads as one list.
+fn fixed(name: &str) -> Option<FeatureDoc> {
+    FIXED
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|&(_, group, unit, meaning)| doc(name, group, unit, meaning))
+}
+
+/// The radius `r` of a `<prefix><r>m` name, when `name` has that prefix.
+fn radius_of(name: &str, prefix: &str) -> Option<u32> {
+    name.strip_prefix(prefix)?
+        .trim_end_matches('m')
+        .parse::<u32>()
+        .ok()
+}
+
+/// `<feature>_city_pct`: the percentile takes the group of the feature it ranks, so an
+/// ablation of that group drops its ranks too.
+fn city_percentile(name: &str) -> Option<FeatureDoc> {
+    let of = lookup(name.strip_suffix("_city_pct")?)?;
+    Some(doc(
+        name,
+        of.group,
+        "1",
+        format!(
+            "percentile (0–1) among the city's buildings of: {}",
+            of.meaning
         ),
-        (
-            "coverage_window_",
-            "1",
-            "built-up ratio of the square of ±{r} m: footprint area of the buildings centred in it / its area",
-        ),
-        (
-            "area_mean_window_",
-            "m²",
-            "mean footprint area of the buildings centred in the square of ±{r} m",
-        ),
-    ] {
-        if let Some(r) = name.strip_prefix(prefix).and_then(num) {
-            return doc(name, Context, unit, meaning.replace("{r}", &r.to_string()));
-        }
-    }
-    for (prefix, meaning) in [
-        (
-            "n_within_",
-            "buildings whose centroid lies within {r} m of this one's",
-        ),
-        ("area_sum_", "total footprint area of those buildings"),
-        (
-            "area_mean_",
-            "mean footprint area of those buildings (missing when none)",
-        ),
-        (
-            "area_max_",
-            "largest footprint area among those buildings (missing when none)",
-        ),
-        (
-            "coverage_",
-            "built-up ratio, not a share: whole footprint area of this and those buildings / area of the {r} m disc; exceeds 1 where large footprints reach beyond the disc",
-        ),
-    ] {
-        if let Some(r) = name.strip_prefix(prefix).and_then(num) {
-            let unit = match prefix {
-                "n_within_" => "count",
-                "coverage_" => "1",
-                _ => "m²",
-            };
-            return doc(
+    ))
+}
+
+/// `<prefix><r>m` of the radius families, one table each ([`WINDOWS`], [`DISCS`],
+/// [`KNOWN`]) so a new radius feature is a line, not a function.
+fn radius_family(name: &str) -> Option<FeatureDoc> {
+    WINDOWS
+        .iter()
+        .chain(&DISCS)
+        .chain(&KNOWN)
+        .find_map(|&(prefix, group, unit, meaning)| {
+            let r = radius_of(name, prefix)?;
+            Some(doc(
                 name,
-                Context,
-                unit,
-                format!("{} (within {r} m)", meaning.replace("{r}", &r.to_string())),
-            );
-        }
-    }
-    for (prefix, unit, meaning) in [
-        (
-            "known_mean_",
-            "m",
-            "mean label height of other labelled buildings within {r} m (leave-one-out)",
-        ),
-        (
-            "known_idw_",
-            "m",
-            "inverse-distance-weighted label height of other labelled buildings within {r} m",
-        ),
-        ("known_n_", "count", "other labelled buildings within {r} m"),
-    ] {
-        if let Some(r) = name.strip_prefix(prefix).and_then(num) {
-            return doc(
-                name,
-                KnownHeights,
+                group,
                 unit,
                 meaning.replace("{r}", &r.to_string()),
-            );
-        }
+            ))
+        })
+}
+
+/// `<raster>_<band>[_ring]_<stat>`: the raster and band names come from the city config, so
+/// the name is read from its end (statistic, then the optional ring).
+fn imagery(name: &str) -> Option<FeatureDoc> {
+    let (rest, stat) = name.rsplit_once('_')?;
+    if !super::imagery::STATS.contains(&stat) {
+        return None;
     }
-    // Imagery: <raster>_<band>[_ring]_<stat>
-    if let Some((rest, stat)) = name.rsplit_once('_') {
-        if super::imagery::STATS.contains(&stat) {
-            let (rest, zone) = match rest.strip_suffix("_ring") {
-                Some(r) => (
-                    r,
-                    format!("a 0–{} m ring around the footprint", super::imagery::RING_M),
-                ),
-                None => (rest, "the footprint".to_string()),
-            };
-            let (raster, band) = rest.split_once('_').unwrap_or((rest, ""));
-            let unit = match band {
-                "ndvi" => "1",
-                _ => "band units (reflectance for surface-reflectance products)",
-            };
-            let what = match band {
-                "ndvi" => "NDVI (nir − red)/(nir + red)".to_string(),
-                "brightness" => "brightness (mean of all bands)".to_string(),
-                b => format!("band '{b}'"),
-            };
-            let stat_text = match stat {
-                "mean" => "coverage-weighted mean",
-                "std" => "coverage-weighted standard deviation",
-                "min" => "minimum",
-                _ => "maximum",
-            };
-            return doc(
-                name,
-                Imagery,
-                unit,
-                format!("{stat_text} of raster '{raster}' {what} over {zone}, pixels weighted by the exact fraction covered"),
-            );
-        }
-    }
-    doc(name, Geometry, "?", "undocumented feature")
+    let (rest, zone) = match rest.strip_suffix("_ring") {
+        Some(r) => (
+            r,
+            format!("a 0–{} m ring around the footprint", super::imagery::RING_M),
+        ),
+        None => (rest, "the footprint".to_string()),
+    };
+    let (raster, band) = rest.split_once('_').unwrap_or((rest, ""));
+    let unit = match band {
+        "ndvi" => "1",
+        _ => "band units (reflectance for surface-reflectance products)",
+    };
+    let what = match band {
+        "ndvi" => "NDVI (nir − red)/(nir + red)".to_string(),
+        "brightness" => "brightness (mean of all bands)".to_string(),
+        b => format!("band '{b}'"),
+    };
+    let stat_text = match stat {
+        "mean" => "coverage-weighted mean",
+        "std" => "coverage-weighted standard deviation",
+        "min" => "minimum",
+        _ => "maximum",
+    };
+    Some(doc(
+        name,
+        Group::Imagery,
+        unit,
+        format!("{stat_text} of raster '{raster}' {what} over {zone}, pixels weighted by the exact fraction covered"),
+    ))
 }
 
 #[cfg(test)]
@@ -366,9 +311,12 @@ mod tests {
             )
             .collect();
         for n in all {
-            let d = describe(&n);
-            assert_ne!(d.unit, "?", "{n} undocumented");
+            assert!(lookup(&n).is_some(), "{n} undocumented");
+            assert_ne!(describe(&n).group, Group::Undocumented, "{n}");
         }
+        assert_eq!(lookup("no_such_feature"), None);
+        assert_eq!(describe("no_such_feature").group, Group::Undocumented);
+        assert_eq!(lookup("no_such_feature_city_pct"), None);
         assert_eq!(describe("l8_ndvi_ring_mean").group, Group::Imagery);
         assert_eq!(describe("coverage_100m").unit, "1");
         assert_eq!(describe("coverage_window_1000m").group, Group::Context);

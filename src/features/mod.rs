@@ -26,7 +26,7 @@ use crate::io::table::{Column, Table};
 use crate::label::{Flag, LabelTable};
 use crate::progress::Progress;
 
-pub use catalog::{describe, FeatureDoc, Group};
+pub use catalog::{describe, lookup, FeatureDoc, Group};
 
 /// Features (and labels, when the city has them) of one city's buildings, in footprint order.
 #[derive(Clone, Debug)]
