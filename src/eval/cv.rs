@@ -271,144 +271,24 @@ pub fn cross_validate_with(
     let refs: Vec<&CityFeatures> = cities.iter().collect();
     let label = common_label(&refs, opts.allow_mixed_labels)?;
     let mixed = label.name.starts_with("mixed");
-    let mut rows = Vec::new();
-    let mut fold_features = Vec::new();
-    let mut fold_importance: Vec<Vec<(String, f64)>> = Vec::new();
+    let run = Run {
+        label: &label,
+        opts,
+        progress,
+    };
+    let mut folds = Folds::default();
     match scheme {
         Scheme::City => {
-            if cities.len() < 2 {
-                return Err(Error::invalid(
-                    "leave-one-city-out needs at least two cities (use --by blocks for one)",
-                ));
-            }
-            let bar = progress.bar(cities.len() as u64, "cv", "cities");
-            for (h, held) in cities.iter().enumerate() {
-                bar.set_message(held.city.clone());
-                let train: Vec<&CityFeatures> = cities
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != h)
-                    .map(|(_, c)| c)
-                    .collect();
-                let mut with_held = train.clone();
-                with_held.push(held);
-                // Known-neighbour heights need labels in the predicted city: never in LOCO.
-                let names = features_for(&with_held, opts, false);
-                let mut set = training_set(&train, &names, &|_, _| true)?;
-                if opts.domain_weights {
-                    weigh_toward(&mut set, held, &names, opts)?;
-                }
-                let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
-                let model = fit(
-                    &set,
-                    &names,
-                    &city_names,
-                    label.clone(),
-                    set.per_city(&train),
-                    opts,
-                )?;
-                fold_importance.push(model.meta.importance.clone());
-                let baseline = median(&mut set.y.to_vec());
-                let test: Vec<usize> = held
-                    .ok_labels()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| l.is_some())
-                    .map(|(i, _)| i)
-                    .collect();
-                let p = predict_region(&model, held)?;
-                rows.extend(test.iter().map(|&i| held_out_row(held, &p, i, h, baseline)));
-                let view = HeldOut {
-                    city: held,
-                    config: scenarios.configs.get(h),
-                    predictions: &p,
-                    test: &test,
-                    fold: h,
-                    baseline_m: baseline,
-                    seed: opts.seed.wrapping_add(h as u64),
-                };
-                for (k, sc) in scenarios.list.iter().enumerate() {
-                    let (mut r, summary) = run_scenario(sc, &view, progress)?;
-                    for row in &mut r {
-                        row.scenario = sc.to_string();
-                    }
-                    rows.extend(r);
-                    scenario_cities[k].push(summary);
-                }
-                fold_features.push(names);
-                bar.inc(1);
-            }
-            bar.finish_and_clear();
+            leave_cities_out(cities, &run, scenarios, &mut folds, &mut scenario_cities)?
         }
         Scheme::Blocks {
             size_m,
-            folds,
+            folds: k,
             buffer_m,
-        } => {
-            if folds < 2 || size_m.is_nan() || size_m <= 0.0 {
-                return Err(Error::invalid(
-                    "block cross-validation needs at least 2 folds and a positive block size",
-                ));
-            }
-            if buffer_m.is_nan() || buffer_m < 0.0 {
-                return Err(Error::invalid(format!(
-                    "the block buffer must be 0 m or more, got {buffer_m}"
-                )));
-            }
-            let bar = progress.bar((cities.len() * folds) as u64, "cv", "folds");
-            for city in cities {
-                bar.set_message(city.city.clone());
-                for fold in block_plan(city, size_m, folds, buffer_m, opts.seed) {
-                    if fold.test.is_empty() || fold.train.is_empty() {
-                        if !fold.test.is_empty() {
-                            tracing::warn!(
-                                "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller --buffer or --block-size)",
-                                city.city,
-                                fold.fold,
-                                fold.test.len()
-                            );
-                        }
-                        bar.inc(1);
-                        continue;
-                    }
-                    let view = fold_view(city, &fold, opts.known_heights);
-                    let names = features_for(&[&view], opts, opts.known_heights);
-                    let set = training_set(&[&view], &names, &|_, _| true)?;
-                    let model = fit(
-                        &set,
-                        &names,
-                        std::slice::from_ref(&city.city),
-                        label.clone(),
-                        set.per_city(&[&view]),
-                        opts,
-                    )?;
-                    fold_importance.push(model.meta.importance.clone());
-                    let baseline = median(&mut set.y.to_vec());
-                    let mut held = held_out_rows(&model, &view, &fold.test, fold.fold, baseline)?;
-                    // Truth comes from the full city (the view hid the test labels).
-                    let truth = city.ok_labels();
-                    for (r, &i) in held.iter_mut().zip(&fold.test) {
-                        r.truth_m = truth[i].expect("test rows are labelled");
-                    }
-                    rows.extend(held);
-                    fold_features.push(names);
-                    bar.inc(1);
-                }
-            }
-            bar.finish_and_clear();
-        }
+        } => blocks_within(cities, (size_m, k, buffer_m), &run, &mut folds)?,
     }
-    if let Scheme::Blocks { buffer_m, .. } = scheme {
-        if let Some(c) = cities
-            .iter()
-            .find(|c| !rows.iter().any(|r| r.city == c.city))
-        {
-            return Err(Error::invalid(format!(
-                "{}: block cross-validation scored no building: with a {buffer_m} m buffer no fold keeps a training building (the city is too small for it; try --buffer 0 or a smaller --block-size)",
-                c.city
-            )));
-        }
-    }
+    check_every_city_scored(scheme, cities, &folds.rows)?;
+    let rows = folds.rows;
     let base = |r: &&CvRow| r.scenario == NO_SCENARIO;
     let per_city = cities
         .iter()
@@ -420,10 +300,216 @@ pub fn cross_validate_with(
         })
         .collect();
     let pooled = city_metrics("all", rows.iter().filter(base));
-    let scenario_summaries = scenarios
-        .list
-        .iter()
-        .zip(scenario_cities)
+    let scenarios = scenario_summaries(scenarios.list, scenario_cities, &rows);
+    Ok(CvOutput {
+        summary: CvSummary {
+            roofline_version: env!("CARGO_PKG_VERSION").into(),
+            scheme,
+            seed: opts.seed,
+            label,
+            mixed_labels: mixed,
+            cities: cities.iter().map(|c| c.city.clone()).collect(),
+            model: opts.kind,
+            hyperparameters: hyperparameters(opts)?,
+            known_heights: opts.known_heights && matches!(scheme, Scheme::Blocks { .. }),
+            fold_features: folds.features,
+            per_city,
+            pooled,
+            scenarios,
+            importance: mean_gain_shares(&folds.importance),
+            ablation: Vec::new(),
+            seconds: start.elapsed().as_secs_f64(),
+        },
+        rows,
+    })
+}
+
+/// What the folds of either scheme add up to: held-out rows, each fold's features and gains.
+#[derive(Default)]
+struct Folds {
+    rows: Vec<CvRow>,
+    features: Vec<Vec<String>>,
+    importance: Vec<Vec<(String, f64)>>,
+}
+
+/// What every fold of a run shares.
+struct Run<'a> {
+    label: &'a LabelDefinition,
+    opts: &'a TrainOptions,
+    progress: &'a Progress,
+}
+
+impl Folds {
+    /// One fold's model and its training median (the baseline), the step both schemes share
+    /// so they differ only in what they hold out; `toward` weighs training toward a city.
+    fn fit(
+        &mut self,
+        train: &[&CityFeatures],
+        names: Vec<String>,
+        toward: Option<&CityFeatures>,
+        run: &Run<'_>,
+    ) -> Result<(crate::model::HeightModel, f64)> {
+        let opts = run.opts;
+        let mut set = training_set(train, &names, &|_, _| true)?;
+        if let Some(held) = toward {
+            weigh_toward(&mut set, held, &names, opts)?;
+        }
+        let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
+        let model = fit(
+            &set,
+            &names,
+            &city_names,
+            run.label.clone(),
+            set.per_city(train),
+            opts,
+        )?;
+        self.importance.push(model.meta.importance.clone());
+        self.features.push(names);
+        Ok((model, median(&mut set.y.to_vec())))
+    }
+}
+
+/// Leave-one-city-out: each city predicted by a model of the others, then its scenarios.
+fn leave_cities_out(
+    cities: &[CityFeatures],
+    run: &Run<'_>,
+    scenarios: Scenarios<'_>,
+    folds: &mut Folds,
+    scenario_cities: &mut [Vec<ScenarioCity>],
+) -> Result<()> {
+    if cities.len() < 2 {
+        return Err(Error::invalid(
+            "leave-one-city-out needs at least two cities (use --by blocks for one)",
+        ));
+    }
+    let opts = run.opts;
+    let bar = run.progress.bar(cities.len() as u64, "cv", "cities");
+    for (h, held) in cities.iter().enumerate() {
+        bar.set_message(held.city.clone());
+        let train: Vec<&CityFeatures> = cities
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != h)
+            .map(|(_, c)| c)
+            .collect();
+        let mut with_held = train.clone();
+        with_held.push(held);
+        // Known-neighbour heights need labels in the predicted city: never in LOCO.
+        let names = features_for(&with_held, opts, false);
+        let toward = opts.domain_weights.then_some(held);
+        let (model, baseline) = folds.fit(&train, names, toward, run)?;
+        let test: Vec<usize> = held
+            .ok_labels()
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let p = predict_region(&model, held)?;
+        folds
+            .rows
+            .extend(test.iter().map(|&i| held_out_row(held, &p, i, h, baseline)));
+        let view = HeldOut {
+            city: held,
+            config: scenarios.configs.get(h),
+            predictions: &p,
+            test: &test,
+            fold: h,
+            baseline_m: baseline,
+            seed: opts.seed.wrapping_add(h as u64),
+        };
+        for (k, sc) in scenarios.list.iter().enumerate() {
+            let (mut r, summary) = run_scenario(sc, &view, run.progress)?;
+            for row in &mut r {
+                row.scenario = sc.to_string();
+            }
+            folds.rows.extend(r);
+            scenario_cities[k].push(summary);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Spatial-block k-fold inside each city (block size, folds, buffer); a fold left
+/// with no test or no training building is skipped, with a warning when it had tests.
+fn blocks_within(
+    cities: &[CityFeatures],
+    (size_m, folds, buffer_m): (f64, usize, f64),
+    run: &Run<'_>,
+    out: &mut Folds,
+) -> Result<()> {
+    let opts = run.opts;
+    if folds < 2 || size_m.is_nan() || size_m <= 0.0 {
+        return Err(Error::invalid(
+            "block cross-validation needs at least 2 folds and a positive block size",
+        ));
+    }
+    if buffer_m.is_nan() || buffer_m < 0.0 {
+        return Err(Error::invalid(format!(
+            "the block buffer must be 0 m or more, got {buffer_m}"
+        )));
+    }
+    let bar = run
+        .progress
+        .bar((cities.len() * folds) as u64, "cv", "folds");
+    for city in cities {
+        bar.set_message(city.city.clone());
+        for fold in block_plan(city, size_m, folds, buffer_m, opts.seed) {
+            if fold.test.is_empty() || fold.train.is_empty() {
+                if !fold.test.is_empty() {
+                    tracing::warn!(
+                        "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller --buffer or --block-size)",
+                        city.city,
+                        fold.fold,
+                        fold.test.len()
+                    );
+                }
+                bar.inc(1);
+                continue;
+            }
+            let view = fold_view(city, &fold, opts.known_heights);
+            let names = features_for(&[&view], opts, opts.known_heights);
+            let (model, baseline) = out.fit(&[&view], names, None, run)?;
+            let mut held = held_out_rows(&model, &view, &fold.test, fold.fold, baseline)?;
+            // Truth comes from the full city (the view hid the test labels).
+            let truth = city.ok_labels();
+            for (r, &i) in held.iter_mut().zip(&fold.test) {
+                r.truth_m = truth[i].expect("test rows are labelled");
+            }
+            out.rows.extend(held);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Block CV that scored nothing in a city would report metrics of an empty set: refused.
+fn check_every_city_scored(scheme: Scheme, cities: &[CityFeatures], rows: &[CvRow]) -> Result<()> {
+    if let Scheme::Blocks { buffer_m, .. } = scheme {
+        if let Some(c) = cities
+            .iter()
+            .find(|c| !rows.iter().any(|r| r.city == c.city))
+        {
+            return Err(Error::invalid(format!(
+                "{}: block cross-validation scored no building: with a {buffer_m} m buffer no fold keeps a training building (the city is too small for it; try --buffer 0 or a smaller --block-size)",
+                c.city
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Metrics per scenario, over the cities it applied to and scored buildings in.
+fn scenario_summaries(
+    list: &[Scenario],
+    cities: Vec<Vec<ScenarioCity>>,
+    rows: &[CvRow],
+) -> Vec<ScenarioSummary> {
+    list.iter()
+        .zip(cities)
         .map(|(sc, cs)| {
             let name = sc.to_string();
             let per_city = cs
@@ -445,32 +531,16 @@ pub fn cross_validate_with(
                 per_city,
             }
         })
-        .collect();
-    Ok(CvOutput {
-        summary: CvSummary {
-            roofline_version: env!("CARGO_PKG_VERSION").into(),
-            scheme,
-            seed: opts.seed,
-            label,
-            mixed_labels: mixed,
-            cities: cities.iter().map(|c| c.city.clone()).collect(),
-            model: opts.kind,
-            hyperparameters: match opts.kind {
-                crate::model::ModelKind::Gbm => serde_json::to_value(opts.gbm_params()),
-                crate::model::ModelKind::Forest => serde_json::to_value(opts.forest_params()),
-            }
-            .map_err(|e| Error::invalid(e.to_string()))?,
-            known_heights: opts.known_heights && matches!(scheme, Scheme::Blocks { .. }),
-            fold_features,
-            per_city,
-            pooled,
-            scenarios: scenario_summaries,
-            importance: mean_gain_shares(&fold_importance),
-            ablation: Vec::new(),
-            seconds: start.elapsed().as_secs_f64(),
-        },
-        rows,
-    })
+        .collect()
+}
+
+/// The point learner's hyperparameters as JSON, so metrics.json says what was run.
+fn hyperparameters(opts: &TrainOptions) -> Result<serde_json::Value> {
+    match opts.kind {
+        crate::model::ModelKind::Gbm => serde_json::to_value(opts.gbm_params()),
+        crate::model::ModelKind::Forest => serde_json::to_value(opts.forest_params()),
+    }
+    .map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// Each feature's share of its fold model's total gain, averaged over the folds, largest first.
