@@ -170,27 +170,98 @@ pub fn read_footprints(
             format!("layer '{layer_name}' has no features"),
         ));
     }
-    let field_names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
-    let field_idx = |name: &str| -> Result<usize> {
-        field_names.iter().position(|f| f == name).ok_or_else(|| {
-            Error::of(
-                FileKind::Footprints,
-                path,
-                format!(
-                    "layer '{layer_name}' has no field '{name}' (fields: {})",
-                    field_names.join(", ")
-                ),
-            )
-        })
+    let fields = Fields {
+        path,
+        layer: &layer_name,
+        names: layer.defn().fields().map(|f| f.name()).collect(),
     };
-    let id_idx = cfg.id.as_deref().map(field_idx).transpose()?;
+    let id_idx = cfg.id.as_deref().map(|n| fields.index(n)).transpose()?;
     let id_name = cfg.id.as_deref().unwrap_or("FID");
     let numeric_idx: Vec<(String, usize)> = req
         .numeric
         .iter()
-        .map(|n| Ok((n.clone(), field_idx(n)?)))
+        .map(|n| Ok((n.clone(), fields.index(n)?)))
         .collect::<Result<_>>()?;
+    let (source_crs, crs) = footprint_crs(cfg, &layer, &layer_name, path, working)?;
+    let transform = Transform::new(&source_crs, &crs).at_kind(FileKind::Footprints, path)?;
+    let mut out = Footprints {
+        path: path.to_path_buf(),
+        layer: layer_name.clone(),
+        source_crs,
+        crs,
+        ids: Vec::new(),
+        geometries: Vec::new(),
+        numeric: numeric_idx
+            .iter()
+            .map(|(n, _)| (n.clone(), Vec::new()))
+            .collect(),
+        passes_filter: Vec::new(),
+        repaired: 0,
+        skipped: Vec::new(),
+        duplicate_ids: 0,
+        summary: FootprintSummary::of(&[]),
+    };
+    // Ids are read first, so a repeated id can be handled by policy before any row is kept.
+    let raw_ids = read_ids(&mut layer, id_idx, id_name, path)?;
+    let (ids, duplicates) = unique_ids(path, id_name, &raw_ids, cfg.duplicate_ids)?;
+    out.duplicate_ids = duplicates;
+    let rows = Rows {
+        path,
+        numeric: &numeric_idx,
+        policy: cfg.invalid,
+        transform: &transform,
+    };
+    let (fids, not_numeric) = rows.read(&mut layer, ids, &mut out)?;
+    if out.ids.is_empty() {
+        return Err(Error::of(
+            FileKind::Footprints,
+            path,
+            format!("layer '{layer_name}' has no usable polygon"),
+        ));
+    }
+    for ((name, _), tally) in numeric_idx.iter().zip(&not_numeric) {
+        tally.check(path, name)?;
+    }
+    out.summary = FootprintSummary::of(&out.geometries);
+    check_footprints(path, &out.source_crs, &out.summary)?;
+    report_skipped_and_repaired(path, &out);
+    out.passes_filter = passes_filter(&mut layer, req, &fids, path)?;
+    Ok(out)
+}
 
+/// The layer's field names, so a missing field's error can list the ones there are.
+struct Fields<'a> {
+    path: &'a Path,
+    layer: &'a str,
+    names: Vec<String>,
+}
+
+impl Fields<'_> {
+    /// The position of field `name`; an error listing the fields when there is none.
+    fn index(&self, name: &str) -> Result<usize> {
+        self.names.iter().position(|f| f == name).ok_or_else(|| {
+            Error::of(
+                FileKind::Footprints,
+                self.path,
+                format!(
+                    "layer '{}' has no field '{name}' (fields: {})",
+                    self.layer,
+                    self.names.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// The file's CRS (the config's override first) and the working CRS (`working`, else the
+/// rule for the layer's centre); a layer without a CRS is refused rather than guessed.
+fn footprint_crs(
+    cfg: &FootprintsConfig,
+    layer: &gdal::vector::Layer<'_>,
+    layer_name: &str,
+    path: &Path,
+    working: Option<&Crs>,
+) -> Result<(Crs, Crs)> {
     let source_crs = match &cfg.crs {
         Some(def) => Crs::from_user(def).at_kind(FileKind::Footprints, path)?,
         None => match layer.spatial_ref() {
@@ -218,27 +289,18 @@ pub fn read_footprints(
                 .at_kind(FileKind::Footprints, path)?
         }
     };
-    let transform = Transform::new(&source_crs, &crs).at_kind(FileKind::Footprints, path)?;
+    Ok((source_crs, crs))
+}
 
-    let mut out = Footprints {
-        path: path.to_path_buf(),
-        layer: layer_name.clone(),
-        source_crs,
-        crs,
-        ids: Vec::new(),
-        geometries: Vec::new(),
-        numeric: numeric_idx
-            .iter()
-            .map(|(n, _)| (n.clone(), Vec::new()))
-            .collect(),
-        passes_filter: Vec::new(),
-        repaired: 0,
-        skipped: Vec::new(),
-        duplicate_ids: 0,
-        summary: FootprintSummary::of(&[]),
-    };
-    // Ids are read first, so a repeated id can be handled by policy before any row is kept.
-    let raw_ids: Vec<(String, Option<u64>)> = layer
+/// Every feature's raw id and FID, in file order; a null id is an error, as nothing could
+/// join to that footprint.
+fn read_ids(
+    layer: &mut gdal::vector::Layer<'_>,
+    id_idx: Option<usize>,
+    id_name: &str,
+    path: &Path,
+) -> Result<Vec<(String, Option<u64>)>> {
+    layer
         .features()
         .enumerate()
         .map(|(i, f)| {
@@ -256,68 +318,105 @@ pub fn read_footprints(
                 })?;
             Ok((id, f.fid()))
         })
-        .collect::<Result<_>>()?;
-    let (ids, duplicates) = unique_ids(path, id_name, &raw_ids, cfg.duplicate_ids)?;
-    out.duplicate_ids = duplicates;
-    let mut fids = Vec::new();
-    // Per numeric field: values read as numbers, values that are not numbers, the first such.
-    let mut not_numeric: Vec<(usize, usize, Option<String>)> =
-        vec![(0, 0, None); numeric_idx.len()];
-    for ((i, feature), id) in layer.features().enumerate().zip(ids) {
-        let geom = match feature.geometry() {
-            Some(g) if !g.is_empty() => g,
-            _ => {
-                reject(path, &id, "has no geometry", cfg.invalid, &mut out.skipped)?;
-                continue;
-            }
-        };
-        let Some(mp) = to_multipolygon(path, &id, geom, cfg.invalid, &transform, &mut out)? else {
-            continue;
-        };
-        for (k, (name, idx)) in numeric_idx.iter().enumerate() {
-            let raw = feature.field(*idx).at_kind(FileKind::Footprints, path)?;
-            let v = raw.clone().and_then(field_to_f64);
-            match (&raw, v) {
-                (Some(_), Some(_)) => not_numeric[k].0 += 1,
-                (Some(r), None) => {
-                    not_numeric[k].1 += 1;
-                    not_numeric[k].2.get_or_insert_with(|| field_to_string(r));
+        .collect()
+}
+
+/// How the features become rows: the numeric fields to read, the invalid-geometry policy and
+/// the reprojection.
+struct Rows<'a> {
+    path: &'a Path,
+    numeric: &'a [(String, usize)],
+    policy: InvalidPolicy,
+    transform: &'a Transform,
+}
+
+impl Rows<'_> {
+    /// Keeps each feature with a usable polygon (id, geometry, numeric fields) in `out`;
+    /// returns the kept features' FIDs (the filter matches by them) and a tally per numeric
+    /// field.
+    fn read(
+        &self,
+        layer: &mut gdal::vector::Layer<'_>,
+        ids: Vec<String>,
+        out: &mut Footprints,
+    ) -> Result<(Vec<u64>, Vec<NotNumeric>)> {
+        let path = self.path;
+        let mut fids = Vec::new();
+        let mut not_numeric = vec![NotNumeric::default(); self.numeric.len()];
+        for ((i, feature), id) in layer.features().enumerate().zip(ids) {
+            let geom = match feature.geometry() {
+                Some(g) if !g.is_empty() => g,
+                _ => {
+                    reject(path, &id, "has no geometry", self.policy, &mut out.skipped)?;
+                    continue;
                 }
-                _ => {}
+            };
+            let Some(mp) = to_multipolygon(path, &id, geom, self.policy, self.transform, out)?
+            else {
+                continue;
+            };
+            for ((name, idx), tally) in self.numeric.iter().zip(&mut not_numeric) {
+                let raw = feature.field(*idx).at_kind(FileKind::Footprints, path)?;
+                let v = tally.read(raw);
+                out.numeric
+                    .get_mut(name)
+                    .expect("column made above")
+                    .push(v);
             }
-            out.numeric
-                .get_mut(name)
-                .expect("column made above")
-                .push(v);
+            fids.push(feature.fid().unwrap_or(i as u64));
+            out.ids.push(id);
+            out.geometries.push(mp);
         }
-        fids.push(feature.fid().unwrap_or(i as u64));
-        out.ids.push(id);
-        out.geometries.push(mp);
+        Ok((fids, not_numeric))
     }
-    if out.ids.is_empty() {
-        return Err(Error::of(
-            FileKind::Footprints,
-            path,
-            format!("layer '{layer_name}' has no usable polygon"),
-        ));
+}
+
+/// Of one numeric field: values read as numbers, values that are not numbers, the first such
+/// (a field of text only is a wrong field, a few stray words are missing values).
+#[derive(Clone, Default)]
+struct NotNumeric {
+    numbers: usize,
+    others: usize,
+    example: Option<String>,
+}
+
+impl NotNumeric {
+    /// The value as a number (`None` when null or not a number), counted.
+    fn read(&mut self, raw: Option<FieldValue>) -> Option<f64> {
+        let v = raw.clone().and_then(field_to_f64);
+        match (&raw, v) {
+            (Some(_), Some(_)) => self.numbers += 1,
+            (Some(r), None) => {
+                self.others += 1;
+                self.example.get_or_insert_with(|| field_to_string(r));
+            }
+            _ => {}
+        }
+        v
     }
-    for ((name, _), (numbers, others, example)) in numeric_idx.iter().zip(&not_numeric) {
-        let example = example.clone().unwrap_or_default();
-        if *others > 0 && *numbers == 0 {
+
+    /// An error when field `name` held no number at all, a warning when it held some text.
+    fn check(&self, path: &Path, name: &str) -> Result<()> {
+        let example = self.example.clone().unwrap_or_default();
+        let others = self.others;
+        if others > 0 && self.numbers == 0 {
             return Err(Error::of(FileKind::Footprints,
                 path,
                 format!("field '{name}' is not numeric (e.g. '{example}'); name a field holding heights in metres"),
             ));
         }
-        if *others > 0 {
+        if others > 0 {
             tracing::warn!(
                 "{}: field '{name}' holds {others} values that are not numbers (e.g. '{example}'); read as missing",
                 path.display()
             );
         }
+        Ok(())
     }
-    out.summary = FootprintSummary::of(&out.geometries);
-    check_footprints(path, &out.source_crs, &out.summary)?;
+}
+
+/// Tells what was skipped and repaired: both change the rows a user gets back.
+fn report_skipped_and_repaired(path: &Path, out: &Footprints) {
     if !out.skipped.is_empty() {
         tracing::warn!(
             "{}: skipped {} footprints without a usable polygon (first: {})",
@@ -338,8 +437,17 @@ pub fn read_footprints(
             out.repaired
         );
     }
-    out.passes_filter = match &req.filter {
-        None => vec![true; out.ids.len()],
+}
+
+/// Whether each kept feature passes `req.filter`, asked of the driver (OGR SQL) by FID.
+fn passes_filter(
+    layer: &mut gdal::vector::Layer<'_>,
+    req: &Request,
+    fids: &[u64],
+    path: &Path,
+) -> Result<Vec<bool>> {
+    Ok(match &req.filter {
+        None => vec![true; fids.len()],
         Some(expr) => {
             layer.set_attribute_filter(expr).map_err(|e| {
                 Error::of(
@@ -353,8 +461,7 @@ pub fn read_footprints(
             layer.clear_attribute_filter();
             fids.iter().map(|fid| pass.contains(fid)).collect()
         }
-    };
-    Ok(out)
+    })
 }
 
 /// Applies the duplicate-id policy; returns one unique id per feature and how many features
@@ -574,7 +681,50 @@ pub fn read_attributes(
         })?),
         None => None,
     };
-    let chosen: Vec<usize> = match keep {
+    let chosen = kept_fields(&fields, id_idx, keep, path)?;
+    let mut cols: Vec<ColumnData> = chosen
+        .iter()
+        .map(|&i| match fields[i].1 {
+            OGRFieldType::OFTInteger | OGRFieldType::OFTInteger64 => ColumnData::I64(Vec::new()),
+            OGRFieldType::OFTReal => ColumnData::F64(Vec::new()),
+            _ => ColumnData::Str(Vec::new()),
+        })
+        .collect();
+    let mut raw_ids = Vec::new();
+    for (pos, f) in layer.features().enumerate() {
+        raw_ids.push((
+            feature_id(&f, id_idx, pos)
+                .at_kind(FileKind::Footprints, path)?
+                .unwrap_or_default(),
+            f.fid(),
+        ));
+        for (col, &i) in cols.iter_mut().zip(&chosen) {
+            push_field(col, &f, i).at_kind(FileKind::Footprints, path)?;
+        }
+    }
+    // The same unique ids as the footprints got, so repeated ids still join to their own row.
+    let id_name = cfg.id.as_deref().unwrap_or("FID");
+    let (ids, _) = unique_ids(path, id_name, &raw_ids, cfg.duplicate_ids)?;
+    let columns = chosen
+        .iter()
+        .zip(cols)
+        .map(|(&i, data)| Column {
+            name: fields[i].0.clone(),
+            data,
+        })
+        .collect();
+    Ok((ids, columns))
+}
+
+/// The fields `keep` asks for (the id field first), by position; a misspelt name is an
+/// error listing the fields.
+fn kept_fields(
+    fields: &[(String, u32)],
+    id_idx: Option<usize>,
+    keep: &KeepColumns,
+    path: &Path,
+) -> Result<Vec<usize>> {
+    Ok(match keep {
         KeepColumns::All => (0..fields.len()).collect(),
         KeepColumns::IdOnly => id_idx.into_iter().collect(),
         KeepColumns::Only(names) => {
@@ -597,51 +747,22 @@ pub fn read_attributes(
             }
             v
         }
-    };
-    let mut cols: Vec<ColumnData> = chosen
-        .iter()
-        .map(|&i| match fields[i].1 {
-            OGRFieldType::OFTInteger | OGRFieldType::OFTInteger64 => ColumnData::I64(Vec::new()),
-            OGRFieldType::OFTReal => ColumnData::F64(Vec::new()),
-            _ => ColumnData::Str(Vec::new()),
-        })
-        .collect();
-    let mut raw_ids = Vec::new();
-    for (pos, f) in layer.features().enumerate() {
-        raw_ids.push((
-            feature_id(&f, id_idx, pos)
-                .at_kind(FileKind::Footprints, path)?
-                .unwrap_or_default(),
-            f.fid(),
-        ));
-        for (col, &i) in cols.iter_mut().zip(&chosen) {
-            match col {
-                ColumnData::I64(v) => v.push(
-                    f.field_as_integer64(i)
-                        .at_kind(FileKind::Footprints, path)?,
-                ),
-                ColumnData::F64(v) => {
-                    v.push(f.field_as_double(i).at_kind(FileKind::Footprints, path)?)
-                }
-                ColumnData::Str(v) => {
-                    v.push(f.field_as_string(i).at_kind(FileKind::Footprints, path)?)
-                }
-                ColumnData::Bool(_) => unreachable!("no boolean columns are made above"),
-            }
-        }
+    })
+}
+
+/// Field `i` of a feature onto its column, read as the column's type.
+fn push_field(
+    col: &mut ColumnData,
+    f: &gdal::vector::Feature,
+    i: usize,
+) -> gdal::errors::Result<()> {
+    match col {
+        ColumnData::I64(v) => v.push(f.field_as_integer64(i)?),
+        ColumnData::F64(v) => v.push(f.field_as_double(i)?),
+        ColumnData::Str(v) => v.push(f.field_as_string(i)?),
+        ColumnData::Bool(_) => unreachable!("no boolean columns are made above"),
     }
-    // The same unique ids as the footprints got, so repeated ids still join to their own row.
-    let id_name = cfg.id.as_deref().unwrap_or("FID");
-    let (ids, _) = unique_ids(path, id_name, &raw_ids, cfg.duplicate_ids)?;
-    let columns = chosen
-        .iter()
-        .zip(cols)
-        .map(|(&i, data)| Column {
-            name: fields[i].0.clone(),
-            data,
-        })
-        .collect();
-    Ok((ids, columns))
+    Ok(())
 }
 
 /// The id of a feature: its id field, else its FID, else its position.
@@ -703,38 +824,9 @@ fn to_multipolygon(
     transform: &Transform,
     out: &mut Footprints,
 ) -> Result<Option<MultiPolygon<f64>>> {
-    let mut g = geom.clone();
-    g.flatten_to_2d();
-    let ty = gdal::vector::geometry_type_flatten(g.geometry_type());
-    if !matches!(
-        ty,
-        OGRwkbGeometryType::wkbPolygon | OGRwkbGeometryType::wkbMultiPolygon
-    ) {
-        if is_curved_areal(ty) {
-            match linearise(&g) {
-                Some(lin) => g = lin,
-                None => {
-                    reject(
-                        path,
-                        id,
-                        "is a curved polygon that cannot be linearised",
-                        policy,
-                        &mut out.skipped,
-                    )?;
-                    return Ok(None);
-                }
-            }
-        } else if ty != OGRwkbGeometryType::wkbGeometryCollection {
-            return Err(Error::of(
-                FileKind::Footprints,
-                path,
-                format!(
-                    "footprint '{id}' is a {}, not a polygon",
-                    gdal::vector::geometry_type_to_name(ty)
-                ),
-            ));
-        }
-    }
+    let Some(mut g) = areal(path, id, geom, policy, &mut out.skipped)? else {
+        return Ok(None);
+    };
     if !coordinates_in_range(&g) {
         reject(
             path,
@@ -746,29 +838,10 @@ fn to_multipolygon(
         return Ok(None);
     }
     if !g.is_valid() {
-        match policy {
-            InvalidPolicy::Error => {
-                return Err(Error::of(
-                    FileKind::Footprints,
-                    path,
-                    format!("footprint '{id}' is not a valid polygon"),
-                ));
-            }
-            InvalidPolicy::Skip => {
-                out.skipped.push(id.to_string());
-                return Ok(None);
-            }
-            InvalidPolicy::Repair => match g.make_valid(&Default::default()) {
-                Ok(v) if !v.is_empty() => {
-                    g = v;
-                    out.repaired += 1;
-                }
-                _ => {
-                    out.skipped.push(id.to_string());
-                    return Ok(None);
-                }
-            },
-        }
+        let Some(v) = made_valid(path, id, g, policy, out)? else {
+            return Ok(None);
+        };
+        g = v;
     }
     if let Some(ct) = transform.gdal() {
         g.transform_inplace(ct).map_err(|e| {
@@ -785,6 +858,84 @@ fn to_multipolygon(
         return Ok(None);
     }
     Ok(Some(polys))
+}
+
+/// The geometry in 2D as a polygon, multipolygon or collection (curves linearised); a point
+/// or line footprint is an error whatever the policy, as the file is not of footprints.
+fn areal(
+    path: &Path,
+    id: &str,
+    geom: &Geometry,
+    policy: InvalidPolicy,
+    skipped: &mut Vec<String>,
+) -> Result<Option<Geometry>> {
+    let mut g = geom.clone();
+    g.flatten_to_2d();
+    let ty = gdal::vector::geometry_type_flatten(g.geometry_type());
+    if matches!(
+        ty,
+        OGRwkbGeometryType::wkbPolygon | OGRwkbGeometryType::wkbMultiPolygon
+    ) {
+        return Ok(Some(g));
+    }
+    if is_curved_areal(ty) {
+        match linearise(&g) {
+            Some(lin) => return Ok(Some(lin)),
+            None => {
+                reject(
+                    path,
+                    id,
+                    "is a curved polygon that cannot be linearised",
+                    policy,
+                    skipped,
+                )?;
+                return Ok(None);
+            }
+        }
+    }
+    if ty != OGRwkbGeometryType::wkbGeometryCollection {
+        return Err(Error::of(
+            FileKind::Footprints,
+            path,
+            format!(
+                "footprint '{id}' is a {}, not a polygon",
+                gdal::vector::geometry_type_to_name(ty)
+            ),
+        ));
+    }
+    Ok(Some(g))
+}
+
+/// An invalid geometry as the policy says: an error, skipped, or repaired by MakeValid
+/// (skipped when nothing is left); `None` when skipped.
+fn made_valid(
+    path: &Path,
+    id: &str,
+    g: Geometry,
+    policy: InvalidPolicy,
+    out: &mut Footprints,
+) -> Result<Option<Geometry>> {
+    match policy {
+        InvalidPolicy::Error => Err(Error::of(
+            FileKind::Footprints,
+            path,
+            format!("footprint '{id}' is not a valid polygon"),
+        )),
+        InvalidPolicy::Skip => {
+            out.skipped.push(id.to_string());
+            Ok(None)
+        }
+        InvalidPolicy::Repair => match g.make_valid(&Default::default()) {
+            Ok(v) if !v.is_empty() => {
+                out.repaired += 1;
+                Ok(Some(v))
+            }
+            _ => {
+                out.skipped.push(id.to_string());
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// GeoPackage writes layers without a CRS as "Undefined geographic SRS" or "Undefined
