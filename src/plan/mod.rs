@@ -189,70 +189,20 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
     let cents = centroids(&fp.geometries);
     let index = BoxIndex::new(&fp.geometries);
     let halo = halo_m();
-
-    // The cells, and the cell owning each building.
     let clouds = match &cfg.lidar {
         Some(l) => Some(crate::io::pointcloud::open_point_clouds(l, &fp.crs)?),
         None => None,
     };
-    let (cut, cells, owner): (&str, Vec<[f64; 4]>, Vec<usize>) = match (&clouds, opts.grid) {
-        (Some(clouds), false) => {
-            let cells: Vec<[f64; 4]> = clouds
-                .iter()
-                .map(|c| [c.bounds[0], c.bounds[1], c.bounds[2], c.bounds[3]])
-                .collect();
-            let owner = cents
-                .iter()
-                .map(|c| tile_of(&cells, *c))
-                .collect::<Vec<_>>();
-            ("lidar-tiles", cells, owner)
-        }
-        _ => {
-            let s = opts.tile_size_m;
-            let finite = cents.iter().filter(|c| c[0].is_finite());
-            let (ox, oy) = finite.fold((f64::INFINITY, f64::INFINITY), |(x, y), c| {
-                (x.min(c[0]), y.min(c[1]))
-            });
-            let (ox, oy) = ((ox / s).floor() * s, (oy / s).floor() * s);
-            let key = |c: &[f64; 2]| -> (i64, i64) {
-                if c[0].is_finite() {
-                    (
-                        ((c[1] - oy) / s).floor() as i64,
-                        ((c[0] - ox) / s).floor() as i64,
-                    )
-                } else {
-                    (0, 0)
-                }
-            };
-            let keys: BTreeSet<(i64, i64)> = cents.iter().map(key).collect();
-            let number: BTreeMap<(i64, i64), usize> =
-                keys.iter().enumerate().map(|(k, key)| (*key, k)).collect();
-            let cells = keys
-                .iter()
-                .map(|(r, c)| {
-                    let (x0, y0) = (ox + *c as f64 * s, oy + *r as f64 * s);
-                    [x0, y0, x0 + s, y0 + s]
-                })
-                .collect();
-            let owner = cents.iter().map(|c| number[&key(c)]).collect();
-            ("grid", cells, owner)
-        }
+    let (cut, cells, owner) = match (&clouds, opts.grid) {
+        (Some(clouds), false) => lidar_cells(clouds, &cents),
+        _ => grid_cells(&cents, opts.tile_size_m),
     };
-
-    // Whole-city structure the halo cannot bound: blocks and far nearest neighbours.
-    let near = |i: usize, d: f64| index.near(i, d);
-    let roots = context::block_roots(&fp.geometries, &near);
-    let mut blocks: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (i, r) in roots.iter().enumerate() {
-        blocks.entry(*r).or_default().push(i);
-    }
-
+    let reach = Reach::new(&fp.geometries, &index, halo);
     let ring = match &cfg.label {
         Some(LabelConfig::Lidar(l)) => l.ring_m,
         _ => 0.0,
     }
     .max(LidarLabelConfig::default().ring_m);
-
     let mut owned_by: Vec<Vec<usize>> = vec![Vec::new(); cells.len()];
     for (i, &c) in owner.iter().enumerate() {
         owned_by[c].push(i);
@@ -263,45 +213,11 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
             continue;
         }
         let id = jobs.len();
-        let mut read: BTreeSet<usize> = owned.iter().copied().collect();
-        let [x0, y0, x1, y1] = bounds_of(&index, &owned);
-        read.extend(index.within([x0 - halo, y0 - halo], [x1 + halo, y1 + halo]));
-        for &i in &owned {
-            read.extend(&blocks[&roots[i]]);
-            // The windows the nearest-neighbour search opens beyond the halo.
-            let mut d = context::FIRST_NN_WINDOW_M;
-            while d <= context::MAX_NN_SEARCH_M {
-                let cand = index.near(i, d);
-                let best = cand
-                    .iter()
-                    .map(|&j| Euclidean.distance(&fp.geometries[i], &fp.geometries[j]))
-                    .fold(f64::INFINITY, f64::min);
-                if d > halo {
-                    read.extend(&cand);
-                }
-                if best <= d {
-                    break;
-                }
-                d *= 2.0;
-            }
-        }
-        let read: Vec<usize> = read.into_iter().collect();
-        let lidar_files = clouds.as_ref().map(|clouds| {
-            let [x0, y0, x1, y1] = bounds_of(&index, &read);
-            let pad = ring + TILE_SLACK_M;
-            clouds
-                .iter()
-                .enumerate()
-                .filter(|(k, c)| {
-                    (*k == cell && cut == "lidar-tiles")
-                        || !(c.bounds[2] < x0 - pad
-                            || c.bounds[0] > x1 + pad
-                            || c.bounds[3] < y0 - pad
-                            || c.bounds[1] > y1 + pad)
-                })
-                .map(|(_, c)| c.path.clone())
-                .collect::<Vec<_>>()
-        });
+        let read = reach.read_by(&owned);
+        let own_tile = (cut == "lidar-tiles").then_some(cell);
+        let lidar_files = clouds
+            .as_ref()
+            .map(|clouds| clouds_reached(clouds, &index, &read, ring, own_tile));
         jobs.push(Job {
             id,
             city: city.clone(),
@@ -324,19 +240,154 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
         halo_m: halo,
         footprints: n,
         without_geometry: fp.skipped.len(),
-        jobs: jobs
-            .iter()
-            .map(|j| JobSummary {
-                id: j.id,
-                path: format!("jobs/{}", j.id),
-                bounds: j.bounds,
-                owned: j.owned.len(),
-                read: j.read.len(),
-                lidar_files: j.lidar_files.as_ref().map_or(0, Vec::len),
-            })
-            .collect(),
+        jobs: jobs.iter().map(JobSummary::of).collect(),
     };
     Ok((plan, jobs))
+}
+
+/// The cells of a cut, and the cell owning each building.
+type Cut = (&'static str, Vec<[f64; 4]>, Vec<usize>);
+
+/// The LiDAR tiles as cells, so a job reads its own tile's points and few others.
+fn lidar_cells(clouds: &[crate::io::pointcloud::PointCloudFile], cents: &[[f64; 2]]) -> Cut {
+    let cells: Vec<[f64; 4]> = clouds
+        .iter()
+        .map(|c| [c.bounds[0], c.bounds[1], c.bounds[2], c.bounds[3]])
+        .collect();
+    let owner = cents
+        .iter()
+        .map(|c| tile_of(&cells, *c))
+        .collect::<Vec<_>>();
+    ("lidar-tiles", cells, owner)
+}
+
+/// Grid squares of side `s` holding a centroid, numbered row by row from the south-west;
+/// squares on multiples of `s`, so a plan does not move with the first building.
+fn grid_cells(cents: &[[f64; 2]], s: f64) -> Cut {
+    let finite = cents.iter().filter(|c| c[0].is_finite());
+    let (ox, oy) = finite.fold((f64::INFINITY, f64::INFINITY), |(x, y), c| {
+        (x.min(c[0]), y.min(c[1]))
+    });
+    let (ox, oy) = ((ox / s).floor() * s, (oy / s).floor() * s);
+    let key = |c: &[f64; 2]| -> (i64, i64) {
+        if c[0].is_finite() {
+            (
+                ((c[1] - oy) / s).floor() as i64,
+                ((c[0] - ox) / s).floor() as i64,
+            )
+        } else {
+            (0, 0)
+        }
+    };
+    let keys: BTreeSet<(i64, i64)> = cents.iter().map(key).collect();
+    let number: BTreeMap<(i64, i64), usize> =
+        keys.iter().enumerate().map(|(k, key)| (*key, k)).collect();
+    let cells = keys
+        .iter()
+        .map(|(r, c)| {
+            let (x0, y0) = (ox + *c as f64 * s, oy + *r as f64 * s);
+            [x0, y0, x0 + s, y0 + s]
+        })
+        .collect();
+    let owner = cents.iter().map(|c| number[&key(c)]).collect();
+    ("grid", cells, owner)
+}
+
+/// Whole-city structure the halo cannot bound (blocks and far nearest neighbours), followed
+/// on the whole city so each job can read what its owned buildings reach.
+struct Reach<'a> {
+    geoms: &'a [geo::MultiPolygon<f64>],
+    index: &'a BoxIndex,
+    halo: f64,
+    roots: Vec<usize>,
+    blocks: HashMap<usize, Vec<usize>>,
+}
+
+impl<'a> Reach<'a> {
+    /// Finds the blocks once, for every job.
+    fn new(geoms: &'a [geo::MultiPolygon<f64>], index: &'a BoxIndex, halo: f64) -> Self {
+        let near = |i: usize, d: f64| index.near(i, d);
+        let roots = context::block_roots(geoms, &near);
+        let mut blocks: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, r) in roots.iter().enumerate() {
+            blocks.entry(*r).or_default().push(i);
+        }
+        Reach {
+            geoms,
+            index,
+            halo,
+            roots,
+            blocks,
+        }
+    }
+
+    /// The buildings a job owning `owned` reads, ascending: the halo, the owned buildings'
+    /// blocks and the windows their nearest-neighbour searches open.
+    fn read_by(&self, owned: &[usize]) -> Vec<usize> {
+        let (index, halo) = (self.index, self.halo);
+        let mut read: BTreeSet<usize> = owned.iter().copied().collect();
+        let [x0, y0, x1, y1] = bounds_of(index, owned);
+        read.extend(index.within([x0 - halo, y0 - halo], [x1 + halo, y1 + halo]));
+        for &i in owned {
+            read.extend(&self.blocks[&self.roots[i]]);
+            // The windows the nearest-neighbour search opens beyond the halo.
+            let mut d = context::FIRST_NN_WINDOW_M;
+            while d <= context::MAX_NN_SEARCH_M {
+                let cand = index.near(i, d);
+                let best = cand
+                    .iter()
+                    .map(|&j| Euclidean.distance(&self.geoms[i], &self.geoms[j]))
+                    .fold(f64::INFINITY, f64::min);
+                if d > halo {
+                    read.extend(&cand);
+                }
+                if best <= d {
+                    break;
+                }
+                d *= 2.0;
+            }
+        }
+        read.into_iter().collect()
+    }
+}
+
+/// The point clouds reaching the buildings read (padded by the label's ground ring), and the
+/// job's own tile (`own_tile`) even when it lies beyond them.
+fn clouds_reached(
+    clouds: &[crate::io::pointcloud::PointCloudFile],
+    index: &BoxIndex,
+    read: &[usize],
+    ring: f64,
+    own_tile: Option<usize>,
+) -> Vec<PathBuf> {
+    let [x0, y0, x1, y1] = bounds_of(index, read);
+    let pad = ring + TILE_SLACK_M;
+    clouds
+        .iter()
+        .enumerate()
+        .filter(|(k, c)| {
+            own_tile == Some(*k)
+                || !(c.bounds[2] < x0 - pad
+                    || c.bounds[0] > x1 + pad
+                    || c.bounds[3] < y0 - pad
+                    || c.bounds[1] > y1 + pad)
+        })
+        .map(|(_, c)| c.path.clone())
+        .collect::<Vec<_>>()
+}
+
+impl JobSummary {
+    /// The manifest's line for a job.
+    fn of(j: &Job) -> JobSummary {
+        JobSummary {
+            id: j.id,
+            path: format!("jobs/{}", j.id),
+            bounds: j.bounds,
+            owned: j.owned.len(),
+            read: j.read.len(),
+            lidar_files: j.lidar_files.as_ref().map_or(0, Vec::len),
+        }
+    }
 }
 
 /// The tile holding a centroid (the first in file order when tiles overlap); a centroid
