@@ -127,91 +127,147 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
     );
     let index = BoxIndex::new(geoms);
     let near = |i: usize, d: f64| index.near(i, d);
-
-    let roots = block_roots(geoms, &near);
-    let mut block_count = vec![0usize; n];
-    let mut block_area = vec![0.0f64; n];
-    for i in 0..n {
-        block_count[roots[i]] += 1;
-        block_area[roots[i]] += areas[i];
-    }
-
+    let blocks = Blocks::of(geoms, &areas, &near);
     (0..n)
         .into_par_iter()
         .map(|i| {
             let mut row = Vec::with_capacity(names().len());
-            let c = centroids[i];
-            // Neighbours by centroid distance, self excluded.
-            let mut within: Vec<(f64, usize)> = if c[0].is_finite() {
-                let rmax = RADII[RADII.len() - 1];
-                points
-                    .locate_within_distance(c, rmax * rmax)
-                    .filter(|p| p.data != i)
-                    .map(|p| {
-                        let q = p.geom();
-                        (
-                            ((q[0] - c[0]).powi(2) + (q[1] - c[1]).powi(2)).sqrt(),
-                            p.data,
-                        )
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            within.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            for r in RADII {
-                let inside: Vec<f64> = within
-                    .iter()
-                    .take_while(|(d, _)| *d <= r)
-                    .map(|(_, j)| areas[*j])
-                    .collect();
-                let sum: f64 = inside.iter().sum();
-                row.push(inside.len() as f64);
-                row.push(sum);
-                row.push(if inside.is_empty() {
-                    f64::NAN
-                } else {
-                    sum / inside.len() as f64
-                });
-                row.push(inside.iter().copied().fold(f64::NAN, f64::max));
-                row.push((sum + areas[i]) / (std::f64::consts::PI * r * r));
-            }
-            let in100: Vec<f64> = within
-                .iter()
-                .take_while(|(d, _)| *d <= 100.0)
-                .map(|(_, j)| areas[*j])
-                .collect();
-            row.push(if in100.is_empty() {
-                f64::NAN
-            } else {
-                in100.iter().filter(|a| **a < areas[i]).count() as f64 / in100.len() as f64
-            });
+            let within = by_centroid_distance(&points, centroids[i], i);
+            push_discs(&mut row, &within, &areas, i);
+            row.push(area_rank(&within, &areas, i));
             row.push(nearest_distance(i, geoms, &near));
-            let mut touching: Vec<(f64, usize)> = near(i, TOUCH_TOLERANCE_M)
-                .into_iter()
-                .map(|j| (Euclidean.distance(&geoms[i], &geoms[j]), j))
-                .filter(|(d, _)| *d <= TOUCH_TOLERANCE_M)
-                .collect();
-            row.push(touching.len() as f64);
-            touching.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            row.push(shared_perimeter_share(
-                &geoms[i],
-                touching
-                    .iter()
-                    .take(MAX_SHARED_OUTLINE_NEIGHBOURS)
-                    .map(|&(_, j)| &geoms[j]),
-            ));
-            let root = roots[i];
-            row.push(block_count[root] as f64);
-            row.push(block_area[root]);
-            row.push(if block_area[root] > 0.0 {
-                areas[i] / block_area[root]
-            } else {
-                f64::NAN
-            });
+            push_touching(&mut row, i, geoms, &near);
+            blocks.push_row(&mut row, i, &areas);
             row
         })
         .collect()
+}
+
+/// The other buildings whose centroid lies within the largest radius of `c` (building `i`'s),
+/// nearest first (ties by position, so rows do not depend on the tree's order).
+fn by_centroid_distance(
+    points: &RTree<GeomWithData<[f64; 2], usize>>,
+    c: [f64; 2],
+    i: usize,
+) -> Vec<(f64, usize)> {
+    let mut within: Vec<(f64, usize)> = if c[0].is_finite() {
+        let rmax = RADII[RADII.len() - 1];
+        points
+            .locate_within_distance(c, rmax * rmax)
+            .filter(|p| p.data != i)
+            .map(|p| {
+                let q = p.geom();
+                (
+                    ((q[0] - c[0]).powi(2) + (q[1] - c[1]).powi(2)).sqrt(),
+                    p.data,
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    within.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    within
+}
+
+/// Per radius: count, area sum, mean and max of the neighbours, and the built-up ratio
+/// (this building's area counted too, as it covers the disc as much as they do).
+fn push_discs(row: &mut Vec<f64>, within: &[(f64, usize)], areas: &[f64], i: usize) {
+    for r in RADII {
+        let inside: Vec<f64> = within
+            .iter()
+            .take_while(|(d, _)| *d <= r)
+            .map(|(_, j)| areas[*j])
+            .collect();
+        let sum: f64 = inside.iter().sum();
+        row.push(inside.len() as f64);
+        row.push(sum);
+        row.push(if inside.is_empty() {
+            f64::NAN
+        } else {
+            sum / inside.len() as f64
+        });
+        row.push(inside.iter().copied().fold(f64::NAN, f64::max));
+        row.push((sum + areas[i]) / (std::f64::consts::PI * r * r));
+    }
+}
+
+/// Share of the neighbours within 100 m smaller than building `i`: its size relative to its
+/// street, which absolute areas do not say across cities.
+fn area_rank(within: &[(f64, usize)], areas: &[f64], i: usize) -> f64 {
+    let in100: Vec<f64> = within
+        .iter()
+        .take_while(|(d, _)| *d <= 100.0)
+        .map(|(_, j)| areas[*j])
+        .collect();
+    if in100.is_empty() {
+        f64::NAN
+    } else {
+        in100.iter().filter(|a| **a < areas[i]).count() as f64 / in100.len() as f64
+    }
+}
+
+/// Touching neighbours and the share of outline shared with the nearest of them (capped at
+/// [`MAX_SHARED_OUTLINE_NEIGHBOURS`], see there).
+fn push_touching(
+    row: &mut Vec<f64>,
+    i: usize,
+    geoms: &[MultiPolygon<f64>],
+    near: &impl Fn(usize, f64) -> Vec<usize>,
+) {
+    let mut touching: Vec<(f64, usize)> = near(i, TOUCH_TOLERANCE_M)
+        .into_iter()
+        .map(|j| (Euclidean.distance(&geoms[i], &geoms[j]), j))
+        .filter(|(d, _)| *d <= TOUCH_TOLERANCE_M)
+        .collect();
+    row.push(touching.len() as f64);
+    touching.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    row.push(shared_perimeter_share(
+        &geoms[i],
+        touching
+            .iter()
+            .take(MAX_SHARED_OUTLINE_NEIGHBOURS)
+            .map(|&(_, j)| &geoms[j]),
+    ));
+}
+
+/// Each building's block root and each block's building count and area, found once for
+/// the whole city.
+struct Blocks {
+    roots: Vec<usize>,
+    count: Vec<usize>,
+    area: Vec<f64>,
+}
+
+impl Blocks {
+    /// Sums buildings and areas per block root.
+    fn of(
+        geoms: &[MultiPolygon<f64>],
+        areas: &[f64],
+        near: &(impl Fn(usize, f64) -> Vec<usize> + Sync),
+    ) -> Blocks {
+        let n = geoms.len();
+        let roots = block_roots(geoms, near);
+        let mut count = vec![0usize; n];
+        let mut area = vec![0.0f64; n];
+        for i in 0..n {
+            count[roots[i]] += 1;
+            area[roots[i]] += areas[i];
+        }
+        Blocks { roots, count, area }
+    }
+
+    /// Building `i`'s block: buildings, area and its own share of that area.
+    fn push_row(&self, row: &mut Vec<f64>, i: usize, areas: &[f64]) {
+        let root = self.roots[i];
+        row.push(self.count[root] as f64);
+        row.push(self.area[root]);
+        row.push(if self.area[root] > 0.0 {
+            areas[i] / self.area[root]
+        } else {
+            f64::NAN
+        });
+    }
 }
 
 /// Blocks: connected components of buildings closer than BLOCK_TOLERANCE_M; the root of each

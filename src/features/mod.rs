@@ -336,14 +336,7 @@ impl CityFeatures {
 /// cities' features; missing where a city lacks a group). Geometry stays in the cities' CRS when
 /// they share one, else it is written in WGS 84 (EPSG:4326).
 pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
-    let mut names: Vec<String> = Vec::new();
-    for c in cities {
-        for n in &c.names {
-            if !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
-    }
+    let names = union_of_names(cities);
     let out_crs = Crs::common_or_wgs84(cities.iter().map(|c| &c.crs))?;
     let mut t = Table {
         crs: Some(out_crs.clone()),
@@ -354,46 +347,7 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
         geoms.extend(reproject_many(&c.geometries, &c.crs, &out_crs)?);
     }
     t.geometry = Some(geoms);
-    let each = |f: &dyn Fn(&CityFeatures, usize) -> Option<String>| -> Vec<Option<String>> {
-        cities
-            .iter()
-            .flat_map(|c| (0..c.len()).map(move |i| f(c, i)))
-            .collect()
-    };
-    t.push(Column {
-        name: "city".into(),
-        data: crate::io::table::ColumnData::Str(each(&|c, _| Some(c.city.clone()))),
-    });
-    t.push(Column {
-        name: "id".into(),
-        data: crate::io::table::ColumnData::Str(each(&|c, i| Some(c.ids[i].clone()))),
-    });
-    t.push(Column {
-        name: "label".into(),
-        data: crate::io::table::ColumnData::Str(each(&|c, _| {
-            c.labels.as_ref().map(|l| l.definition.name.clone())
-        })),
-    });
-    let height = |usable: bool| {
-        cities.iter().flat_map(move |c| {
-            (0..c.len()).map(move |i| {
-                let r = &c.labels.as_ref()?.rows[i];
-                if usable {
-                    r.usable_height()
-                } else {
-                    r.height_m
-                }
-            })
-        })
-    };
-    t.push(Column::opt_f64("height_m", height(true)));
-    t.push(Column {
-        name: "flag".into(),
-        data: crate::io::table::ColumnData::Str(each(&|c, i| {
-            c.labels.as_ref().map(|l| l.rows[i].flag.to_string())
-        })),
-    });
-    t.push(Column::opt_f64("height_raw_m", height(false)));
+    push_label_columns(&mut t, cities);
     for n in &names {
         t.push(Column::f64(
             n,
@@ -414,6 +368,68 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
         }
         t.append_unusable(&c.skipped, &text);
     }
+    t.metadata.insert(
+        "roofline".into(),
+        features_metadata(cities, &names, &out_crs),
+    );
+    Ok(t)
+}
+
+/// Every city's feature names, first seen first: a city lacking a group still gets its
+/// columns (missing).
+fn union_of_names(cities: &[CityFeatures]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for c in cities {
+        for n in &c.names {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
+}
+
+/// City, id, label, heights and flag, so the features table can train without the labels.
+fn push_label_columns(t: &mut Table, cities: &[CityFeatures]) {
+    let each = |f: &dyn Fn(&CityFeatures, usize) -> Option<String>| -> Vec<Option<String>> {
+        cities
+            .iter()
+            .flat_map(|c| (0..c.len()).map(move |i| f(c, i)))
+            .collect()
+    };
+    let text = |name: &str, data: Vec<Option<String>>| Column {
+        name: name.into(),
+        data: crate::io::table::ColumnData::Str(data),
+    };
+    t.push(text("city", each(&|c, _| Some(c.city.clone()))));
+    t.push(text("id", each(&|c, i| Some(c.ids[i].clone()))));
+    t.push(text(
+        "label",
+        each(&|c, _| c.labels.as_ref().map(|l| l.definition.name.clone())),
+    ));
+    let height = |usable: bool| {
+        cities.iter().flat_map(move |c| {
+            (0..c.len()).map(move |i| {
+                let r = &c.labels.as_ref()?.rows[i];
+                if usable {
+                    r.usable_height()
+                } else {
+                    r.height_m
+                }
+            })
+        })
+    };
+    t.push(Column::opt_f64("height_m", height(true)));
+    t.push(text(
+        "flag",
+        each(&|c, i| c.labels.as_ref().map(|l| l.rows[i].flag.to_string())),
+    ));
+    t.push(Column::opt_f64("height_raw_m", height(false)));
+}
+
+/// The table's `roofline` metadata: what each feature means and where each city came from,
+/// so the file explains itself.
+fn features_metadata(cities: &[CityFeatures], names: &[String], out_crs: &Crs) -> String {
     let docs: Vec<FeatureDoc> = names.iter().map(|n| describe(n)).collect();
     let city_meta: Vec<serde_json::Value> = cities
         .iter()
@@ -427,20 +443,16 @@ pub fn features_table(cities: &[CityFeatures]) -> Result<Table> {
             })
         })
         .collect();
-    t.metadata.insert(
-        "roofline".into(),
-        serde_json::json!({
-            "table": "features",
-            "roofline_version": env!("CARGO_PKG_VERSION"),
-            "crs": out_crs.label,
-            "height_unit": "m",
-            "feature_names": names,
-            "features": docs,
-            "cities": city_meta,
-        })
-        .to_string(),
-    );
-    Ok(t)
+    serde_json::json!({
+        "table": "features",
+        "roofline_version": env!("CARGO_PKG_VERSION"),
+        "crs": out_crs.label,
+        "height_unit": "m",
+        "feature_names": names,
+        "features": docs,
+        "cities": city_meta,
+    })
+    .to_string()
 }
 
 /// Reprojects many footprints between CRSs: one PROJ call per chunk of footprints (a call per
