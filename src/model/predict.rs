@@ -161,80 +161,15 @@ pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2
 /// # Ok::<(), roofline::Error>(())
 /// ```
 pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Predictions> {
-    let needs_known = model.meta.uses_known_heights();
-    let with_known;
-    let region = if needs_known
-        && !region
-            .names
-            .iter()
-            .any(|n| describe(n).group == Group::KnownHeights)
-    {
-        // Known-neighbour heights from the region's own measured buildings (none: all missing).
-        let mut r = region.clone();
-        let known = neighbours::neighbour_heights(&r.centroids, &r.ok_labels());
-        r.append(neighbours::names(), &known);
-        with_known = r;
-        &with_known
-    } else {
-        region
-    };
+    let region = with_known_heights(model, region);
+    let region = region.as_ref();
     let x = model_matrix(model, region)?;
     // model_matrix gives the model's columns, so linfa's (panicking) predict is safe here.
     let point = model.predict(&x);
-    // Heights are not negative, and the interval always contains the point.
-    let (lo, hi): (Vec<f64>, Vec<f64>) = match &model.interval {
-        Some(i) => {
-            let (lo, hi) = i.predict(&x)?;
-            (0..x.nrows())
-                .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
-                .unzip()
-        }
-        None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
-    };
+    let (lo, hi) = intervals(model, &x, &point)?;
     let measured = region.ok_labels();
-    let ood: Vec<Vec<&str>> = (0..x.nrows())
-        .map(|i| {
-            model
-                .meta
-                .feature_ranges
-                .iter()
-                .enumerate()
-                .filter(|(j, r)| {
-                    let v = x[[i, *j]];
-                    match r {
-                        Some((a, b)) => v.is_finite() && (v < *a || v > *b),
-                        None => v.is_finite(),
-                    }
-                })
-                .map(|(j, _)| model.meta.feature_names[j].as_str())
-                .collect()
-        })
-        .collect();
-    let gain: Vec<f64> = model
-        .meta
-        .feature_names
-        .iter()
-        .map(|n| {
-            model
-                .meta
-                .importance
-                .iter()
-                .find(|(m, _)| m == n)
-                .map_or(0.0, |(_, g)| *g)
-        })
-        .collect();
-    let total_gain: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-    let ood_gain_share = ood
-        .iter()
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(|n| model.meta.feature_names.iter().position(|m| m == n))
-                .map(|j| gain[j])
-                .sum::<f64>()
-                / total_gain
-        })
-        .collect();
+    let ood = out_of_range(model, &x);
+    let ood_gain_share = gain_shares(model, &ood);
     let ood_features = ood.iter().map(Vec::len).collect();
     let ood_feature_names = ood.iter().map(|v| v.join(",")).collect();
     let mut p = Predictions {
@@ -270,6 +205,95 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         }
     }
     Ok(p)
+}
+
+/// The region with known-neighbour heights from its own measured buildings (none: all
+/// missing) when the model needs them and the region lacks them.
+fn with_known_heights<'a>(
+    model: &HeightModel,
+    region: &'a CityFeatures,
+) -> std::borrow::Cow<'a, CityFeatures> {
+    let has_known = region
+        .names
+        .iter()
+        .any(|n| describe(n).group == Group::KnownHeights);
+    if !model.meta.uses_known_heights() || has_known {
+        return std::borrow::Cow::Borrowed(region);
+    }
+    let mut r = region.clone();
+    let known = neighbours::neighbour_heights(&r.centroids, &r.ok_labels());
+    r.append(neighbours::names(), &known);
+    std::borrow::Cow::Owned(r)
+}
+
+/// The model's interval per row (NaN without an interval model), never negative and always
+/// holding the point.
+fn intervals(
+    model: &HeightModel,
+    x: &Array2<f64>,
+    point: &ndarray::Array1<f64>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    Ok(match &model.interval {
+        Some(i) => {
+            let (lo, hi) = i.predict(x)?;
+            (0..x.nrows())
+                .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
+                .unzip()
+        }
+        None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
+    })
+}
+
+/// Per row, the features outside the range seen in training (any finite value of a feature
+/// that was always missing there counts).
+fn out_of_range<'m>(model: &'m HeightModel, x: &Array2<f64>) -> Vec<Vec<&'m str>> {
+    (0..x.nrows())
+        .map(|i| {
+            model
+                .meta
+                .feature_ranges
+                .iter()
+                .enumerate()
+                .filter(|(j, r)| {
+                    let v = x[[i, *j]];
+                    match r {
+                        Some((a, b)) => v.is_finite() && (v < *a || v > *b),
+                        None => v.is_finite(),
+                    }
+                })
+                .map(|(j, _)| model.meta.feature_names[j].as_str())
+                .collect()
+        })
+        .collect()
+}
+
+/// Per row, the out-of-range features' share of the model's gain: an unused feature out of
+/// range matters less than the main one.
+fn gain_shares(model: &HeightModel, ood: &[Vec<&str>]) -> Vec<f64> {
+    let gain: Vec<f64> = model
+        .meta
+        .feature_names
+        .iter()
+        .map(|n| {
+            model
+                .meta
+                .importance
+                .iter()
+                .find(|(m, _)| m == n)
+                .map_or(0.0, |(_, g)| *g)
+        })
+        .collect();
+    let total_gain: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    ood.iter()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| model.meta.feature_names.iter().position(|m| m == n))
+                .map(|j| gain[j])
+                .sum::<f64>()
+                / total_gain
+        })
+        .collect()
 }
 
 /// [`predict_region`], then the region's local data: direct sparse-LiDAR estimates where no
