@@ -531,18 +531,9 @@ impl CityConfig {
             .map(RawLabel::into_label)
             .transpose()
             .map_err(|msg| Error::of(FileKind::Config, path, msg))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &Path| -> Result<PathBuf> {
-            let full = dir.join(p);
-            if full.exists() {
-                Ok(full)
-            } else {
-                Err(Error::of(
-                    FileKind::Config,
-                    path,
-                    format!("{} does not exist", full.display()),
-                ))
-            }
+        let files = ConfigFiles {
+            path,
+            dir: path.parent().unwrap_or(Path::new(".")),
         };
         let working_crs = raw
             .working_crs
@@ -550,76 +541,16 @@ impl CityConfig {
             .map(Crs::from_user)
             .transpose()
             .at_kind(FileKind::Config, path)?;
-        let footprints = match raw.footprints {
-            Some(mut f) => {
-                if f.sql.is_some() && f.layer.is_some() {
-                    return Err(Error::config_key(
-                        path,
-                        "footprints.sql",
-                        "give footprints.layer or footprints.sql, not both",
-                    ));
-                }
-                // A database connection string is not a path relative to the config.
-                if !is_postgis(&f.path) {
-                    f.path = resolve(&f.path)?;
-                }
-                Some(f)
-            }
-            None => None,
-        };
-        let lidar = match raw.lidar {
-            Some(mut l) => {
-                l.files = expand_globs(path, dir, &l.paths)?;
-                if let Some(z) = l.z_unit_m {
-                    if !(z.is_finite() && z > 0.0) {
-                        return Err(Error::config_key(
-                            path,
-                            "lidar.z_unit_m",
-                            format!("lidar.z_unit_m must be positive, got {z}"),
-                        ));
-                    }
-                }
-                Some(l)
-            }
-            None => None,
-        };
+        let footprints = raw.footprints.map(|f| files.footprints(f)).transpose()?;
+        let lidar = raw.lidar.map(|l| files.lidar(l)).transpose()?;
         let mut imagery = raw.imagery;
         for im in &mut imagery {
-            im.path = resolve(&im.path)?;
+            im.path = files.resolve(&im.path)?;
             if let Some(m) = &mut im.mask {
-                m.path = resolve(&m.path)?;
+                m.path = files.resolve(&m.path)?;
             }
         }
-        if let Some(LabelConfig::Lidar(l)) = &label {
-            if l.roof_classes.is_empty() || l.ground_classes.is_empty() {
-                return Err(Error::config_key(
-                    path,
-                    "label.roof_classes",
-                    "label.roof_classes and label.ground_classes must not be empty",
-                ));
-            }
-            if !(l.ring_m.is_finite() && l.ring_m > 0.0) {
-                return Err(Error::config_key(
-                    path,
-                    "label.ring_m",
-                    format!("label.ring_m must be positive, got {}", l.ring_m),
-                ));
-            }
-            if lidar.is_none() {
-                return Err(Error::of(
-                    FileKind::Config,
-                    path,
-                    "label.source = \"lidar\" needs a [lidar] section",
-                ));
-            }
-        }
-        if label.is_some() && footprints.is_none() {
-            return Err(Error::of(
-                FileKind::Config,
-                path,
-                "a [label] needs a [footprints] section",
-            ));
-        }
+        check_label(path, label.as_ref(), lidar.is_some(), footprints.is_some())?;
         Ok(CityConfig {
             name: raw.name,
             path: path.to_path_buf(),
@@ -637,6 +568,101 @@ impl CityConfig {
             .as_ref()
             .ok_or_else(|| Error::of(FileKind::Config, &self.path, "has no [footprints] section"))
     }
+}
+
+/// A config's file and folder: paths in it are relative to the folder, errors name the file.
+struct ConfigFiles<'a> {
+    path: &'a Path,
+    dir: &'a Path,
+}
+
+impl ConfigFiles<'_> {
+    /// `p` relative to the config's folder; an error when nothing is there, so a typo fails
+    /// at load rather than hours into a run.
+    fn resolve(&self, p: &Path) -> Result<PathBuf> {
+        let full = self.dir.join(p);
+        if full.exists() {
+            Ok(full)
+        } else {
+            Err(Error::of(
+                FileKind::Config,
+                self.path,
+                format!("{} does not exist", full.display()),
+            ))
+        }
+    }
+
+    /// The `[footprints]` section with its path resolved (a database connection string is
+    /// not a path relative to the config).
+    fn footprints(&self, mut f: FootprintsConfig) -> Result<FootprintsConfig> {
+        if f.sql.is_some() && f.layer.is_some() {
+            return Err(Error::config_key(
+                self.path,
+                "footprints.sql",
+                "give footprints.layer or footprints.sql, not both",
+            ));
+        }
+        if !is_postgis(&f.path) {
+            f.path = self.resolve(&f.path)?;
+        }
+        Ok(f)
+    }
+
+    /// The `[lidar]` section with its globs expanded and its z unit checked.
+    fn lidar(&self, mut l: LidarConfig) -> Result<LidarConfig> {
+        l.files = expand_globs(self.path, self.dir, &l.paths)?;
+        if let Some(z) = l.z_unit_m {
+            if !(z.is_finite() && z > 0.0) {
+                return Err(Error::config_key(
+                    self.path,
+                    "lidar.z_unit_m",
+                    format!("lidar.z_unit_m must be positive, got {z}"),
+                ));
+            }
+        }
+        Ok(l)
+    }
+}
+
+/// A `[label]` needs footprints to label, and a LiDAR label needs points and classes: refused
+/// at load, before any file is read.
+fn check_label(
+    path: &Path,
+    label: Option<&LabelConfig>,
+    has_lidar: bool,
+    has_footprints: bool,
+) -> Result<()> {
+    if let Some(LabelConfig::Lidar(l)) = label {
+        if l.roof_classes.is_empty() || l.ground_classes.is_empty() {
+            return Err(Error::config_key(
+                path,
+                "label.roof_classes",
+                "label.roof_classes and label.ground_classes must not be empty",
+            ));
+        }
+        if !(l.ring_m.is_finite() && l.ring_m > 0.0) {
+            return Err(Error::config_key(
+                path,
+                "label.ring_m",
+                format!("label.ring_m must be positive, got {}", l.ring_m),
+            ));
+        }
+        if !has_lidar {
+            return Err(Error::of(
+                FileKind::Config,
+                path,
+                "label.source = \"lidar\" needs a [lidar] section",
+            ));
+        }
+    }
+    if label.is_some() && !has_footprints {
+        return Err(Error::of(
+            FileKind::Config,
+            path,
+            "a [label] needs a [footprints] section",
+        ));
+    }
+    Ok(())
 }
 
 fn expand_globs(config: &Path, dir: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
