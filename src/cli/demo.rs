@@ -2,12 +2,12 @@
 //! Delft, leave-one-city-out cross-validation of the roof-p70 and eave families, a model
 //! trained on all roof-p70 cities, and predictions for a region that is only partly measured.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use roofline::config::CityConfig;
 use roofline::error::Result;
-use roofline::eval::cv::{cross_validate, cross_validate_with, Scenarios, Scheme};
+use roofline::eval::cv::{cross_validate, cross_validate_with, CvOutput, Scenarios, Scheme};
 use roofline::eval::report::write_report;
 use roofline::eval::scenario::Scenario;
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
@@ -15,6 +15,7 @@ use roofline::io::output::write_table;
 use roofline::io::sparsify::Sparsify;
 use roofline::model::predict::{predict_region_local, LocalData, Source};
 use roofline::model::train::{train_model, TrainOptions};
+use roofline::model::HeightModel;
 use roofline::progress::Progress;
 
 const ROOF_P70: [&str; 4] = [
@@ -41,16 +42,10 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
         std::fs::create_dir_all(dir)
             .map_err(|e| roofline::Error::file(dir, format!("cannot create folder: {e}")))?;
     }
-    let load = |name: &str| -> Result<CityFeatures> {
-        let cfg = CityConfig::load(data.join("cities").join(format!("{name}.toml")))?;
-        city_features(
-            &cfg,
-            FeatureOptions {
-                known_heights: false,
-                ..Default::default()
-            },
-            &progress,
-        )
+    let demo = Demo {
+        data,
+        out,
+        progress: &progress,
     };
     println!(
         "roofline demo: data from {}, outputs in {}\n",
@@ -59,56 +54,168 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
     );
 
     println!("1. Height labels from LiDAR");
-    let roof: Vec<CityFeatures> = ROOF_P70.iter().map(|n| load(n)).collect::<Result<_>>()?;
-    std::fs::create_dir_all(out.join("labels")).map_err(|e| roofline::Error::file(out, e))?;
-    for c in roof
+    let roof: Vec<CityFeatures> = ROOF_P70
         .iter()
-        .filter(|c| c.city == "amsterdam-centre" || c.city == "delft-3dfier")
-    {
-        let labels = c.labels.as_ref().expect("shipped cities have labels");
-        let path = out.join("labels").join(format!("{}.gpkg", c.city));
-        let mut t = labels.to_table(None);
-        t.geometry = Some(c.geometries.clone());
-        write_table(&t, &path)?;
-        super::labels::print_summary(
-            labels,
-            c.timings.get("read_and_label").copied().unwrap_or(0.0),
-        );
-        println!("  -> {}", path.display());
-    }
+        .map(|n| demo.load(n))
+        .collect::<Result<_>>()?;
+    demo.write_labels(&roof)?;
 
     println!("\n2. Leave-one-city-out cross-validation, with and without local data");
     let opts = TrainOptions::default();
-    let roof_configs = ROOF_P70
-        .iter()
-        .map(|n| CityConfig::load(data.join("cities").join(format!("{n}.toml"))))
-        .collect::<Result<Vec<_>>>()?;
-    // What a city without a full survey might have: a 0.05 pts/m² survey, or 5 % of its
-    // buildings measured.
-    let scenarios = [
-        Scenario::SparseLidar {
-            sparsify: Sparsify::Density {
-                points_per_m2: 0.05,
+    let cv_roof = demo.cross_validate(&roof, &opts)?;
+
+    println!("\n3. Model trained on all roof-p70 cities");
+    let model = train(&roof, &cv_roof, &opts, models)?;
+
+    println!("\n4. Predictions for a partly measured region (Bresse: 40 buildings, a LiDAR tile over some)");
+    let map_path = demo.predict(&model)?;
+    println!("\nOpen in a browser (self-contained, work offline):");
+    for family in ["cv-roof-p70", "cv-eave"] {
+        println!("  {}", out.join(family).join("report.html").display());
+    }
+    println!("  {}", map_path.display());
+    println!("\ndone in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Where the demo reads and writes, shared by its steps.
+struct Demo<'a> {
+    data: &'a Path,
+    out: &'a Path,
+    progress: &'a Progress,
+}
+
+impl Demo<'_> {
+    /// A shipped city's config, by name.
+    fn config(&self, name: &str) -> Result<CityConfig> {
+        CityConfig::load(self.data.join("cities").join(format!("{name}.toml")))
+    }
+
+    /// A shipped city's labels and features; no known-neighbour heights, as
+    /// leave-one-city-out cannot use them.
+    fn load(&self, name: &str) -> Result<CityFeatures> {
+        city_features(
+            &self.config(name)?,
+            FeatureOptions {
+                known_heights: false,
+                ..Default::default()
             },
-        },
-        Scenario::local_labels(0.05)?,
-    ];
-    let cv_roof = cross_validate_with(
-        &roof,
-        Scheme::City,
-        &opts,
-        Scenarios {
-            list: &scenarios,
-            configs: &roof_configs,
-        },
-        &progress,
-    )?;
-    write_report(&cv_roof, &roof, &out.join("cv-roof-p70"))?;
-    super::models::print_cv_summary(&cv_roof.summary);
-    let eave: Vec<CityFeatures> = EAVE.iter().map(|n| load(n)).collect::<Result<_>>()?;
-    let cv_eave = cross_validate(&eave, Scheme::City, &opts, &progress)?;
-    write_report(&cv_eave, &eave, &out.join("cv-eave"))?;
-    super::models::print_cv_summary(&cv_eave.summary);
+            self.progress,
+        )
+    }
+
+    /// Step 1: the labels of the two fully surveyed cities, written and summarised.
+    fn write_labels(&self, roof: &[CityFeatures]) -> Result<()> {
+        let out = self.out;
+        std::fs::create_dir_all(out.join("labels")).map_err(|e| roofline::Error::file(out, e))?;
+        for c in roof
+            .iter()
+            .filter(|c| c.city == "amsterdam-centre" || c.city == "delft-3dfier")
+        {
+            let labels = c.labels.as_ref().expect("shipped cities have labels");
+            let path = out.join("labels").join(format!("{}.gpkg", c.city));
+            let mut t = labels.to_table(None);
+            t.geometry = Some(c.geometries.clone());
+            write_table(&t, &path)?;
+            super::labels::print_summary(
+                labels,
+                c.timings.get("read_and_label").copied().unwrap_or(0.0),
+            );
+            println!("  -> {}", path.display());
+        }
+        Ok(())
+    }
+
+    /// Step 2: both label families cross-validated (roof-p70 with local-data scenarios) and
+    /// set against the reference pipeline; returns the roof-p70 run, whose errors go into
+    /// the model.
+    fn cross_validate(&self, roof: &[CityFeatures], opts: &TrainOptions) -> Result<CvOutput> {
+        let out = self.out;
+        let roof_configs = ROOF_P70
+            .iter()
+            .map(|n| self.config(n))
+            .collect::<Result<Vec<_>>>()?;
+        // What a city without a full survey might have: a 0.05 pts/m² survey, or 5 % of its
+        // buildings measured.
+        let scenarios = [
+            Scenario::SparseLidar {
+                sparsify: Sparsify::Density {
+                    points_per_m2: 0.05,
+                },
+            },
+            Scenario::local_labels(0.05)?,
+        ];
+        let cv_roof = cross_validate_with(
+            roof,
+            Scheme::City,
+            opts,
+            Scenarios {
+                list: &scenarios,
+                configs: &roof_configs,
+            },
+            self.progress,
+        )?;
+        write_report(&cv_roof, roof, &out.join("cv-roof-p70"))?;
+        super::models::print_cv_summary(&cv_roof.summary);
+        let eave: Vec<CityFeatures> = EAVE.iter().map(|n| self.load(n)).collect::<Result<_>>()?;
+        let cv_eave = cross_validate(&eave, Scheme::City, opts, self.progress)?;
+        write_report(&cv_eave, &eave, &out.join("cv-eave"))?;
+        super::models::print_cv_summary(&cv_eave.summary);
+        print_against_reference(&cv_roof, &cv_eave);
+        println!(
+            "  -> {} and {} (and report.html next to each)",
+            out.join("cv-roof-p70/report.md").display(),
+            out.join("cv-eave/report.md").display()
+        );
+        Ok(cv_roof)
+    }
+
+    /// Step 4: the partly measured region predicted (measured buildings kept, the model
+    /// recalibrated on them), written with its 3D map; returns the map's path.
+    fn predict(&self, model: &HeightModel) -> Result<PathBuf> {
+        let out = self.out;
+        let cfg = CityConfig::load(self.data.join("lidar-samples/bresse.toml"))?;
+        let region = city_features(
+            &cfg,
+            FeatureOptions {
+                known_heights: false,
+                ..Default::default()
+            },
+            self.progress,
+        )?;
+        let local = LocalData {
+            recalibrate: true,
+            ..Default::default()
+        };
+        let p = predict_region_local(model, &region, &local)?;
+        std::fs::create_dir_all(out.join("predictions"))
+            .map_err(|e| roofline::Error::file(out, e))?;
+        let pred_path = out.join("predictions").join("bresse.gpkg");
+        let pred_table = p.to_table(&region, &region.source_crs)?;
+        write_table(&pred_table, &pred_path)?;
+        let map_path = out.join("predictions").join("bresse.html");
+        let layer = roofline::eval::map::MapLayer::from_predictions(&pred_table)?;
+        roofline::io::output::write_text(&map_path, &layer.page("roofline heights: Bresse"))?;
+        let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
+        println!(
+            "  {} measured from LiDAR, {} predicted with 90 % intervals (recalibrated on the measured ones), {} flagged out of the training range",
+            measured,
+            p.ids.len() - measured,
+            p.ood_features.iter().filter(|n| **n > 0).count()
+        );
+        println!(
+            "  -> {} (geometry in {})",
+            pred_path.display(),
+            region.source_crs.label
+        );
+        println!("  -> {} (3D map)", map_path.display());
+        Ok(map_path)
+    }
+}
+
+/// Each city's leave-one-city-out MAE next to the reference pipeline's: the comparison the
+/// demo exists to show.
+fn print_against_reference(cv_roof: &CvOutput, cv_eave: &CvOutput) {
     println!("\n  city               roofline MAE   reference MAE (geopandas + LightGBM)");
     for (city, reference) in REFERENCE_LOCO {
         let ours = cv_roof
@@ -120,78 +227,31 @@ pub fn run(data: &Path, out: &Path, models: &Path, progress: Progress) -> Result
             .map_or(f64::NAN, |c| c.model.mae);
         println!("  {city:<18} {ours:>8.2} m    {reference:>8.2} m");
     }
-    println!(
-        "  -> {} and {} (and report.html next to each)",
-        out.join("cv-roof-p70/report.md").display(),
-        out.join("cv-eave/report.md").display()
-    );
+}
 
-    println!("\n3. Model trained on all roof-p70 cities");
+/// Step 3: one model on every roof-p70 city, its cross-validated errors stored with it.
+fn train(
+    roof: &[CityFeatures],
+    cv_roof: &CvOutput,
+    opts: &TrainOptions,
+    models: &Path,
+) -> Result<HeightModel> {
     let refs: Vec<&CityFeatures> = roof.iter().collect();
-    let mut model = train_model(&refs, &opts)?;
+    let mut model = train_model(&refs, opts)?;
     model.meta.cv = Some(
         serde_json::to_value(&cv_roof.summary.per_city)
             .map_err(|e| roofline::Error::invalid(e.to_string()))?,
     );
     let model_path = models.join("roof-p70.model");
     model.save(&model_path)?;
+    let calibration = model.meta.calibration.as_ref();
     println!(
         "  {} buildings, {} features; interval calibration {} over {}",
         model.meta.training.iter().map(|t| t.used).sum::<usize>(),
         model.meta.feature_names.len(),
-        model
-            .meta
-            .calibration
-            .as_ref()
-            .map_or(String::new(), |c| c.correction_text()),
-        model
-            .meta
-            .calibration
-            .as_ref()
-            .map_or(String::new(), |c| c.groups.join(", "))
+        calibration.map_or(String::new(), |c| c.correction_text()),
+        calibration.map_or(String::new(), |c| c.groups.join(", "))
     );
     println!("  -> {}", model_path.display());
-
-    println!("\n4. Predictions for a partly measured region (Bresse: 40 buildings, a LiDAR tile over some)");
-    let cfg = CityConfig::load(data.join("lidar-samples/bresse.toml"))?;
-    let region = city_features(
-        &cfg,
-        FeatureOptions {
-            known_heights: false,
-            ..Default::default()
-        },
-        &progress,
-    )?;
-    let local = LocalData {
-        recalibrate: true,
-        ..Default::default()
-    };
-    let p = predict_region_local(&model, &region, &local)?;
-    std::fs::create_dir_all(out.join("predictions")).map_err(|e| roofline::Error::file(out, e))?;
-    let pred_path = out.join("predictions").join("bresse.gpkg");
-    let pred_table = p.to_table(&region, &region.source_crs)?;
-    write_table(&pred_table, &pred_path)?;
-    let map_path = out.join("predictions").join("bresse.html");
-    let layer = roofline::eval::map::MapLayer::from_predictions(&pred_table)?;
-    roofline::io::output::write_text(&map_path, &layer.page("roofline heights: Bresse"))?;
-    let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
-    println!(
-        "  {} measured from LiDAR, {} predicted with 90 % intervals (recalibrated on the measured ones), {} flagged out of the training range",
-        measured,
-        p.ids.len() - measured,
-        p.ood_features.iter().filter(|n| **n > 0).count()
-    );
-    println!(
-        "  -> {} (geometry in {})",
-        pred_path.display(),
-        region.source_crs.label
-    );
-    println!("  -> {} (3D map)", map_path.display());
-    println!("\nOpen in a browser (self-contained, work offline):");
-    for family in ["cv-roof-p70", "cv-eave"] {
-        println!("  {}", out.join(family).join("report.html").display());
-    }
-    println!("  {}", map_path.display());
-    println!("\ndone in {:.0} s", start.elapsed().as_secs_f64());
-    Ok(())
+    Ok(model)
 }
