@@ -19,7 +19,7 @@ use roofline::io::output::{
 };
 use roofline::io::sparsify::Sparsify;
 use roofline::model::boosting::Loss;
-use roofline::model::predict::{predict_region_local, LocalData, Source};
+use roofline::model::predict::{predict_region_local, LocalData, Predictions, Source};
 use roofline::model::train::{train_model, train_model_for, TrainOptions};
 use roofline::model::HeightModel;
 use roofline::progress::Progress;
@@ -134,6 +134,14 @@ pub fn train(
     let fit_seconds = fit_start.elapsed().as_secs_f64();
     spinner.finish_and_clear();
     model.save(output)?;
+    print_trained(&model, region.as_ref(), fit_seconds);
+    println!("wrote {}", output.display());
+    Ok(())
+}
+
+/// What `train` made: the training data, in-sample and out-of-bag errors (each with why it
+/// flatters), the intervals' calibration and the main features.
+fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds: f64) {
     let m = &model.meta;
     println!(
         "trained {} model on label '{}' ({})",
@@ -145,7 +153,7 @@ pub fn train(
             t.city, t.used, t.buildings
         );
     }
-    if let Some(r) = &region {
+    if let Some(r) = region {
         println!(
             "  adapted to {}: training buildings weighted by their resemblance to its {} buildings",
             r.city,
@@ -183,8 +191,6 @@ pub fn train(
         .collect();
     println!("  top features (gain): {}", top.join(", "));
     println!("  model fitting: training {fit_seconds:.2} s (after labels and features)");
-    println!("wrote {}", output.display());
-    Ok(())
 }
 
 pub fn predict(
@@ -196,19 +202,7 @@ pub fn predict(
     local_args: &LocalArgs,
     progress: Progress,
 ) -> Result<()> {
-    let html = super::report::is_html(output);
-    if html {
-        if db.table.is_some() || db.overwrite {
-            return Err(Error::of(
-                FileKind::Output,
-                output,
-                "--table and --overwrite are for database outputs (-o PG:dbname=...)",
-            ));
-        }
-        check_output_file(output, false)?;
-    } else {
-        check_output_table(output, db)?;
-    }
+    let html = check_predict_output(output, db)?;
     let thin = match &local_args.sparse_lidar {
         Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
         None => None,
@@ -236,97 +230,16 @@ pub fn predict(
     let mut tables = Vec::new();
     for (region, path) in features.iter().zip(regions) {
         let cfg = CityConfig::load(path)?;
-        let sparse = if local_args.no_recalibrate {
-            None
-        } else {
-            region_direct_estimates(&cfg, region, thin, &progress)?
-                .map(|s| (s, direct_estimate_family()))
-        };
-        let local = LocalData {
-            sparse,
-            recalibrate: !local_args.no_recalibrate,
-            measured_share: local_args.local_labels.map(|s| (s, local_args.seed)),
-        };
+        let local = local_data(&cfg, region, local_args, thin, &progress)?;
         let p = predict_region_local(&model, region, &local).map_err(|e| match e {
             Error::Invalid(msg) | Error::Model(msg) => Error::of(FileKind::Config, path, msg),
             other => other,
         })?;
-        let count = |s: Source| p.source.iter().filter(|x| **x == s).count();
-        println!(
-            "{}: {} measured, {} measured directly from sparse LiDAR, {} predicted with local recalibration, {} predicted from other cities{}",
-            p.city,
-            count(Source::Measured),
-            count(Source::SparseLidar),
-            count(Source::Recalibrated),
-            count(Source::Predicted),
-            p.local.as_ref().map_or(String::new(), |l| format!(
-                " (recalibration on {} known buildings: {:.2} + {:.2} × predicted{})",
-                l.known,
-                l.intercept,
-                l.slope,
-                l.interval_scale.map_or(
-                    ", too few for local intervals".to_string(),
-                    |q| format!(", local intervals ×{q:.2} the model's half-width")
-                )
-            ))
-        );
-        let alone = count(Source::Predicted);
-        let ood_alone = (0..p.ids.len())
-            .filter(|&i| p.source[i] == Source::Predicted && p.ood_features[i] > 0)
-            .count();
-        if alone > 0 && ood_alone * 2 > alone {
-            tracing::warn!(
-                "{}: {} of {} buildings predicted from other cities alone lie outside the training range: in leave-one-city-out tests such cities were predicted with a city-wide bias and 90 % intervals that covered as little as 55 %; a few measured buildings (labels or a sparse survey in the config) let predict recalibrate",
-                p.city, ood_alone, alone
-            );
-        }
-        let mut h: Vec<f64> = p.height_m.clone();
-        h.sort_by(f64::total_cmp);
-        let mut w: Vec<f64> = (0..p.ids.len())
-            .filter(|&i| matches!(p.source[i], Source::Predicted | Source::Recalibrated))
-            .map(|i| p.hi_m[i] - p.lo_m[i])
-            .filter(|v| v.is_finite())
-            .collect();
-        w.sort_by(f64::total_cmp);
-        println!(
-            "{}: {} buildings, {} out of the training range; median height {:.1} m{}",
-            p.city,
-            p.ids.len(),
-            p.ood_features.iter().filter(|n| **n > 0).count(),
-            if h.is_empty() {
-                f64::NAN
-            } else {
-                percentile_sorted(&h, 50.0)
-            },
-            if w.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", median 90 % interval width {:.1} m",
-                    percentile_sorted(&w, 50.0)
-                )
-            }
-        );
-        let mut table = p.to_table(region, &out_crs)?;
+        print_sources(&p);
+        warn_if_mostly_ood(&p);
+        print_heights(&p);
         let (ids, attributes) = kept.next().expect("one per region");
-        let renamed = table.join_columns(&p.ids, &ids, attributes);
-        if !renamed.is_empty() {
-            tracing::warn!(
-                "{}: input attributes {} clash with roofline's columns; written as input_<name>",
-                path.display(),
-                renamed.join(", ")
-            );
-        }
-        // Footprints without a usable polygon keep a row (no height) in the output.
-        table.append_unusable(
-            &region.skipped,
-            &[
-                ("city", region.city.as_str()),
-                ("source", roofline::label::Flag::NoGeometry.as_str()),
-                ("label", p.label.as_str()),
-            ],
-        );
-        tables.push(table);
+        tables.push(region_table(&p, region, &out_crs, path, (ids, attributes))?);
     }
     let table = roofline::io::table::concat_union(tables)?;
     if html {
@@ -340,6 +253,144 @@ pub fn predict(
         out_crs.label
     );
     Ok(())
+}
+
+/// The region's output rows: predictions, the footprints' kept attributes (joined by id)
+/// and a row for each footprint without a usable polygon.
+fn region_table(
+    p: &Predictions,
+    region: &CityFeatures,
+    out_crs: &Crs,
+    path: &Path,
+    (ids, attributes): (Vec<String>, Vec<roofline::io::table::Column>),
+) -> Result<roofline::io::table::Table> {
+    let mut table = p.to_table(region, out_crs)?;
+    let renamed = table.join_columns(&p.ids, &ids, attributes);
+    if !renamed.is_empty() {
+        tracing::warn!(
+            "{}: input attributes {} clash with roofline's columns; written as input_<name>",
+            path.display(),
+            renamed.join(", ")
+        );
+    }
+    // Footprints without a usable polygon keep a row (no height) in the output.
+    table.append_unusable(
+        &region.skipped,
+        &[
+            ("city", region.city.as_str()),
+            ("source", roofline::label::Flag::NoGeometry.as_str()),
+            ("label", p.label.as_str()),
+        ],
+    );
+    Ok(table)
+}
+
+/// Refuses an output `predict` cannot write before any work; true for an HTML map.
+fn check_predict_output(output: &Path, db: &TableOptions) -> Result<bool> {
+    let html = super::report::is_html(output);
+    if html {
+        if db.table.is_some() || db.overwrite {
+            return Err(Error::of(
+                FileKind::Output,
+                output,
+                "--table and --overwrite are for database outputs (-o PG:dbname=...)",
+            ));
+        }
+        check_output_file(output, false)?;
+    } else {
+        check_output_table(output, db)?;
+    }
+    Ok(html)
+}
+
+/// The region's local data as the flags ask: its sparse-LiDAR estimates and measured
+/// buildings (both off with `--no-recalibrate`).
+fn local_data(
+    cfg: &CityConfig,
+    region: &CityFeatures,
+    local_args: &LocalArgs,
+    thin: Option<(Sparsify, u64)>,
+    progress: &Progress,
+) -> Result<LocalData> {
+    let sparse = if local_args.no_recalibrate {
+        None
+    } else {
+        region_direct_estimates(cfg, region, thin, progress)?.map(|s| (s, direct_estimate_family()))
+    };
+    Ok(LocalData {
+        sparse,
+        recalibrate: !local_args.no_recalibrate,
+        measured_share: local_args.local_labels.map(|s| (s, local_args.seed)),
+    })
+}
+
+/// Where the region's heights came from, and the recalibration used.
+fn print_sources(p: &Predictions) {
+    let count = |s: Source| p.source.iter().filter(|x| **x == s).count();
+    println!(
+        "{}: {} measured, {} measured directly from sparse LiDAR, {} predicted with local recalibration, {} predicted from other cities{}",
+        p.city,
+        count(Source::Measured),
+        count(Source::SparseLidar),
+        count(Source::Recalibrated),
+        count(Source::Predicted),
+        p.local.as_ref().map_or(String::new(), |l| format!(
+            " (recalibration on {} known buildings: {:.2} + {:.2} × predicted{})",
+            l.known,
+            l.intercept,
+            l.slope,
+            l.interval_scale.map_or(
+                ", too few for local intervals".to_string(),
+                |q| format!(", local intervals ×{q:.2} the model's half-width")
+            )
+        ))
+    );
+}
+
+/// Warns when most buildings predicted from other cities alone lie outside the training
+/// range: cross-validation showed such cities biased, with intervals covering too little.
+fn warn_if_mostly_ood(p: &Predictions) {
+    let alone = p.source.iter().filter(|x| **x == Source::Predicted).count();
+    let ood_alone = (0..p.ids.len())
+        .filter(|&i| p.source[i] == Source::Predicted && p.ood_features[i] > 0)
+        .count();
+    if alone > 0 && ood_alone * 2 > alone {
+        tracing::warn!(
+            "{}: {} of {} buildings predicted from other cities alone lie outside the training range: in leave-one-city-out tests such cities were predicted with a city-wide bias and 90 % intervals that covered as little as 55 %; a few measured buildings (labels or a sparse survey in the config) let predict recalibrate",
+            p.city, ood_alone, alone
+        );
+    }
+}
+
+/// The region's median height and median interval width, a first check of the result.
+fn print_heights(p: &Predictions) {
+    let mut h: Vec<f64> = p.height_m.clone();
+    h.sort_by(f64::total_cmp);
+    let mut w: Vec<f64> = (0..p.ids.len())
+        .filter(|&i| matches!(p.source[i], Source::Predicted | Source::Recalibrated))
+        .map(|i| p.hi_m[i] - p.lo_m[i])
+        .filter(|v| v.is_finite())
+        .collect();
+    w.sort_by(f64::total_cmp);
+    println!(
+        "{}: {} buildings, {} out of the training range; median height {:.1} m{}",
+        p.city,
+        p.ids.len(),
+        p.ood_features.iter().filter(|n| **n > 0).count(),
+        if h.is_empty() {
+            f64::NAN
+        } else {
+            percentile_sorted(&h, 50.0)
+        },
+        if w.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", median 90 % interval width {:.1} m",
+                percentile_sorted(&w, 50.0)
+            )
+        }
+    );
 }
 
 pub fn export(model_path: &Path, output: &Path) -> Result<()> {
