@@ -98,6 +98,24 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
     let s = summary;
     let rows = plot_rows(s, predictions)?;
     let mut h = String::new();
+    header(&mut h, s);
+    per_city(&mut h, s);
+    scatters(&mut h, &rows)?;
+    by_height_bin(&mut h, s, &rows)?;
+    intervals_and_ood(&mut h, s)?;
+    maps(&mut h, &rows, predictions)?;
+    importances(&mut h, s);
+    scenarios(&mut h, s);
+    ablation(&mut h, s);
+    let _ = writeln!(
+        h,
+        "<p class=\"muted\">Rendered from metrics.json and predictions.parquet of this folder (<code>roofline report</code> renders it again).</p>\n</body></html>"
+    );
+    Ok(h)
+}
+
+/// The page head and what was run: scheme, label, cities, model.
+fn header(h: &mut String, s: &CvSummary) {
     let scheme = match s.scheme {
         Scheme::City => "leave-one-city-out".to_string(),
         Scheme::Blocks {
@@ -142,8 +160,10 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
     if s.mixed_labels {
         let _ = writeln!(h, "<p class=\"note\"><b>Mixed label definitions</b> — these cities define height differently; errors include that difference.</p>");
     }
+}
 
-    // Per-city table.
+/// The headline errors, one row per city and the pooled row.
+fn per_city(h: &mut String, s: &CvSummary) {
     let _ = writeln!(h, "<h2>Errors per held-out city</h2>");
     let _ = writeln!(h, "<table id=\"per-city\"><tr><th>city</th><th>n</th><th>MAE</th><th>RMSE</th><th>R²</th><th>median |error|</th><th>bias</th><th>within ±2.5 m</th><th>90 % coverage</th><th>median interval width</th><th>baseline MAE</th><th>out of training range</th></tr>");
     for c in s.per_city.iter().chain(std::iter::once(&s.pooled)) {
@@ -178,11 +198,13 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         let note = super::metrics::negative_r2_note(&negative).replace('*', "");
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(&note));
     }
+}
 
-    // Scatter per city.
+/// Predicted against measured, one plot per held-out city.
+fn scatters(h: &mut String, rows: &[(String, Vec<PlotRow>)]) -> Result<()> {
     let _ = writeln!(h, "<h2>Predicted vs measured, per held-out city</h2>");
     let _ = writeln!(h, "<p class=\"muted\">Each city predicted by a model that never saw it. Up to {} buildings per city are drawn (an even sample of the rows); orange bars are the 90 % intervals of {} of them.</p><div class=\"plots\">", plots::MAX_POINTS, plots::INTERVAL_BARS);
-    for (city, r) in &rows {
+    for (city, r) in rows {
         let _ = writeln!(
             h,
             "<figure class=\"scatter\" data-city=\"{}\">{}</figure>",
@@ -191,13 +213,16 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         );
     }
     let _ = writeln!(h, "</div>");
+    Ok(())
+}
 
-    // Residuals by height bin.
+/// Errors by measured-height bin: where a model fails (tall buildings) hides in averages.
+fn by_height_bin(h: &mut String, s: &CvSummary, rows: &[(String, Vec<PlotRow>)]) -> Result<()> {
     let _ = writeln!(h, "<h2>Errors by measured-height bin</h2>");
     let with_rows: Vec<(&CityMetrics, Vec<PlotRow>)> = s
         .per_city
         .iter()
-        .zip(&rows)
+        .zip(rows)
         .map(|(c, (_, r))| (c, r.clone()))
         .collect();
     let _ = writeln!(
@@ -222,8 +247,12 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         }
     }
     let _ = writeln!(h, "</table>");
+    Ok(())
+}
 
-    // Coverage and ood.
+/// Interval coverage and errors of buildings flagged out of the training range, so the flag
+/// is shown to mean something.
+fn intervals_and_ood(h: &mut String, s: &CvSummary) -> Result<()> {
     let cities: Vec<&CityMetrics> = s.per_city.iter().collect();
     let _ = writeln!(h, "<h2>Intervals and the out-of-training-range flag</h2>");
     let _ = writeln!(h, "<p class=\"muted\">A building is <i>ood</i> when one of its features lies outside the range seen in training; its interval is least trustworthy.</p><div class=\"plots\">");
@@ -252,10 +281,13 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         );
     }
     let _ = writeln!(h, "</table>");
+    Ok(())
+}
 
-    // Maps.
+/// Where the errors are: a 2D map per city and the 3D map (or why there is none).
+fn maps(h: &mut String, rows: &[(String, Vec<PlotRow>)], predictions: &Table) -> Result<()> {
     let _ = writeln!(h, "<h2>Where the errors are</h2><div class=\"plots\">");
-    for (city, r) in &rows {
+    for (city, r) in rows {
         if let Some(svg) = plots::error_map(city, r)? {
             let _ = writeln!(
                 h,
@@ -281,8 +313,11 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
             );
         }
     }
+    Ok(())
+}
 
-    // Importances.
+/// The features the point model leaned on, when the summary has them.
+fn importances(h: &mut String, s: &CvSummary) {
     if !s.importance.is_empty() {
         let _ = writeln!(h, "<h2>Feature importances</h2><p class=\"muted\">Share of the point model's split gain, averaged over the folds.</p>");
         let _ = writeln!(
@@ -301,14 +336,6 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
         }
         let _ = writeln!(h, "</table>");
     }
-
-    scenarios(&mut h, s);
-    ablation(&mut h, s);
-    let _ = writeln!(
-        h,
-        "<p class=\"muted\">Rendered from metrics.json and predictions.parquet of this folder (<code>roofline report</code> renders it again).</p>\n</body></html>"
-    );
-    Ok(h)
 }
 
 /// One row per ablation variant (as in report.md).
