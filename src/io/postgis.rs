@@ -244,35 +244,14 @@ fn short(msg: &str) -> String {
 /// existing table is replaced only when `overwrite`, else it is an error and stays untouched.
 pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<()> {
     check_table_name(conn, name)?;
-    let shown = display_name(conn);
-    let fail = |what: String| {
-        Error::of(
-            FileKind::Output,
-            &shown,
-            format!("cannot write table '{name}' (nothing was committed): {what}"),
-        )
-    };
-    // The first failure GDAL reported says why (later ones are PostgreSQL refusing every
-    // statement of the aborted transaction).
-    let gerr = |e: gdal::errors::GdalError| {
-        let why = crate::io::gdal_setup::take_failures()
-            .into_iter()
-            .next()
-            .or_else(last_gdal_message)
-            .filter(|m| !e.to_string().contains(m.as_str()))
-            .map(|m| format!(" ({})", short(&m)))
-            .unwrap_or_default();
-        fail(format!("{}{why}", short(&e.to_string())))
-    };
-    // Errors of the shared GDAL writer name the connection already: keep their message only.
-    let inner = |e: Error| match e {
-        Error::Output { msg, .. } => fail(short(&msg)),
-        other => fail(short(&other.to_string())),
+    let w = Writing {
+        shown: display_name(conn),
+        name,
     };
     if let Some(long) = table.columns.iter().find(|c| c.name.len() > MAX_IDENTIFIER) {
         return Err(Error::of(
             FileKind::Output,
-            &shown,
+            &w.shown,
             format!(
                 "column '{}' is longer than PostgreSQL's 63-byte names",
                 long.name
@@ -281,7 +260,7 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
     }
     let mut ds = open(conn, FileKind::Output, true)?;
     require_postgis(&ds, conn)?;
-    let mut txn = ds.start_transaction().map_err(gerr)?;
+    let mut txn = ds.start_transaction().map_err(|e| w.gdal(e))?;
     let existing = existing_table(&txn, name);
     // Looking a missing table up is a GDAL failure too: not the reason of anything below.
     crate::io::gdal_setup::take_failures();
@@ -290,79 +269,134 @@ pub fn write(table: &Table, conn: &Path, name: &str, overwrite: bool) -> Result<
             return Err(exists_error(conn, name));
         }
         // DROP TABLE inside the transaction: undone if anything below fails.
-        txn.delete_layer(idx).map_err(gerr)?;
+        txn.delete_layer(idx).map_err(|e| w.gdal(e))?;
     }
-    let srs = table.crs.as_ref().map(|c| c.srs());
-    let description = format!(
-        "DESCRIPTION=roofline: {} rows; heights in metres; geometry in {}",
-        table.n_rows(),
-        table.crs.as_ref().map_or("-", |c| c.label.as_str())
-    );
-    let options = [
-        "GEOMETRY_NAME=geometry",
-        "FID=fid",
-        // Column names exactly as in the other formats (no lower-casing).
-        "LAUNDER=NO",
-        "SPATIAL_INDEX=GIST",
-        description.as_str(),
-    ];
-    // GDAL's PostgreSQL driver sends doubles as text with 15 significant digits, which loses
-    // the last bits of most values: they go as exact text (the shortest that reads back to the
-    // same double) into text columns, turned into float8 by one ALTER TABLE below.
-    let (text_table, reals) = reals_as_text(table);
-    {
-        let layer = txn
-            .create_layer(LayerOptions {
-                name,
-                srs: srs.as_ref(),
-                ty: if table.geometry.is_some() {
-                    OGRwkbGeometryType::wkbMultiPolygon
-                } else {
-                    OGRwkbGeometryType::wkbNone
-                },
-                options: Some(&options),
-            })
-            .map_err(gerr)?;
-        crate::io::layer::add_fields(&layer, &text_table, false, &shown).map_err(inner)?;
-        crate::io::layer::write_rows(&layer, &text_table, &shown).map_err(inner)?;
-    }
-    drop(text_table);
-    if !reals.is_empty() {
-        let alter: Vec<String> = reals
-            .iter()
-            .map(|c| {
-                let c = quote_ident(c);
-                format!("ALTER COLUMN {c} TYPE float8 USING {c}::float8")
-            })
-            .collect();
-        let sql = format!("ALTER TABLE {} {}", quote_table(name), alter.join(", "));
-        txn.execute_sql(&sql, None, gdal::vector::sql::Dialect::DEFAULT)
-            .map_err(gerr)?;
-    }
+    w.create_and_fill(&mut txn, table)?;
     // Counted inside the transaction, before the commit makes the table visible: GDAL's
     // PostgreSQL driver reports some failed statements only as a wrong count (an aborted
     // transaction answers nothing), and then nothing is committed.
     let n = count_rows(&txn, name);
     if n != Some(table.n_rows() as u64) {
         let first = crate::io::gdal_setup::take_failures().into_iter().next();
-        return Err(fail(match (n, first) {
+        return Err(w.fail(match (n, first) {
             (_, Some(why)) => format!("the database refused the rows: {}", short(&why)),
             (Some(n), None) => format!("{n} of {} rows arrived", table.n_rows()),
             (None, None) => "the rows cannot be counted back".to_string(),
         }));
     }
-    txn.commit().map_err(gerr)?;
+    txn.commit().map_err(|e| w.gdal(e))?;
     // PostgreSQL answers COMMIT of an aborted transaction with a rollback, which GDAL reports
     // as success: count again.
     let after = count_rows(&ds, name);
     if after != Some(table.n_rows() as u64) {
-        return Err(fail(format!(
+        return Err(w.fail(format!(
             "after the commit the table holds {} of {} rows",
             after.map_or("no".to_string(), |n| n.to_string()),
             table.n_rows()
         )));
     }
     Ok(())
+}
+
+/// One write of a table: where to, and how its failures read (always "nothing was
+/// committed", since the transaction is rolled back).
+struct Writing<'a> {
+    shown: PathBuf,
+    name: &'a str,
+}
+
+impl Writing<'_> {
+    /// The error of a failed write, saying what failed.
+    fn fail(&self, what: String) -> Error {
+        Error::of(
+            FileKind::Output,
+            &self.shown,
+            format!(
+                "cannot write table '{}' (nothing was committed): {what}",
+                self.name
+            ),
+        )
+    }
+
+    /// A GDAL error, with the first failure GDAL reported as the reason (later ones are
+    /// PostgreSQL refusing every statement of the aborted transaction).
+    fn gdal(&self, e: gdal::errors::GdalError) -> Error {
+        let why = crate::io::gdal_setup::take_failures()
+            .into_iter()
+            .next()
+            .or_else(last_gdal_message)
+            .filter(|m| !e.to_string().contains(m.as_str()))
+            .map(|m| format!(" ({})", short(&m)))
+            .unwrap_or_default();
+        self.fail(format!("{}{why}", short(&e.to_string())))
+    }
+
+    /// An error of the shared GDAL writer, which names the connection already: its message
+    /// only.
+    fn inner(&self, e: Error) -> Error {
+        match e {
+            Error::Output { msg, .. } => self.fail(short(&msg)),
+            other => self.fail(short(&other.to_string())),
+        }
+    }
+
+    /// Creates the table and writes the rows, floats exactly: GDAL's PostgreSQL driver sends
+    /// doubles as text with 15 significant digits, which loses the last bits of most values,
+    /// so they go as exact text (the shortest that reads back to the same double) into text
+    /// columns, turned into float8 by one ALTER TABLE.
+    fn create_and_fill(&self, ds: &mut Dataset, table: &Table) -> Result<()> {
+        let srs = table.crs.as_ref().map(|c| c.srs());
+        let description = format!(
+            "DESCRIPTION=roofline: {} rows; heights in metres; geometry in {}",
+            table.n_rows(),
+            table.crs.as_ref().map_or("-", |c| c.label.as_str())
+        );
+        let options = [
+            "GEOMETRY_NAME=geometry",
+            "FID=fid",
+            // Column names exactly as in the other formats (no lower-casing).
+            "LAUNDER=NO",
+            "SPATIAL_INDEX=GIST",
+            description.as_str(),
+        ];
+        let (text_table, reals) = reals_as_text(table);
+        {
+            let layer = ds
+                .create_layer(LayerOptions {
+                    name: self.name,
+                    srs: srs.as_ref(),
+                    ty: if table.geometry.is_some() {
+                        OGRwkbGeometryType::wkbMultiPolygon
+                    } else {
+                        OGRwkbGeometryType::wkbNone
+                    },
+                    options: Some(&options),
+                })
+                .map_err(|e| self.gdal(e))?;
+            crate::io::layer::add_fields(&layer, &text_table, false, &self.shown)
+                .map_err(|e| self.inner(e))?;
+            crate::io::layer::write_rows(&layer, &text_table, &self.shown)
+                .map_err(|e| self.inner(e))?;
+        }
+        drop(text_table);
+        if !reals.is_empty() {
+            let alter: Vec<String> = reals
+                .iter()
+                .map(|c| {
+                    let c = quote_ident(c);
+                    format!("ALTER COLUMN {c} TYPE float8 USING {c}::float8")
+                })
+                .collect();
+            let sql = format!(
+                "ALTER TABLE {} {}",
+                quote_table(self.name),
+                alter.join(", ")
+            );
+            ds.execute_sql(&sql, None, gdal::vector::sql::Dialect::DEFAULT)
+                .map_err(|e| self.gdal(e))?;
+        }
+        Ok(())
+    }
 }
 
 /// `table` with every float column as text holding the exact value (Rust's shortest
