@@ -490,21 +490,12 @@ fn init_logging(quiet: bool, verbose: u8) {
         .try_init();
 }
 
+/// Runs a command: the pipeline stages a plan job can run apart, or any other command.
 fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
-        Command::Labels {
-            city,
-            output,
-            db,
-            job,
-        } => match (job.job, city, output) {
-            (Some(_), Some(_), _) => Err(plan::no_configs_with_job()),
-            (Some(j), None, _) => db.not_with_job().and_then(|_| plan::labels(&j, progress)),
-            (None, Some(city), Some(output)) => {
-                labels::run(&city, &output, &db.options(), progress)
-            }
-            _ => unreachable!("clap requires a city and an output without --job"),
-        },
+        stage @ (Command::Labels { .. } | Command::Features { .. } | Command::Predict { .. }) => {
+            run_stage(stage, progress)
+        }
         Command::Plan {
             city,
             tile_size,
@@ -532,6 +523,51 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             adapt_to,
             model,
         } => models::train(&cities, &output, adapt_to.as_deref(), &model, progress),
+        Command::Cv {
+            cities,
+            output,
+            by,
+            block_size,
+            folds,
+            buffer,
+            sparse_lidar,
+            local_labels,
+            ablate,
+            ablation_seeds,
+            model,
+        } => {
+            let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
+            let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
+            models::cv(
+                &cities, &output, by, block_size, folds, buffer, &scenarios, &ablation, &model,
+                progress,
+            )
+        }
+        Command::Demo {
+            data,
+            output,
+            models,
+        } => demo::run(&data, &output, &models, progress),
+        Command::Export { model, output, .. } => models::export(&model, &output),
+    }
+}
+
+/// A stage that runs on configs or, with `--job`, on one job of a plan (never both).
+fn run_stage(command: Command, progress: Progress) -> Result<()> {
+    match command {
+        Command::Labels {
+            city,
+            output,
+            db,
+            job,
+        } => match (job.job, city, output) {
+            (Some(_), Some(_), _) => Err(plan::no_configs_with_job()),
+            (Some(j), None, _) => db.not_with_job().and_then(|_| plan::labels(&j, progress)),
+            (None, Some(city), Some(output)) => {
+                labels::run(&city, &output, &db.options(), progress)
+            }
+            _ => unreachable!("clap requires a city and an output without --job"),
+        },
         Command::Predict {
             model,
             regions,
@@ -560,32 +596,6 @@ fn run(command: Command, progress: Progress) -> Result<()> {
                 _ => unreachable!("clap requires an output without --job"),
             }
         }
-        Command::Cv {
-            cities,
-            output,
-            by,
-            block_size,
-            folds,
-            buffer,
-            sparse_lidar,
-            local_labels,
-            ablate,
-            ablation_seeds,
-            model,
-        } => {
-            let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
-            let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
-            models::cv(
-                &cities, &output, by, block_size, folds, buffer, &scenarios, &ablation, &model,
-                progress,
-            )
-        }
-        Command::Demo {
-            data,
-            output,
-            models,
-        } => demo::run(&data, &output, &models, progress),
-        Command::Export { model, output, .. } => models::export(&model, &output),
         Command::Features {
             cities,
             output,
@@ -602,6 +612,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             }
             _ => unreachable!("clap requires an output without --job"),
         },
+        _ => unreachable!("run passes only stages"),
     }
 }
 
