@@ -449,32 +449,33 @@ pub fn write_plan(dir: &Path, plan: &Plan, jobs: &[Job]) -> Result<()> {
     write_text(&dir.join(PLAN_FILE), &text)
 }
 
+/// A plan's JSON file; an unreadable one says `hint` (the likely mistake), a malformed one
+/// says it is not a `what`.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, hint: &str, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read ({e}) — {hint}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not a {what}: {e}")))
+}
+
 impl Plan {
     /// Reads a plan folder's manifest.
     pub fn load(dir: &Path) -> Result<Plan> {
-        let path = dir.join(PLAN_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::file(
-                &path,
-                format!("cannot read ({e}) — is this a folder made by `roofline plan`?"),
-            )
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a plan: {e}")))
+        read_json(
+            &dir.join(PLAN_FILE),
+            "is this a folder made by `roofline plan`?",
+            "plan",
+        )
     }
 }
 
 impl Job {
     /// Reads `JOB_DIR/job.json`; returns the job and its plan folder (`JOB_DIR/../..`).
     pub fn load(job_dir: &Path) -> Result<(Job, PathBuf)> {
-        let path = job_dir.join(JOB_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::file(
-                &path,
-                format!("cannot read ({e}) — --job takes a job folder such as PLAN_DIR/jobs/0"),
-            )
-        })?;
-        let job: Job = serde_json::from_str(&text)
-            .map_err(|e| Error::file(&path, format!("not a job: {e}")))?;
+        let job: Job = read_json(
+            &job_dir.join(JOB_FILE),
+            "--job takes a job folder such as PLAN_DIR/jobs/0",
+            "job",
+        )?;
         let plan_dir = std::path::absolute(job_dir)
             .at(job_dir)?
             .parent()
