@@ -90,6 +90,38 @@ fn boosting_recovers_a_known_function() {
     );
 }
 
+/// `max_features` bounds the features each tree draws: with 60 columns that all carry signal,
+/// one 31-leaf tree splits on at most 5 of them under a bound of 5, and on more without it
+/// (half of 60 drawn). Models over fewer columns than the bound sample exactly as before.
+#[test]
+fn trees_draw_at_most_max_features() {
+    let (n, k) = (2_000, 60);
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+    let x = Array2::from_shape_fn((n, k), |_| rng.gen_range(0.0..1.0));
+    let y: Array1<f64> = x.rows().into_iter().map(|r| r.sum()).collect();
+    let data = Dataset::new(x, y);
+    let used = |max: Option<usize>| {
+        let m = GbmParams::new()
+            .n_trees(1)
+            .max_features(max)
+            .check()
+            .unwrap()
+            .fit(&data)
+            .unwrap();
+        m.importance().iter().filter(|g| **g > 0.0).count()
+    };
+    let (bounded, free) = (used(Some(5)), used(None));
+    assert!(
+        (1..=5).contains(&bounded),
+        "{bounded} features with a bound of 5"
+    );
+    assert!(free > 5, "{free} features without a bound");
+    // Below the bound the share is colsample's own: 41 columns draw 20 either way.
+    let p = GbmParams::new().check().unwrap();
+    assert_eq!(p.tree_share(41), p.colsample);
+    assert_eq!((p.tree_share(113) as f32 * 113.0) as usize, 20);
+}
+
 #[test]
 fn same_seed_same_model_on_one_and_two_threads() {
     let (w, d) = (features("wageningen"), features("delft-5910"));

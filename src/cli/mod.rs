@@ -356,6 +356,9 @@ pub struct ModelArgs {
     /// gbm feature share per tree.
     #[arg(long)]
     pub colsample: Option<f64>,
+    /// gbm features per tree at most (default 20; 0: no bound, `--colsample` alone decides).
+    #[arg(long)]
+    pub max_features: Option<usize>,
     /// gbm histogram bins per feature (2–256; default 64).
     #[arg(long)]
     pub max_bin: Option<usize>,

@@ -64,6 +64,9 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     if let Some(v) = args.colsample {
         gbm = gbm.colsample(v);
     }
+    if let Some(v) = args.max_features {
+        gbm = gbm.max_features((v > 0).then_some(v));
+    }
     if let Some(v) = args.max_bin {
         gbm = gbm.max_bin(v);
     }

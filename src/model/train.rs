@@ -429,92 +429,20 @@ pub fn fit(
         return Err(Error::invalid("no building with an ok label to train on"));
     }
     keep_freed_memory();
-    let mut dataset = Dataset::new(x.clone(), y.clone()).with_feature_names(names.to_vec());
-    if let Some(w) = &set.weights {
-        dataset = dataset.with_weights(ndarray::Array1::from(w.clone()));
-    }
     // The point model and the interval models are independent: fit them side by side.
     let (point, interval) = rayon::join(
-        || -> Result<_> {
-            Ok(match opts.kind {
-                ModelKind::Gbm => {
-                    let m = opts.gbm_params().on_threads(1).fit(&dataset)?;
-                    (m.booster, serde_json::to_value(opts.gbm_params()), None)
-                }
-                ModelKind::Forest => {
-                    let m = opts.forest_params().fit(&dataset)?;
-                    let oob = ErrorSummary {
-                        mae: m.oob_mae,
-                        rmse: m.oob_rmse,
-                        n: m.oob_rows,
-                    };
-                    (
-                        m.booster,
-                        serde_json::to_value(opts.forest_params()),
-                        Some(oob),
-                    )
-                }
-            })
-        },
-        || -> Result<Option<IntervalModel>> {
-            let Some(alpha) = opts.alpha else {
-                return Ok(None);
-            };
-            let mut distinct = set.city_of_row.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            let by_city = distinct.len() >= 2;
-            let (groups, group_names): (Vec<usize>, Vec<String>) = if by_city {
-                (set.city_of_row.clone(), city_names.to_vec())
-            } else {
-                let k = opts.calibration_folds.max(2);
-                (
-                    block_folds(&set.centroids, opts.calibration_block_m, k, opts.seed),
-                    (0..k)
-                        .map(|f| format!("{} m block fold {}", opts.calibration_block_m, f + 1))
-                        .collect(),
-                )
-            };
-            let rule = if by_city {
-                opts.interval_rule
-            } else {
-                IntervalRule::Pooled
-            };
-            Ok(Some(IntervalModel::fit_grouped_with(
-                &opts.gbm_params(),
-                alpha,
-                x,
-                y,
-                &groups,
-                &group_names,
-                rule,
-            )?))
-        },
+        || fit_point(set, names, opts),
+        || fit_intervals(set, city_names, opts),
     );
-    let (point, hyper, oob) = point?;
+    let PointFit {
+        booster: point,
+        hyper,
+        oob,
+    } = point?;
     let interval = interval?;
-    let hyper = hyper.map_err(|e| Error::invalid(e.to_string()))?;
-    let pred = predict_booster(&point, x)?.column(0).to_owned();
-    let err: Vec<f64> = pred.iter().zip(y).map(|(p, t)| p - t).collect();
-    let n = err.len() as f64;
-    let training_error = ErrorSummary {
-        mae: err.iter().map(|e| e.abs()).sum::<f64>() / n,
-        rmse: (err.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
-        n: err.len(),
-    };
-    let gains = super::boosting::gain_importance(&point);
-    let mut importance: Vec<(String, f64)> = names.iter().cloned().zip(gains).collect();
-    importance.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let feature_ranges = (0..x.ncols())
-        .map(|j| {
-            let col = x.column(j);
-            let finite = col.iter().copied().filter(|v| v.is_finite());
-            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                (a.min(v), b.max(v))
-            });
-            lo.is_finite().then_some((lo, hi))
-        })
-        .collect();
+    let training_error = training_error(&point, x, y)?;
+    let importance = ranked_importance(&point, names);
+    let feature_ranges = feature_ranges(x);
     Ok(HeightModel {
         meta: ModelMeta {
             format_version: FORMAT_VERSION,
@@ -541,4 +469,135 @@ pub fn fit(
         point,
         interval,
     })
+}
+
+/// The point model of [`fit`], with its hyperparameters as recorded in the model file and, for
+/// the forest, its out-of-bag error.
+struct PointFit {
+    booster: hessboost::model::BoostedModel,
+    hyper: serde_json::Value,
+    oob: Option<ErrorSummary>,
+}
+
+/// Fits the point model (`opts.kind`) on the set's rows, weighted when the set has weights.
+fn fit_point(set: &TrainingSet, names: &[String], opts: &TrainOptions) -> Result<PointFit> {
+    let mut dataset = Dataset::new(set.x.clone(), set.y.clone()).with_feature_names(names.to_vec());
+    if let Some(w) = &set.weights {
+        dataset = dataset.with_weights(Array1::from(w.clone()));
+    }
+    let json =
+        |v: serde_json::Result<serde_json::Value>| v.map_err(|e| Error::invalid(e.to_string()));
+    Ok(match opts.kind {
+        ModelKind::Gbm => {
+            let m = opts.gbm_params().on_threads(1).fit(&dataset)?;
+            PointFit {
+                booster: m.booster,
+                hyper: json(serde_json::to_value(opts.gbm_params()))?,
+                oob: None,
+            }
+        }
+        ModelKind::Forest => {
+            let m = opts.forest_params().fit(&dataset)?;
+            PointFit {
+                booster: m.booster,
+                hyper: json(serde_json::to_value(opts.forest_params()))?,
+                oob: Some(ErrorSummary {
+                    mae: m.oob_mae,
+                    rmse: m.oob_rmse,
+                    n: m.oob_rows,
+                }),
+            }
+        }
+    })
+}
+
+/// The interval model of [`fit`] (`None` when `opts.alpha` is): quantiles calibrated by
+/// [`calibration_groups`].
+fn fit_intervals(
+    set: &TrainingSet,
+    city_names: &[String],
+    opts: &TrainOptions,
+) -> Result<Option<IntervalModel>> {
+    let Some(alpha) = opts.alpha else {
+        return Ok(None);
+    };
+    let (groups, group_names, rule) = calibration_groups(set, city_names, opts);
+    Ok(Some(IntervalModel::fit_grouped_with(
+        &opts.gbm_params(),
+        alpha,
+        &set.x,
+        &set.y,
+        &groups,
+        &group_names,
+        rule,
+    )?))
+}
+
+/// What calibration leaves out in turn — the cities when there are several (combined by
+/// `opts.interval_rule`), else [`TrainOptions::calibration_folds`] block folds (pooled: blocks
+/// of one city are exchangeable) — as a group per row, the groups' names and the rule.
+fn calibration_groups(
+    set: &TrainingSet,
+    city_names: &[String],
+    opts: &TrainOptions,
+) -> (Vec<usize>, Vec<String>, IntervalRule) {
+    let mut distinct = set.city_of_row.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() >= 2 {
+        return (
+            set.city_of_row.clone(),
+            city_names.to_vec(),
+            opts.interval_rule,
+        );
+    }
+    let k = opts.calibration_folds.max(2);
+    (
+        block_folds(&set.centroids, opts.calibration_block_m, k, opts.seed),
+        (0..k)
+            .map(|f| format!("{} m block fold {}", opts.calibration_block_m, f + 1))
+            .collect(),
+        IntervalRule::Pooled,
+    )
+}
+
+/// In-sample error of the point model on the rows it was trained on.
+fn training_error(
+    point: &hessboost::model::BoostedModel,
+    x: &Array2<f64>,
+    y: &Array1<f64>,
+) -> Result<ErrorSummary> {
+    let pred = predict_booster(point, x)?.column(0).to_owned();
+    let err: Vec<f64> = pred.iter().zip(y).map(|(p, t)| p - t).collect();
+    let n = err.len() as f64;
+    Ok(ErrorSummary {
+        mae: err.iter().map(|e| e.abs()).sum::<f64>() / n,
+        rmse: (err.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
+        n: err.len(),
+    })
+}
+
+/// Features by the point model's total split gain, largest first (ties by name).
+fn ranked_importance(
+    point: &hessboost::model::BoostedModel,
+    names: &[String],
+) -> Vec<(String, f64)> {
+    let gains = super::boosting::gain_importance(point);
+    let mut importance: Vec<(String, f64)> = names.iter().cloned().zip(gains).collect();
+    importance.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    importance
+}
+
+/// Each column's finite range (`None`: no finite value), for out-of-range warnings.
+fn feature_ranges(x: &Array2<f64>) -> Vec<Option<(f64, f64)>> {
+    x.columns()
+        .into_iter()
+        .map(|col| {
+            let finite = col.iter().copied().filter(|v| v.is_finite());
+            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+            lo.is_finite().then_some((lo, hi))
+        })
+        .collect()
 }
