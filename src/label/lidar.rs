@@ -10,7 +10,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use geo::{
-    Area, BooleanOps, BoundingRect, Contains, Distance, Euclidean, MultiPolygon, Point, Rect,
+    Area, BooleanOps, BoundingRect, Contains, Distance, Euclidean, Intersects, LinesIter,
+    MultiPolygon, Point, Rect,
 };
 use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
@@ -79,59 +80,11 @@ pub fn lidar_labels_filtered(
     progress: &Progress,
 ) -> Result<LidarOutput> {
     let start = Instant::now();
-    let n = fp.len();
-    let ring = def.ring_m;
-    let boxes: Vec<Rect<f64>> = fp
-        .geometries
-        .iter()
-        .map(|g| g.bounding_rect().expect("footprints are non-empty"))
-        .collect();
-    let tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>> = RTree::bulk_load(
-        boxes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                GeomWithData::new(
-                    Rectangle::from_corners(
-                        [r.min().x - ring, r.min().y - ring],
-                        [r.max().x + ring, r.max().y + ring],
-                    ),
-                    i as u32,
-                )
-            })
-            .collect(),
-    );
-
-    // Read tiles in spatial order so buildings complete (and free their points) early.
-    let mut order: Vec<usize> = (0..clouds.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (ba, bb) = (clouds[a].bounds, clouds[b].bounds);
-        (ba[1], ba[0])
-            .partial_cmp(&(bb[1], bb[0]))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let tile_env = |c: &PointCloudFile| {
-        let t = TILE_GAP_TOLERANCE_M;
-        AABB::from_corners(
-            [c.bounds[0] - t, c.bounds[1] - t],
-            [c.bounds[2] + t, c.bounds[3] + t],
-        )
-    };
-
-    let mut acc: Vec<Accumulator> = (0..n).map(|_| Accumulator::default()).collect();
-    for c in clouds {
-        for item in tree.locate_in_envelope_intersecting(&tile_env(c)) {
-            acc[item.data as usize].pending_tiles += 1;
-        }
-    }
-    let share = lidar_share(fp, &boxes, clouds);
-
-    let roof_class = class_mask(&def.roof_classes);
-    let ground_class = class_mask(&def.ground_classes);
+    let index = FootprintIndex::new(fp, def);
+    let order = reading_order(clouds);
+    let mut state = Labelling::new(&index, clouds, def);
     let total: u64 = clouds.iter().map(|c| c.points).sum();
     let bar = progress.bar(total, "labels", "points");
-    let mut rows: Vec<Option<LabelRow>> = vec![None; n];
-    let mut points_read = 0u64;
     // A reader thread decodes the tiles (in `order`) while this thread assigns the points of
     // the chunk before: decoding and assignment overlap, and the bounded channel keeps at most
     // a few chunks in memory. Chunks go back to the reader to be refilled.
@@ -156,67 +109,241 @@ pub fn lidar_labels_filtered(
                             plan.keep(tile, first_index + k as u64, x, y, class)
                         });
                     }
-                    let hits: Vec<Vec<Hit>> = (0..chunk.len())
-                        .into_par_iter()
-                        .step_by(SUB_CHUNK)
-                        .map(|s| {
-                            let e = (s + SUB_CHUNK).min(chunk.len());
-                            classify(&chunk, s..e, &tree, fp, &roof_class, &ground_class, ring)
-                        })
-                        .collect();
-                    for hit in hits.into_iter().flatten() {
-                        match hit {
-                            Hit::Roof { b, z, cell } => {
-                                let a = &mut acc[b as usize];
-                                a.roof.push(z);
-                                a.cells.push(cell);
-                            }
-                            Hit::Ground { b, z } => acc[b as usize].ground.push(z),
-                        }
-                    }
-                    points_read += chunk.len() as u64;
+                    state.assign(&chunk);
                     bar.inc(decoded);
                     // The reader may have finished already; then the buffer is simply dropped.
                     let _ = to_reader.send(chunk);
                 }
-                Decoded::TileEnd(tile) => {
-                    // Buildings this was the last tile of: reduce to statistics, free points.
-                    let done: Vec<usize> = tree
-                        .locate_in_envelope_intersecting(&tile_env(&clouds[tile]))
-                        .map(|i| i.data as usize)
-                        .filter(|&b| {
-                            acc[b].pending_tiles -= 1;
-                            acc[b].pending_tiles == 0
-                        })
-                        .collect();
-                    let taken: Vec<(usize, Accumulator)> = done
-                        .into_iter()
-                        .map(|b| (b, std::mem::take(&mut acc[b])))
-                        .collect();
-                    let finished: Vec<(usize, LabelRow)> = taken
-                        .into_par_iter()
-                        .map(|(b, a)| (b, finish(b, a, fp, share[b], def)))
-                        .collect();
-                    for (b, row) in finished {
-                        rows[b] = Some(row);
-                    }
-                }
+                Decoded::TileEnd(tile) => state.tile_done(tile),
             }
         }
         Ok(())
     })?;
     bar.finish_and_clear();
-    // Footprints no tile reaches.
-    let rows = rows
-        .into_iter()
-        .enumerate()
-        .map(|(b, r)| r.unwrap_or_else(|| finish(b, Accumulator::default(), fp, share[b], def)))
-        .collect();
+    let points_read = state.points_read;
     Ok(LidarOutput {
-        rows,
+        rows: state.into_rows(),
         points_read,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Tiles in spatial order (rows of tiles, south to north), so that buildings complete, and
+/// free their points, early.
+fn reading_order(clouds: &[PointCloudFile]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..clouds.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ba, bb) = (clouds[a].bounds, clouds[b].bounds);
+        (ba[1], ba[0])
+            .partial_cmp(&(bb[1], bb[0]))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    order
+}
+
+/// A tile's header extent, widened by [`TILE_GAP_TOLERANCE_M`].
+fn tile_envelope(c: &PointCloudFile) -> AABB<[f64; 2]> {
+    let t = TILE_GAP_TOLERANCE_M;
+    AABB::from_corners(
+        [c.bounds[0] - t, c.bounds[1] - t],
+        [c.bounds[2] + t, c.bounds[3] + t],
+    )
+}
+
+/// Side (m) of the square cells whose candidate footprints [`FootprintIndex::classify`]
+/// caches. Points arrive in scan order, so dozens in a row fall in one cell and share one
+/// R-tree query; small enough that a cell in a dense centre has only a handful of candidates.
+const CELL_M: f64 = 16.0;
+
+/// The footprints, indexed for assigning points: an R-tree of their boxes widened by the
+/// ground ring, and the plain boxes for a cheap test before the exact ones.
+struct FootprintIndex<'a> {
+    fp: &'a Footprints,
+    tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
+    boxes: Vec<Rect<f64>>,
+    ring: f64,
+    roof_class: [bool; 256],
+    ground_class: [bool; 256],
+}
+
+impl<'a> FootprintIndex<'a> {
+    fn new(fp: &'a Footprints, def: &LidarLabelConfig) -> Self {
+        let ring = def.ring_m;
+        let boxes: Vec<Rect<f64>> = fp
+            .geometries
+            .iter()
+            .map(|g| g.bounding_rect().expect("footprints are non-empty"))
+            .collect();
+        let widened = boxes.iter().enumerate().map(|(i, r)| {
+            GeomWithData::new(
+                Rectangle::from_corners(
+                    [r.min().x - ring, r.min().y - ring],
+                    [r.max().x + ring, r.max().y + ring],
+                ),
+                i as u32,
+            )
+        });
+        FootprintIndex {
+            fp,
+            tree: RTree::bulk_load(widened.collect()),
+            boxes,
+            ring,
+            roof_class: class_mask(&def.roof_classes),
+            ground_class: class_mask(&def.ground_classes),
+        }
+    }
+
+    /// Footprints whose widened box meets a tile's extent.
+    fn near_tile(&self, c: &PointCloudFile) -> impl Iterator<Item = usize> + '_ {
+        self.tree
+            .locate_in_envelope_intersecting(&tile_envelope(c))
+            .map(|i| i.data as usize)
+    }
+
+    /// The roof and ground hits of the points `range` of `chunk`, in point order.
+    fn classify(&self, chunk: &PointChunk, range: std::ops::Range<usize>) -> Vec<Hit> {
+        let mut out = Vec::new();
+        let mut cell = (i64::MIN, i64::MIN);
+        let mut candidates: Vec<u32> = Vec::new();
+        let ring2 = self.ring * self.ring;
+        for i in range {
+            let c = chunk.class[i] as usize;
+            let (is_roof, is_ground) = (self.roof_class[c], self.ground_class[c]);
+            if !is_roof && !is_ground {
+                continue;
+            }
+            let (x, y, z) = (chunk.x[i], chunk.y[i], chunk.z[i]);
+            let here = ((x / CELL_M).floor() as i64, (y / CELL_M).floor() as i64);
+            if here != cell {
+                cell = here;
+                candidates.clear();
+                let (x0, y0) = (here.0 as f64 * CELL_M, here.1 as f64 * CELL_M);
+                let env = AABB::from_corners([x0, y0], [x0 + CELL_M, y0 + CELL_M]);
+                candidates.extend(
+                    self.tree
+                        .locate_in_envelope_intersecting(&env)
+                        .map(|item| item.data),
+                );
+            }
+            let p = Point::new(x, y);
+            for &b in &candidates {
+                let r = &self.boxes[b as usize];
+                let (dx, dy) = (
+                    (r.min().x - x).max(x - r.max().x).max(0.0),
+                    (r.min().y - y).max(y - r.max().y).max(0.0),
+                );
+                let g = &self.fp.geometries[b as usize];
+                if is_roof && dx == 0.0 && dy == 0.0 && g.contains(&p) {
+                    out.push(Hit::Roof {
+                        b,
+                        z,
+                        cell: cell_key(x, y),
+                    });
+                }
+                if is_ground && dx * dx + dy * dy <= ring2 && within(g, &p, self.ring) {
+                    out.push(Hit::Ground { b, z });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether `p` lies within `ring` metres of the polygon (inside counts): the same decision as
+/// `Euclidean.distance(g, p) <= ring`, but it stops at the first close edge instead of
+/// measuring every edge and testing containment first, as the general distance must.
+fn within(g: &MultiPolygon<f64>, p: &Point<f64>, ring: f64) -> bool {
+    g.lines_iter()
+        .any(|line| Euclidean.distance(p, &line) <= ring)
+        || g.intersects(p)
+}
+
+/// Points gathered per building, and the labels of buildings whose tiles are all read.
+struct Labelling<'a> {
+    index: &'a FootprintIndex<'a>,
+    clouds: &'a [PointCloudFile],
+    def: &'a LidarLabelConfig,
+    acc: Vec<Accumulator>,
+    share: Vec<f64>,
+    rows: Vec<Option<LabelRow>>,
+    points_read: u64,
+}
+
+impl<'a> Labelling<'a> {
+    fn new(
+        index: &'a FootprintIndex<'a>,
+        clouds: &'a [PointCloudFile],
+        def: &'a LidarLabelConfig,
+    ) -> Self {
+        let n = index.fp.len();
+        let mut acc: Vec<Accumulator> = (0..n).map(|_| Accumulator::default()).collect();
+        for c in clouds {
+            for b in index.near_tile(c) {
+                acc[b].pending_tiles += 1;
+            }
+        }
+        Labelling {
+            index,
+            clouds,
+            def,
+            acc,
+            share: lidar_share(index.fp, &index.boxes, clouds),
+            rows: vec![None; n],
+            points_read: 0,
+        }
+    }
+
+    /// Classifies a chunk's points in parallel slices and files the hits per building.
+    fn assign(&mut self, chunk: &PointChunk) {
+        let index = self.index;
+        let hits: Vec<Vec<Hit>> = (0..chunk.len())
+            .into_par_iter()
+            .step_by(SUB_CHUNK)
+            .map(|s| index.classify(chunk, s..(s + SUB_CHUNK).min(chunk.len())))
+            .collect();
+        for hit in hits.into_iter().flatten() {
+            match hit {
+                Hit::Roof { b, z, cell } => {
+                    let a = &mut self.acc[b as usize];
+                    a.roof.push(z);
+                    a.cells.push(cell);
+                }
+                Hit::Ground { b, z } => self.acc[b as usize].ground.push(z),
+            }
+        }
+        self.points_read += chunk.len() as u64;
+    }
+
+    /// Buildings this was the last tile of: reduced to statistics, their points freed.
+    fn tile_done(&mut self, tile: usize) {
+        let acc = &mut self.acc;
+        let taken: Vec<(usize, Accumulator)> = self
+            .index
+            .near_tile(&self.clouds[tile])
+            .filter_map(|b| {
+                acc[b].pending_tiles -= 1;
+                (acc[b].pending_tiles == 0).then(|| (b, std::mem::take(&mut acc[b])))
+            })
+            .collect();
+        let (fp, share, def) = (self.index.fp, &self.share, self.def);
+        let finished: Vec<(usize, LabelRow)> = taken
+            .into_par_iter()
+            .map(|(b, a)| (b, finish(b, a, fp, share[b], def)))
+            .collect();
+        for (b, row) in finished {
+            self.rows[b] = Some(row);
+        }
+    }
+
+    /// One row per footprint; footprints no tile reaches get theirs here.
+    fn into_rows(self) -> Vec<LabelRow> {
+        let (fp, share, def) = (self.index.fp, &self.share, self.def);
+        self.rows
+            .into_iter()
+            .enumerate()
+            .map(|(b, r)| r.unwrap_or_else(|| finish(b, Accumulator::default(), fp, share[b], def)))
+            .collect()
+    }
 }
 
 /// What the reader thread hands to the assigning thread, in reading order.
@@ -289,42 +416,6 @@ fn cell_key(x: f64, y: f64) -> u64 {
     let cx = x.floor() as i64 as i32 as u32 as u64;
     let cy = y.floor() as i64 as i32 as u32 as u64;
     (cx << 32) | cy
-}
-
-fn classify(
-    chunk: &PointChunk,
-    range: std::ops::Range<usize>,
-    tree: &RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
-    fp: &Footprints,
-    roof_class: &[bool; 256],
-    ground_class: &[bool; 256],
-    ring: f64,
-) -> Vec<Hit> {
-    let mut out = Vec::new();
-    for i in range {
-        let c = chunk.class[i] as usize;
-        let (is_roof, is_ground) = (roof_class[c], ground_class[c]);
-        if !is_roof && !is_ground {
-            continue;
-        }
-        let (x, y, z) = (chunk.x[i], chunk.y[i], chunk.z[i]);
-        let p = Point::new(x, y);
-        for item in tree.locate_all_at_point(&[x, y]) {
-            let b = item.data;
-            let g = &fp.geometries[b as usize];
-            if is_roof && g.contains(&p) {
-                out.push(Hit::Roof {
-                    b,
-                    z,
-                    cell: cell_key(x, y),
-                });
-            }
-            if is_ground && Euclidean.distance(g, &p) <= ring {
-                out.push(Hit::Ground { b, z });
-            }
-        }
-    }
-    out
 }
 
 /// Share of each footprint's area inside the union of the tiles' header extents.
