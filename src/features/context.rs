@@ -127,7 +127,8 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
     );
     let index = BoxIndex::new(geoms);
     let near = |i: usize, d: f64| index.near(i, d);
-    let blocks = Blocks::of(geoms, &areas, &near);
+    let close = close_pairs(geoms, &index);
+    let blocks = Blocks::of(&roots_of_links(&close), &areas);
     (0..n)
         .into_par_iter()
         .map(|i| {
@@ -135,12 +136,44 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
             let within = by_centroid_distance(&points, centroids[i], i);
             push_discs(&mut row, &within, &areas, i);
             row.push(area_rank(&within, &areas, i));
-            row.push(nearest_distance(i, geoms, &near));
-            push_touching(&mut row, i, geoms, &near);
+            row.push(nearest_from(&close[i], i, geoms, &near));
+            push_touching(&mut row, &close[i], i, geoms);
             blocks.push_row(&mut row, i, &areas);
             row
         })
         .collect()
+}
+
+/// Per footprint, the exact distance to each other footprint whose box lies within
+/// [`FIRST_NN_WINDOW_M`] of its box (index order). Polygon distances are most of the context
+/// work; computed once here they answer the touching neighbours (≤ [`TOUCH_TOLERANCE_M`]), the
+/// block links (≤ [`BLOCK_TOLERANCE_M`]) and the first window of the nearest-neighbour search,
+/// with the values each of those would compute itself.
+fn close_pairs(geoms: &[MultiPolygon<f64>], index: &BoxIndex) -> Vec<Vec<(f64, usize)>> {
+    (0..geoms.len())
+        .into_par_iter()
+        .map(|i| {
+            index
+                .near(i, FIRST_NN_WINDOW_M)
+                .into_iter()
+                .map(|j| (Euclidean.distance(&geoms[i], &geoms[j]), j))
+                .collect()
+        })
+        .collect()
+}
+
+/// [`nearest_distance`], its first window answered from `close` (building `i`'s close pairs).
+fn nearest_from(
+    close: &[(f64, usize)],
+    i: usize,
+    geoms: &[MultiPolygon<f64>],
+    near: &impl Fn(usize, f64) -> Vec<usize>,
+) -> f64 {
+    let best = close.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    if best <= FIRST_NN_WINDOW_M {
+        return best;
+    }
+    nearest_distance(i, geoms, near)
 }
 
 /// The other buildings whose centroid lies within the largest radius of `c` (building `i`'s),
@@ -211,13 +244,13 @@ fn area_rank(within: &[(f64, usize)], areas: &[f64], i: usize) -> f64 {
 /// [`MAX_SHARED_OUTLINE_NEIGHBOURS`], see there).
 fn push_touching(
     row: &mut Vec<f64>,
+    close: &[(f64, usize)],
     i: usize,
     geoms: &[MultiPolygon<f64>],
-    near: &impl Fn(usize, f64) -> Vec<usize>,
 ) {
-    let mut touching: Vec<(f64, usize)> = near(i, TOUCH_TOLERANCE_M)
-        .into_iter()
-        .map(|j| (Euclidean.distance(&geoms[i], &geoms[j]), j))
+    let mut touching: Vec<(f64, usize)> = close
+        .iter()
+        .copied()
         .filter(|(d, _)| *d <= TOUCH_TOLERANCE_M)
         .collect();
     row.push(touching.len() as f64);
@@ -241,13 +274,9 @@ struct Blocks {
 
 impl Blocks {
     /// Sums buildings and areas per block root.
-    fn of(
-        geoms: &[MultiPolygon<f64>],
-        areas: &[f64],
-        near: &(impl Fn(usize, f64) -> Vec<usize> + Sync),
-    ) -> Blocks {
-        let n = geoms.len();
-        let roots = block_roots(geoms, near);
+    fn of(roots: &[usize], areas: &[f64]) -> Blocks {
+        let n = roots.len();
+        let roots = roots.to_vec();
         let mut count = vec![0usize; n];
         let mut area = vec![0.0f64; n];
         for i in 0..n {
@@ -286,9 +315,30 @@ pub fn block_roots(
                 .collect()
         })
         .collect();
+    union_find(&block_links)
+}
+
+/// [`block_roots`] from the close pairs of [`close_pairs`] (the same links, not measured again).
+fn roots_of_links(close: &[Vec<(f64, usize)>]) -> Vec<usize> {
+    let links: Vec<Vec<usize>> = close
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.iter()
+                .filter(|&&(d, j)| j > i && d <= BLOCK_TOLERANCE_M)
+                .map(|&(_, j)| j)
+                .collect()
+        })
+        .collect();
+    union_find(&links)
+}
+
+/// The root of each building's connected component under `links` (i's links to later ones).
+fn union_find(links: &[Vec<usize>]) -> Vec<usize> {
+    let n = links.len();
     let mut uf = petgraph::unionfind::UnionFind::<usize>::new(n);
-    for (i, links) in block_links.iter().enumerate() {
-        for &j in links {
+    for (i, l) in links.iter().enumerate() {
+        for &j in l {
             uf.union(i, j);
         }
     }
