@@ -61,6 +61,16 @@ pub fn imagery_features(
     working: &Crs,
     cfg: &ImageryConfig,
 ) -> Result<Vec<Vec<f64>>> {
+    features_in_blocks(geoms, working, cfg, BLOCK_PX)
+}
+
+/// [`imagery_features`], reading the raster in blocks of `block_px` pixels a side.
+fn features_in_blocks(
+    geoms: &[MultiPolygon<f64>],
+    working: &Crs,
+    cfg: &ImageryConfig,
+    block_px: usize,
+) -> Result<Vec<Vec<f64>>> {
     let mut raster = open_raster(&cfg.path, cfg.crs.as_deref())?;
     for b in &mut raster.bands {
         b.scale = cfg.scale.unwrap_or(b.scale);
@@ -113,11 +123,18 @@ pub fn imagery_features(
     };
     let shapes: Vec<(MultiPolygon<f64>, MultiPolygon<f64>)> =
         footprints.into_iter().zip(buffers).collect();
-    let window = read_window(&raster, cfg, shapes.iter().map(|(_, b)| b))?;
-    let n_out = names(cfg).len();
+    let gt = raster.geo_transform;
+    if !(gt[1] > 0.0 && gt[5] < 0.0) {
+        return Err(Error::of(
+            FileKind::Raster,
+            &cfg.path,
+            "has a south-up or flipped geotransform, which roofline does not read",
+        ));
+    }
+    let blocks = blocks_of(&raster, shapes.iter().map(|(_, b)| b), block_px);
     // A raster that misses every footprint, or holds nothing valid under them, is a wrong CRS
     // or a wrong file: refuse rather than silently give every building missing values.
-    let Some(window) = window else {
+    if blocks.is_empty() {
         return Err(Error::of(FileKind::Raster,
             &cfg.path,
             format!(
@@ -125,31 +142,98 @@ pub fn imagery_features(
                 crs.label
             ),
         ));
+    }
+    let mask = match &cfg.mask {
+        Some(m) => Some((open_raster(&m.path, None)?, m)),
+        None => None,
     };
-    if window.bands[..cfg.bands.len()]
-        .iter()
-        .all(|b| b.iter().all(|v| !v.is_finite()))
-    {
+    let n_out = names(cfg).len();
+    let mut rows = vec![vec![f64::NAN; n_out]; shapes.len()];
+    let mut any_valid = false;
+    for block in blocks {
+        let window = read_window(&raster, cfg, mask.as_ref(), block.pixels)?;
+        any_valid |= window.bands[..cfg.bands.len()]
+            .iter()
+            .any(|b| b.iter().any(|v| v.is_finite()));
+        let stats: Vec<Vec<f64>> = block
+            .members
+            .par_iter()
+            .map(|&i| shape_stats(&shapes[i], &window, n_out))
+            .collect();
+        for (&i, row) in block.members.iter().zip(stats) {
+            rows[i] = row;
+        }
+    }
+    if !any_valid {
         return Err(Error::of(FileKind::Raster,
             &cfg.path,
             "holds only nodata (or masked) pixels over the footprints — check the file, its nodata value and imagery.mask",
         ));
     }
-    Ok(shapes
-        .par_iter()
-        .map(|(f, b)| {
-            let inner = coverage(f, &window.grid);
-            let outer = coverage(b, &window.grid);
-            let ring = ring_cover(&outer, &inner);
-            let mut row = Vec::with_capacity(n_out);
-            for band in &window.bands {
-                for covers in [&inner, &ring] {
-                    row.extend(weighted_stats(covers, band, window.grid.cols));
-                }
-            }
-            row
-        })
-        .collect())
+    Ok(rows)
+}
+
+/// Statistics of one footprint and its ring over a window that holds its buffered box.
+fn shape_stats(
+    (f, b): &(MultiPolygon<f64>, MultiPolygon<f64>),
+    window: &Window,
+    n_out: usize,
+) -> Vec<f64> {
+    let inner = coverage(f, &window.grid);
+    let outer = coverage(b, &window.grid);
+    let ring = ring_cover(&outer, &inner);
+    let mut row = Vec::with_capacity(n_out);
+    for band in &window.bands {
+        for covers in [&inner, &ring] {
+            row.extend(weighted_stats(covers, band, window.grid.cols));
+        }
+    }
+    row
+}
+
+/// Side, in pixels, of the raster blocks footprints are grouped by. Each block reads only the
+/// window its footprints need, so memory follows a block, not the city: aerial imagery at
+/// 25 cm over a city would be tens of gigabytes held whole as f64. (A Landsat scene over a
+/// city is one block.)
+const BLOCK_PX: usize = 1024;
+
+/// Footprints grouped by the raster block of their box's corner, with the pixel window
+/// `[c0, c1, r0, r1)` (clipped to the raster) that holds all of them.
+struct Block {
+    pixels: [usize; 4],
+    members: Vec<usize>,
+}
+
+/// The blocks of the shapes that meet the raster, in raster order.
+fn blocks_of<'a>(
+    raster: &Raster,
+    shapes: impl Iterator<Item = &'a MultiPolygon<f64>>,
+    block_px: usize,
+) -> Vec<Block> {
+    use geo::BoundingRect;
+    let gt = raster.geo_transform;
+    let (dx, dy) = (gt[1], -gt[5]);
+    let mut blocks: std::collections::BTreeMap<(usize, usize), Block> = Default::default();
+    for (i, s) in shapes.enumerate() {
+        let Some(r) = s.bounding_rect() else { continue };
+        let c0 = ((r.min().x - gt[0]) / dx).floor().max(0.0) as usize;
+        let c1 = (((r.max().x - gt[0]) / dx).ceil().min(raster.width as f64)).max(0.0) as usize;
+        let r0 = ((gt[3] - r.max().y) / dy).floor().max(0.0) as usize;
+        let r1 = (((gt[3] - r.min().y) / dy).ceil().min(raster.height as f64)).max(0.0) as usize;
+        if !r.min().x.is_finite() || c1 <= c0 || r1 <= r0 {
+            continue;
+        }
+        let b = blocks
+            .entry((r0 / block_px, c0 / block_px))
+            .or_insert(Block {
+                pixels: [c0, c1, r0, r1],
+                members: Vec::new(),
+            });
+        let p = &mut b.pixels;
+        *p = [p[0].min(c0), p[1].max(c1), p[2].min(r0), p[3].max(r1)];
+        b.members.push(i);
+    }
+    blocks.into_values().collect()
 }
 
 /// The raster's x/y bounds in its own CRS (axis-aligned geotransform).
@@ -208,49 +292,20 @@ fn weighted_stats(covers: &[Cover], band: &[f64], cols: usize) -> [f64; 4] {
     [mean, var.max(0.0).sqrt(), lo, hi]
 }
 
-/// Reads the raster window covering all shapes, with the mask applied and derived bands added.
-fn read_window<'a>(
+/// Reads the pixel window `[c0, c1, r0, r1)`, with the mask applied and derived bands added.
+fn read_window(
     raster: &Raster,
     cfg: &ImageryConfig,
-    shapes: impl Iterator<Item = &'a MultiPolygon<f64>>,
-) -> Result<Option<Window>> {
-    use geo::BoundingRect;
+    mask: Option<&(Raster, &crate::config::MaskConfig)>,
+    [c0, c1, r0, r1]: [usize; 4],
+) -> Result<Window> {
     let gt = raster.geo_transform;
-    let (dx, dy) = (gt[1], -gt[5]);
-    if !(dx > 0.0 && dy > 0.0) {
-        return Err(Error::of(
-            FileKind::Raster,
-            &raster.path,
-            "has a south-up or flipped geotransform, which roofline does not read",
-        ));
-    }
-    let (mut x0, mut y0, mut x1, mut y1) = (
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for s in shapes {
-        if let Some(r) = s.bounding_rect() {
-            x0 = x0.min(r.min().x);
-            y0 = y0.min(r.min().y);
-            x1 = x1.max(r.max().x);
-            y1 = y1.max(r.max().y);
-        }
-    }
-    let c0 = (((x0 - gt[0]) / dx).floor().max(0.0)) as usize;
-    let c1 = (((x1 - gt[0]) / dx).ceil().min(raster.width as f64)).max(0.0) as usize;
-    let r0 = (((gt[3] - y1) / dy).floor().max(0.0)) as usize;
-    let r1 = (((gt[3] - y0) / dy).ceil().min(raster.height as f64)).max(0.0) as usize;
-    if !x0.is_finite() || c1 <= c0 || r1 <= r0 {
-        return Ok(None);
-    }
     let (cols, rows) = (c1 - c0, r1 - r0);
     let grid = Grid {
         x0: gt[0],
         y0: gt[3],
-        dx,
-        dy,
+        dx: gt[1],
+        dy: -gt[5],
         col0: c0,
         row0: r0,
         cols,
@@ -260,8 +315,8 @@ fn read_window<'a>(
     for b in 1..=raster.bands.len() {
         bands.push(raster.read_window(b, c0, r0, cols, rows)?);
     }
-    if let Some(mask) = &cfg.mask {
-        let clear = mask_clear(mask, &grid, raster.crs.as_ref())?;
+    if let Some((m, cfg)) = mask {
+        let clear = mask_clear(m, cfg, &grid, raster.crs.as_ref())?;
         for band in &mut bands {
             for (v, ok) in band.iter_mut().zip(&clear) {
                 if !ok {
@@ -290,17 +345,17 @@ fn read_window<'a>(
         .map(|i| bands[..k].iter().map(|b| b[i]).sum::<f64>() / k as f64)
         .collect();
     bands.push(brightness);
-    Ok(Some(Window { grid, bands }))
+    Ok(Window { grid, bands })
 }
 
 /// Whether each window pixel is clear, looking up the mask pixel under each pixel centre (the
-/// mask may be on another grid, even in another CRS).
+/// mask may be on another grid, even in another CRS). Reads only the mask pixels it looks up.
 fn mask_clear(
+    m: &Raster,
     mask: &crate::config::MaskConfig,
     grid: &Grid,
     image_crs: Option<&Crs>,
 ) -> Result<Vec<bool>> {
-    let m = open_raster(&mask.path, None)?;
     let mgt = m.geo_transform;
     let mut xs = Vec::with_capacity(grid.cols * grid.rows);
     let mut ys = Vec::with_capacity(grid.cols * grid.rows);
@@ -316,18 +371,72 @@ fn mask_clear(
             .apply(&mut xs, &mut ys)
             .at_kind(FileKind::Raster, &mask.path)?;
     }
-    let values = m.read_window(1, 0, 0, m.width, m.height)?;
-    Ok(xs
+    // Mask pixel of each centre, None outside the mask.
+    let cells: Vec<Option<(usize, usize)>> = xs
         .iter()
         .zip(&ys)
         .map(|(x, y)| {
             let c = ((x - mgt[0]) / mgt[1]).floor();
             let r = ((y - mgt[3]) / mgt[5]).floor();
-            if c < 0.0 || r < 0.0 || c >= m.width as f64 || r >= m.height as f64 {
-                return false;
-            }
-            let v = values[r as usize * m.width + c as usize];
-            v.is_finite() && mask.clear.contains(&(v as i64))
+            (c >= 0.0 && r >= 0.0 && c < m.width as f64 && r < m.height as f64)
+                .then_some((c as usize, r as usize))
+        })
+        .collect();
+    let (mut c0, mut c1, mut r0, mut r1) = (usize::MAX, 0, usize::MAX, 0);
+    for &(c, r) in cells.iter().flatten() {
+        (c0, c1, r0, r1) = (c0.min(c), c1.max(c + 1), r0.min(r), r1.max(r + 1));
+    }
+    if c1 == 0 {
+        return Ok(vec![false; cells.len()]);
+    }
+    let w = c1 - c0;
+    let values = m.read_window(1, c0, r0, w, r1 - r0)?;
+    Ok(cells
+        .iter()
+        .map(|cell| {
+            cell.is_some_and(|(c, r)| {
+                let v = values[(r - r0) * w + (c - c0)];
+                v.is_finite() && mask.clear.contains(&(v as i64))
+            })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading the raster in small blocks (each a few Landsat pixels, so Wageningen's
+    /// footprints fall into hundreds of windows) gives the same values, bit for bit, as one
+    /// window over the whole city: a footprint's statistics depend on its own pixels only.
+    #[test]
+    fn blocks_give_the_values_of_one_window() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cities/wageningen.toml");
+        let city = crate::config::CityConfig::load(&path).unwrap();
+        let fp = crate::label::read_city_footprints(&city).unwrap();
+        let cfg = &city.imagery[0];
+        let whole = features_in_blocks(&fp.geometries, &fp.crs, cfg, usize::MAX / 2).unwrap();
+        let raster = open_raster(&cfg.path, None).unwrap();
+        let crs = raster.crs.clone().unwrap();
+        let shapes = super::super::reproject_many(&fp.geometries, &fp.crs, &crs).unwrap();
+        let buffers: Vec<_> = shapes.iter().map(|g| g.buffer(RING_M)).collect();
+        let n_blocks = |px| blocks_of(&raster, buffers.iter(), px).len();
+        assert_eq!(n_blocks(usize::MAX / 2), 1);
+        assert!(n_blocks(2) > 100, "{} blocks of 2 px", n_blocks(2));
+        assert!(raster.geo_transform[1] > 20.0, "Landsat pixels");
+        let blocked = features_in_blocks(&fp.geometries, &fp.crs, cfg, 2).unwrap();
+        assert_eq!(whole.len(), fp.len());
+        let same = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+        };
+        let differ = (0..whole.len())
+            .filter(|&i| !same(&whole[i], &blocked[i]))
+            .count();
+        assert_eq!(differ, 0, "{differ} of {} rows differ", whole.len());
+        let valid = whole.iter().filter(|r| r[0].is_finite()).count();
+        assert!(valid > fp.len() * 9 / 10, "{valid} rows with a value");
+    }
 }
