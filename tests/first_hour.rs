@@ -216,6 +216,80 @@ fn strings(c: &ColumnData) -> Vec<Option<String>> {
     }
 }
 
+/// `train --no-intervals` fits the point model alone: the same point predictions as a model
+/// with intervals (same seed), empty interval columns, and a smaller model file.
+#[test]
+fn a_model_without_intervals_predicts_the_same_heights_with_empty_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = small_model(dir.path());
+    let without = dir.path().join("point-only.model");
+    let city = data().join("cities/delft-3dfier.toml");
+    // Périgueux's footprints alone: no labels, so every row is predicted by the model.
+    let region = write_config(
+        dir.path(),
+        "perigueux-unlabelled.toml",
+        &format!(
+            "name = \"perigueux\"\n[footprints]\npath = \"{}\"\nid = \"batiment_c\"\n",
+            s(&perigueux_shp())
+        ),
+    );
+    let (code, out, err) = roofline(&[
+        "train",
+        s(&city),
+        "-o",
+        s(&without),
+        "--trees",
+        "20",
+        "--no-intervals",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no intervals"), "{out}");
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&without) < size(&with),
+        "{} vs {}",
+        size(&without),
+        size(&with)
+    );
+    let mut heights = Vec::new();
+    for (name, model) in [("with", &with), ("without", &without)] {
+        let p = dir.path().join(format!("{name}.csv"));
+        let (code, _, err) = roofline(&[
+            "predict",
+            "--model",
+            s(model),
+            s(&region),
+            "-o",
+            s(&p),
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let t = read_table(&p).unwrap();
+        let lo = t.column("height_lo_m").unwrap().as_f64();
+        let finite = lo.iter().filter(|v| v.is_finite()).count();
+        let predicted = t.column("height_predicted_m").unwrap().as_f64();
+        heights.push(predicted);
+        if name == "with" {
+            assert!(finite > 0, "a model with intervals gives intervals");
+        } else {
+            let source = strings(&t.column("source").unwrap().data);
+            let predicted_rows: Vec<usize> = (0..t.n_rows())
+                .filter(|&i| source[i].as_deref() == Some("predicted"))
+                .collect();
+            assert_eq!(predicted_rows.len(), t.n_rows());
+            assert!(
+                predicted_rows.iter().all(|&i| !lo[i].is_finite()),
+                "intervals without an interval model"
+            );
+        }
+    }
+    assert_eq!(
+        heights[0], heights[1],
+        "the point model does not depend on the intervals"
+    );
+}
+
 #[test]
 fn predict_keeps_the_users_columns_in_one_schema() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,6 +80,10 @@ pub enum Command {
         /// like its buildings weigh more (gbm only). The model is then meant for that region.
         #[arg(long, value_name = "REGION.toml")]
         adapt_to: Option<PathBuf>,
+        /// Fit the point model only: no 90 % intervals (their quantile models and calibration
+        /// folds are most of the training time); predict then leaves the interval columns empty.
+        #[arg(long)]
+        no_intervals: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -524,8 +528,16 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             cities,
             output,
             adapt_to,
+            no_intervals,
             model,
-        } => models::train(&cities, &output, adapt_to.as_deref(), &model, progress),
+        } => models::train(
+            &cities,
+            &output,
+            adapt_to.as_deref(),
+            no_intervals,
+            &model,
+            progress,
+        ),
         Command::Cv {
             cities,
             output,

@@ -100,10 +100,14 @@ pub fn train(
     cities: &[PathBuf],
     output: &Path,
     adapt_to: Option<&Path>,
+    no_intervals: bool,
     args: &ModelArgs,
     progress: Progress,
 ) -> Result<()> {
-    let opts = train_options(args)?;
+    let mut opts = train_options(args)?;
+    if no_intervals {
+        opts.alpha = None;
+    }
     check_output_file(output, false)?;
     let features = load_cities(
         cities,
@@ -183,6 +187,10 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
             c.method,
             c.rule,
             c.groups.join(", ")
+        );
+    } else if model.interval.is_none() {
+        println!(
+            "  no intervals (--no-intervals): predict leaves height_lo_m and height_hi_m empty"
         );
     }
     let total: f64 = m.importance.iter().map(|(_, g)| g).sum::<f64>().max(1e-12);
