@@ -184,7 +184,7 @@ pub struct AblationCity {
 /// One variant over every held-out city.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AblationRow {
-    /// The variant's name ([`Variant::name`]).
+    /// The variant's name ([`crate::eval::ablation::Variant::name`]).
     pub variant: String,
     /// What it changes.
     pub meaning: String,
