@@ -207,6 +207,21 @@ fn small_model(dir: &Path) -> PathBuf {
     model
 }
 
+/// `roofline predict` of `region` with `model` into `out`, read back.
+fn predict_table(model: &Path, region: &Path, out: &Path) -> roofline::io::table::Table {
+    let (code, _, err) = roofline(&[
+        "predict",
+        "--model",
+        s(model),
+        s(region),
+        "-o",
+        s(out),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{}: {err}", out.display());
+    read_table(out).unwrap()
+}
+
 fn strings(c: &ColumnData) -> Vec<Option<String>> {
     match c {
         ColumnData::Str(v) => v.clone(),
@@ -254,18 +269,7 @@ fn a_model_without_intervals_predicts_the_same_heights_with_empty_intervals() {
     );
     let mut heights = Vec::new();
     for (name, model) in [("with", &with), ("without", &without)] {
-        let p = dir.path().join(format!("{name}.csv"));
-        let (code, _, err) = roofline(&[
-            "predict",
-            "--model",
-            s(model),
-            s(&region),
-            "-o",
-            s(&p),
-            "--quiet",
-        ]);
-        assert_eq!(code, 0, "{err}");
-        let t = read_table(&p).unwrap();
+        let t = predict_table(model, &region, &dir.path().join(format!("{name}.csv")));
         let lo = t.column("height_lo_m").unwrap().as_f64();
         let finite = lo.iter().filter(|v| v.is_finite()).count();
         let predicted = t.column("height_predicted_m").unwrap().as_f64();
@@ -324,18 +328,7 @@ fn predict_keeps_the_users_columns_in_one_schema() {
         "label",
     ];
     for ext in ["gpkg", "parquet", "csv"] {
-        let out = dir.path().join(format!("p.{ext}"));
-        let (code, _, err) = roofline(&[
-            "predict",
-            "--model",
-            s(&model),
-            s(&region),
-            "-o",
-            s(&out),
-            "--quiet",
-        ]);
-        assert_eq!(code, 0, "{ext}: {err}");
-        let t = read_table(&out).unwrap();
+        let t = predict_table(&model, &region, &dir.path().join(format!("p.{ext}")));
         assert_eq!(t.n_rows(), 10381, "{ext}");
         for c in ours {
             assert!(t.column(c).is_some(), "{ext}: no column {c}");

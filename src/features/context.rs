@@ -128,7 +128,7 @@ pub fn context_features(geoms: &[MultiPolygon<f64>], centroids: &[[f64; 2]]) -> 
     let index = BoxIndex::new(geoms);
     let near = |i: usize, d: f64| index.near(i, d);
     let close = close_pairs(geoms, &index);
-    let blocks = Blocks::of(&roots_of_links(&close), &areas);
+    let blocks = Blocks::of(roots_of_links(&close), &areas);
     (0..n)
         .into_par_iter()
         .map(|i| {
@@ -162,7 +162,8 @@ fn close_pairs(geoms: &[MultiPolygon<f64>], index: &BoxIndex) -> Vec<Vec<(f64, u
         .collect()
 }
 
-/// [`nearest_distance`], its first window answered from `close` (building `i`'s close pairs).
+/// [`nearest_distance`], its first window answered from `close` (building `i`'s close pairs);
+/// only a building with nothing that close searches on, from the next window.
 fn nearest_from(
     close: &[(f64, usize)],
     i: usize,
@@ -173,7 +174,7 @@ fn nearest_from(
     if best <= FIRST_NN_WINDOW_M {
         return best;
     }
-    nearest_distance(i, geoms, near)
+    nearest_from_window(i, geoms, near, 2.0 * FIRST_NN_WINDOW_M)
 }
 
 /// The other buildings whose centroid lies within the largest radius of `c` (building `i`'s),
@@ -274,9 +275,8 @@ struct Blocks {
 
 impl Blocks {
     /// Sums buildings and areas per block root.
-    fn of(roots: &[usize], areas: &[f64]) -> Blocks {
+    fn of(roots: Vec<usize>, areas: &[f64]) -> Blocks {
         let n = roots.len();
-        let roots = roots.to_vec();
         let mut count = vec![0usize; n];
         let mut area = vec![0.0f64; n];
         for i in 0..n {
@@ -351,7 +351,17 @@ pub fn nearest_distance(
     geoms: &[MultiPolygon<f64>],
     near: &impl Fn(usize, f64) -> Vec<usize>,
 ) -> f64 {
-    let mut d = FIRST_NN_WINDOW_M;
+    nearest_from_window(i, geoms, near, FIRST_NN_WINDOW_M)
+}
+
+/// [`nearest_distance`], searching from the window `first` (m) on.
+fn nearest_from_window(
+    i: usize,
+    geoms: &[MultiPolygon<f64>],
+    near: &impl Fn(usize, f64) -> Vec<usize>,
+    first: f64,
+) -> f64 {
+    let mut d = first;
     while d <= MAX_NN_SEARCH_M {
         let best = near(i, d)
             .into_iter()
