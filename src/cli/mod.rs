@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use roofline::error::Result;
+use roofline::features::cache::FeatureCache;
 use roofline::progress::Progress;
 
 #[derive(Parser, Debug)]
@@ -32,6 +33,11 @@ pub struct Cli {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Keep each city's labels and features in this folder and reuse them while its config, its
+    /// input files and roofline itself are unchanged (train, predict, cv); default:
+    /// $ROOFLINE_CACHE when set, else no cache.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -146,7 +152,7 @@ pub enum Command {
         local_labels: Vec<f64>,
         /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
         /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
-        /// city-ranks, or all) next to the default, over --ablation-seeds seeds; a table in
+        /// city-ranks, linear-leaves, or all) next to the default, over --ablation-seeds seeds; a table in
         /// report.md and `ablation` in metrics.json.
         #[arg(long, value_name = "VARIANT")]
         ablate: Vec<String>,
@@ -366,6 +372,10 @@ pub struct ModelArgs {
     /// gbm histogram bins per feature (2–256; default 64).
     #[arg(long)]
     pub max_bin: Option<usize>,
+    /// gbm leaves that are linear in the features of their path, with this slope penalty (they
+    /// extrapolate trends past the training range; default: constant leaves).
+    #[arg(long, value_name = "PENALTY")]
+    pub linear_leaves: Option<f64>,
     /// Point loss for gbm: squared (default), huber (pseudo-Huber, slope 1 m), or one of the
     /// relative losses squared-log and gamma.
     #[arg(long, value_enum, default_value_t = LossArg::Squared)]
@@ -427,8 +437,14 @@ pub fn main() -> i32 {
         return 1;
     }
     let progress = Progress::new(cli.quiet);
+    let cache = cli
+        .cache
+        .or_else(|| std::env::var_os("ROOFLINE_CACHE").map(PathBuf::from))
+        .map(FeatureCache::new);
     install_panic_hook();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command, progress))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(cli.command, progress, cache.as_ref())
+    })) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
             eprintln!("roofline: error: {e}");
@@ -498,10 +514,10 @@ fn init_logging(quiet: bool, verbose: u8) {
 }
 
 /// Runs a command: the pipeline stages a plan job can run apart, or any other command.
-fn run(command: Command, progress: Progress) -> Result<()> {
+fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
     match command {
         stage @ (Command::Labels { .. } | Command::Features { .. } | Command::Predict { .. }) => {
-            run_stage(stage, progress)
+            run_stage(stage, progress, cache)
         }
         Command::Plan {
             city,
@@ -537,6 +553,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             no_intervals,
             &model,
             progress,
+            cache,
         ),
         Command::Cv {
             cities,
@@ -555,7 +572,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
             let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
             models::cv(
                 &cities, &output, by, block_size, folds, buffer, &scenarios, &ablation, &model,
-                progress,
+                progress, cache,
             )
         }
         Command::Demo {
@@ -568,7 +585,7 @@ fn run(command: Command, progress: Progress) -> Result<()> {
 }
 
 /// A stage that runs on configs or, with `--job`, on one job of a plan (never both).
-fn run_stage(command: Command, progress: Progress) -> Result<()> {
+fn run_stage(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
     match command {
         Command::Labels {
             city,
@@ -606,7 +623,9 @@ fn run_stage(command: Command, progress: Progress) -> Result<()> {
                     .and_then(|_| plan::predict(&j, &model, &keep, &local, progress)),
                 (None, Some(output)) => {
                     let db = db.options();
-                    models::predict(&model, &regions, &output, &db, &keep, &local, progress)
+                    models::predict(
+                        &model, &regions, &output, &db, &keep, &local, progress, cache,
+                    )
                 }
                 _ => unreachable!("clap requires an output without --job"),
             }

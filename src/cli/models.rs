@@ -10,6 +10,7 @@ use roofline::crs::Crs;
 use roofline::error::{Error, FileKind, Result};
 use roofline::eval::ablation::{ablate, Variant};
 use roofline::eval::scenario::Scenario;
+use roofline::features::cache::FeatureCache;
 use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::io::footprints::{read_attributes, KeepColumns};
@@ -70,6 +71,9 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
     if let Some(v) = args.max_bin {
         gbm = gbm.max_bin(v);
     }
+    if args.linear_leaves.is_some() {
+        gbm = gbm.linear_leaves(args.linear_leaves);
+    }
     gbm = gbm.early_stopping(args.early_stopping, 0.1);
     o.gbm = gbm.check()?;
     Ok(o)
@@ -80,6 +84,7 @@ pub fn load_cities(
     paths: &[PathBuf],
     options: FeatureOptions,
     progress: &Progress,
+    cache: Option<&FeatureCache>,
 ) -> Result<Vec<CityFeatures>> {
     let configs = paths
         .iter()
@@ -89,7 +94,10 @@ pub fn load_cities(
     let mut out = Vec::new();
     for c in &configs {
         bar.set_message(c.name.clone());
-        out.push(city_features(c, options, progress)?);
+        out.push(match cache {
+            Some(cache) => cache.city_features(c, options, progress)?,
+            None => city_features(c, options, progress)?,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -103,6 +111,7 @@ pub fn train(
     no_intervals: bool,
     args: &ModelArgs,
     progress: Progress,
+    cache: Option<&FeatureCache>,
 ) -> Result<()> {
     let mut opts = train_options(args)?;
     if no_intervals {
@@ -116,6 +125,7 @@ pub fn train(
             ..Default::default()
         },
         &progress,
+        cache,
     )?;
     // The region's features are read before the clock of the fit starts.
     let region = adapt_to
@@ -127,6 +137,7 @@ pub fn train(
                     ..Default::default()
                 },
                 &progress,
+                cache,
             )
         })
         .transpose()?
@@ -204,6 +215,7 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
     println!("  model fitting: training {fit_seconds:.2} s (after labels and features)");
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn predict(
     model_path: &Path,
     regions: &[PathBuf],
@@ -212,6 +224,7 @@ pub fn predict(
     keep: &KeepColumns,
     local_args: &LocalArgs,
     progress: Progress,
+    cache: Option<&FeatureCache>,
 ) -> Result<()> {
     let html = check_predict_output(output, db)?;
     let thin = match &local_args.sparse_lidar {
@@ -236,6 +249,7 @@ pub fn predict(
             ..Default::default()
         },
         &progress,
+        cache,
     )?;
     let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
     let mut tables = Vec::new();
@@ -467,6 +481,7 @@ pub fn cv(
     (variants, seeds): &(Vec<Variant>, Vec<u64>),
     args: &ModelArgs,
     progress: Progress,
+    cache: Option<&FeatureCache>,
 ) -> Result<()> {
     use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
     let scheme = match by {
@@ -494,6 +509,7 @@ pub fn cv(
             wide_context: variants.contains(&Variant::WideContext),
         },
         &progress,
+        cache,
     )?;
     let configs = cities
         .iter()

@@ -2,6 +2,7 @@
 //! [`sparse_lidar`] heights and [`neighbours`]' known heights, documented in [`catalog`].
 //! Missing values are NaN (written as null), never 0.
 
+pub mod cache;
 pub mod catalog;
 pub mod context;
 pub mod coverage;

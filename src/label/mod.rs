@@ -74,7 +74,7 @@ impl fmt::Display for Flag {
 }
 
 /// What LiDAR says about one building (heights in metres, in the survey's vertical datum).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LidarStats {
     /// The configured roof statistic.
     pub roof_m: Option<f64>,
@@ -99,7 +99,7 @@ pub struct LidarStats {
 }
 
 /// One building's label.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LabelRow {
     /// The footprint's id ([`Footprints::ids`]).
     pub id: String,
@@ -122,7 +122,7 @@ impl LabelRow {
 }
 
 /// Labels of one city, in footprint order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LabelTable {
     /// The city's name from its config.
     pub city: String,

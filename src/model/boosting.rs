@@ -4,7 +4,7 @@
 
 use std::num::NonZeroUsize;
 
-use hessboost::config::{GrowPolicy, Monotone, TrainingParams, TreeMethod};
+use hessboost::config::{GrowPolicy, LinearTree, Monotone, TrainingParams, TreeMethod};
 use hessboost::model::BoostedModel;
 use hessboost::objective::{Objective, PseudoHuber, RegLoss};
 use hessboost::training::Trainer;
@@ -68,6 +68,12 @@ pub struct GbmValidParams {
     /// bins per feature, which dominates training when buildings are few and features many.
     #[serde(default = "bins_before_0_2")]
     pub max_bin: usize,
+    /// Leaves that are linear models of the features their path splits on, with this penalty on
+    /// the slopes (`None`: constant leaves). Constant leaves cannot follow a trend past the
+    /// training range (a denser city than any seen gets the densest seen city's height); linear
+    /// leaves extrapolate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_leaves: Option<f64>,
     /// The point loss; quantile models for intervals set their own.
     pub loss: Loss,
     /// Stop when the validation loss has not improved for this many rounds.
@@ -139,6 +145,7 @@ impl Default for GbmParams {
             max_features: Some(DEFAULT_MAX_FEATURES),
             lambda: 1.0,
             max_bin: DEFAULT_MAX_BIN,
+            linear_leaves: None,
             loss: Loss::SquaredError,
             early_stopping_rounds: None,
             validation_fraction: 0.1,
@@ -206,6 +213,11 @@ impl GbmParams {
         self.0.max_bin = v;
         self
     }
+    /// Sets [`GbmValidParams::linear_leaves`] (checked: a finite penalty, not negative).
+    pub fn linear_leaves(mut self, v: Option<f64>) -> Self {
+        self.0.linear_leaves = v;
+        self
+    }
     /// Sets [`GbmValidParams::loss`] (checked: a positive pseudo-Huber slope).
     pub fn loss(mut self, v: Loss) -> Self {
         self.0.loss = v;
@@ -257,6 +269,11 @@ impl ParamGuard for GbmParams {
         if !(2..=256).contains(&p.max_bin) {
             return bad("max_bin must be in 2–256");
         }
+        if p.linear_leaves
+            .is_some_and(|l| !(l.is_finite() && l >= 0.0))
+        {
+            return bad("linear-leaf slope penalty must be finite and non-negative");
+        }
         if !(p.min_child_weight >= 0.0 && p.lambda >= 0.0) {
             return bad("min_child_weight and lambda must be non-negative");
         }
@@ -301,6 +318,9 @@ impl GbmValidParams {
             b = b.nthread(t.max(1));
         }
         b = b.max_bin(self.max_bin);
+        if let Some(l) = self.linear_leaves {
+            b = b.linear_tree(LinearTree::new(l)?);
+        }
         b = match self.max_depth {
             Some(d) => b.max_depth(d),
             None => b
