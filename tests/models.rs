@@ -253,6 +253,59 @@ fn intervals_are_calibrated_on_held_out_blocks() {
     );
 }
 
+/// A city with enough training buildings is calibrated split-conformally: one 250 m block fold
+/// calibrates a quantile model fitted on the others (one quantile model instead of one per fold
+/// plus a final one), and its 90 % interval still covers 85–95 % of a third of Périgueux that
+/// neither fitted nor calibrated it. Below the threshold, every fold calibrates in turn.
+#[test]
+fn a_large_city_calibrates_on_one_held_out_block_fold() {
+    let p = features("perigueux");
+    let blocks = roofline::spatial::blocks::block_folds(&p.centroids, 250.0, 3, 11);
+    let truth = p.ok_labels();
+    let mut train = p.clone();
+    for (i, r) in train.labels.as_mut().unwrap().rows.iter_mut().enumerate() {
+        if blocks[i] == 2 {
+            r.flag = roofline::label::Flag::Missing;
+        }
+    }
+    let n_train = train.ok_labels().iter().flatten().count();
+    let opts = |min_rows| TrainOptions {
+        split_calibration_min_rows: min_rows,
+        ..quick_options()
+    };
+    let split = train_model(&[&train], &opts(1000)).unwrap();
+    let cal = split.meta.calibration.clone().unwrap();
+    assert_eq!(cal.method, "holdout");
+    assert_eq!(cal.groups, ["250 m block fold 1"]);
+    assert!(
+        cal.n * 10 > n_train && cal.n * 10 < n_train * 4,
+        "{} of {n_train} calibrate",
+        cal.n
+    );
+    let cross = train_model(&[&train], &opts(usize::MAX)).unwrap();
+    let cross_cal = cross.meta.calibration.clone().unwrap();
+    assert_eq!(cross_cal.method, "grouped");
+    assert_eq!(cross_cal.n, n_train);
+    let pred = predict_region(&split, &p).unwrap();
+    let test: Vec<usize> = (0..p.len())
+        .filter(|&i| blocks[i] == 2 && truth[i].is_some())
+        .collect();
+    let covered = test
+        .iter()
+        .filter(|&&i| {
+            (pred.predicted_lo_m[i]..=pred.predicted_hi_m[i]).contains(&truth[i].unwrap())
+        })
+        .count();
+    let cov = covered as f64 / test.len() as f64;
+    eprintln!(
+        "perigueux, split conformal: coverage {:.1} % over {}",
+        100.0 * cov,
+        test.len()
+    );
+    assert!(test.len() > 1000, "{}", test.len());
+    assert!((0.85..=0.95).contains(&cov), "coverage {cov}");
+}
+
 #[test]
 fn model_file_round_trip_and_missing_features() {
     let (w, d) = (features("wageningen"), features("delft-5910"));

@@ -191,13 +191,23 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
         );
     }
     if let Some(c) = &m.calibration {
+        let how = match c.method.as_str() {
+            "holdout" => format!(
+                "split conformal on {} ({} buildings)",
+                c.groups.join(", "),
+                c.n
+            ),
+            _ => format!(
+                "{} calibration, {:?} rule, over {}",
+                c.method,
+                c.rule,
+                c.groups.join(", ")
+            ),
+        };
         println!(
-            "  {:.0} % intervals: conformal correction {} ({} calibration, {:?} rule, over {})",
+            "  {:.0} % intervals: conformal correction {} ({how})",
             100.0 * (1.0 - c.alpha),
             c.correction_text(),
-            c.method,
-            c.rule,
-            c.groups.join(", ")
         );
     } else if model.interval.is_none() {
         println!(

@@ -4,7 +4,7 @@
 
 use linfa::traits::Fit;
 use linfa::Dataset;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 
 use super::boosting::{predict_booster, GbmParams, GbmValidParams};
 use super::forest::{ForestParams, ForestValidParams};
@@ -39,6 +39,11 @@ pub struct TrainOptions {
     pub calibration_block_m: f64,
     /// Number of block folds for single-city calibration (at least 2 are used).
     pub calibration_folds: usize,
+    /// From this many training buildings of a single city on, intervals are calibrated on one
+    /// block fold held out (split conformal: one quantile model, on the other folds) instead
+    /// of each fold in turn plus a final model on all rows (cross-conformal: folds + 1 quantile
+    /// models). See [`SPLIT_CALIBRATION_MIN_ROWS`].
+    pub split_calibration_min_rows: usize,
     /// How held-out cities' conformity scores combine into the interval correction (blocks of
     /// a single city are always pooled: they are exchangeable).
     pub interval_rule: IntervalRule,
@@ -54,6 +59,13 @@ pub struct TrainOptions {
     pub domain_weights: bool,
 }
 
+/// Default [`TrainOptions::split_calibration_min_rows`]. A small city needs every fold in turn
+/// to have enough calibration buildings, but at 20 000 buildings one fold holds ~4 000, which
+/// pins the 90 % conformal quantile to within about half a point of coverage; cross-conformal
+/// then only costs time: at 100 000 buildings its six quantile models were 35 of 40 s of
+/// training. No shipped city reaches it, so their models do not change.
+pub const SPLIT_CALIBRATION_MIN_ROWS: usize = 20_000;
+
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
@@ -65,6 +77,7 @@ impl Default for TrainOptions {
             allow_mixed_labels: false,
             calibration_block_m: 250.0,
             calibration_folds: 5,
+            split_calibration_min_rows: SPLIT_CALIBRATION_MIN_ROWS,
             interval_rule: IntervalRule::default(),
             seed: 42,
             wide_context: false,
@@ -522,6 +535,19 @@ fn fit_intervals(
         return Ok(None);
     };
     let (groups, group_names, rule) = calibration_groups(set, city_names, opts);
+    if one_city(set) && set.y.len() >= opts.split_calibration_min_rows {
+        // Split conformal: the first block fold calibrates a model fitted on the others.
+        let (cal, fit): (Vec<usize>, Vec<usize>) = (0..set.y.len()).partition(|&i| groups[i] == 0);
+        if !cal.is_empty() && !fit.is_empty() {
+            let pick = |rows: &[usize]| (set.x.select(Axis(0), rows), set.y.select(Axis(0), rows));
+            let (xf, yf) = pick(&fit);
+            let (xc, yc) = pick(&cal);
+            let mut m =
+                IntervalModel::fit_holdout(&opts.gbm_params(), alpha, (&xf, &yf), (&xc, &yc))?;
+            m.calibration.groups = vec![group_names[0].clone()];
+            return Ok(Some(m));
+        }
+    }
     Ok(Some(IntervalModel::fit_grouped_with(
         &opts.gbm_params(),
         alpha,
@@ -541,10 +567,7 @@ fn calibration_groups(
     city_names: &[String],
     opts: &TrainOptions,
 ) -> (Vec<usize>, Vec<String>, IntervalRule) {
-    let mut distinct = set.city_of_row.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() >= 2 {
+    if !one_city(set) {
         return (
             set.city_of_row.clone(),
             city_names.to_vec(),
@@ -559,6 +582,12 @@ fn calibration_groups(
             .collect(),
         IntervalRule::Pooled,
     )
+}
+
+/// Whether every training row comes from the same city (intervals are then calibrated on
+/// block folds).
+fn one_city(set: &TrainingSet) -> bool {
+    set.city_of_row.windows(2).all(|w| w[0] == w[1])
 }
 
 /// In-sample error of the point model on the rows it was trained on.
