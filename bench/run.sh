@@ -16,7 +16,6 @@ mkdir -p "$work"
 cargo build --release --all-targets >&2
 bin="$target/release/roofline"
 decode="$target/release/examples/las_decode"
-export OMP_WAIT_POLICY=passive
 
 # timed NAME CMD...: runs CMD under /usr/bin/time -v; sets T_NAME (wall s) and M_NAME (peak MiB).
 timed() {
