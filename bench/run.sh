@@ -38,7 +38,8 @@ for n in "${sizes[@]}"; do
   cfg="$city/city.toml"
   timed decode "$decode" "$city/tiles/*.laz"
   timed labels "$bin" --quiet labels "$cfg" -o "$work/labels-$n.parquet"
-  timed features "$bin" --quiet features "$cfg" -o "$work/features-$n.parquet"
+  # Without known-neighbour heights: the 41 features train uses, which the Python reference computes.
+  timed features "$bin" --quiet features "$cfg" --no-known-heights -o "$work/features-$n.parquet"
   timed train "$bin" --quiet train "$cfg" -o "$work/model-$n.model"
   # Row 4 compares like with like: the point model alone (LightGBM fits no intervals).
   timed train_point "$bin" --quiet train "$cfg" --no-intervals -o "$work/point-$n.model"
@@ -60,6 +61,7 @@ for n in "${sizes[@]}"; do
   scaling+="| $n | $points | $tiles | $T_labels | $T_features | $T_train | $T_predict | $pipeline | $cached | $peak |\n"
   [ "$n" = "$peers_at" ] || continue
   timed python python3 bench/city_reference.py "$cfg" "$work/python-$n.parquet"
+  python3 bench/compare_features.py "$work/features-$n.parquet" "$work/python-$n.parquet" >&2
   timed lightgbm python3 bench/lightgbm_city.py "$work/features-$n.parquet"
   zonal="$work/zonal-$n"
   [ -f "$zonal/zonal.toml" ] || python3 bench/zonal_reference.py make "$zonal" "$n" >&2
@@ -74,7 +76,7 @@ for n in "${sizes[@]}"; do
   last_n=$n
   table="| # | comparison ($last_n buildings, $points points) | roofline | yardstick | ratio | target |\n|---|---|---:|---:|---:|---|\n"
   table+="| 1 | labels ÷ single-thread las decode of the same tiles | $T_labels s | $T_decode s | $(ratio "$T_labels" "$T_decode") | ≤ 1.0 (land ≤ 1.3) |\n"
-  table+="| 2 | labels + features ÷ Python (laspy+lazrs, shapely STRtree, numpy) | $T_features s | $T_python s | $(ratio "$T_python" "$T_features")× faster | ≥ 5× |\n"
+  table+="| 2 | labels + the 41 features train uses ÷ Python computing the same (laspy+lazrs, shapely 2, numpy, scipy) | $T_features s | $T_python s | $(ratio "$T_python" "$T_features")× faster | ≥ 5× |\n"
   table+="| 3 | imagery zonal stats (Wageningen Landsat 8, footprints replicated to $last_n) ÷ exactextract | $imagery_s s | $exact_s s | $(ratio "$exact_s" "$imagery_s")× faster | ≥ 1× |\n"
   table+="| 4 | train, point model (fitting only) ÷ LightGBM, same rows/features/trees/leaves/bins/threads; in-sample MAE $roofline_mae vs $lgb_mae m | $train_only s | $lgb_only s | $(ratio "$train_only" "$lgb_only") | ≤ 1.0, MAE within 3 % |\n"
   table+="| 5 | whole pipeline: train (labels → features → fit) then predict, --cache (predict reuses train's features) | $cached s, peak $peak MiB | without cache: $pipeline s | | ≤ 90 s, ≤ 2 GiB |\n"
