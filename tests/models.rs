@@ -90,6 +90,49 @@ fn boosting_recovers_a_known_function() {
     );
 }
 
+/// Linear leaves extrapolate a trend past the training range, constant leaves hold it flat:
+/// y = 2x on x in [0, 10] (plus a noise feature), predicted at x = 15. Inside the range both fit.
+#[test]
+fn linear_leaves_extrapolate_and_constant_leaves_do_not() {
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+    let n = 2000;
+    let mut x = Array2::<f64>::zeros((n, 2));
+    let mut y = Array1::<f64>::zeros(n);
+    for i in 0..n {
+        x[[i, 0]] = rng.gen_range(0.0..10.0);
+        x[[i, 1]] = rng.gen_range(0.0..1.0);
+        y[i] = 2.0 * x[[i, 0]];
+    }
+    let train = Dataset::new(x, y);
+    let fit = |linear: Option<f64>| {
+        GbmParams::new()
+            .n_trees(100)
+            .learning_rate(0.1)
+            .linear_leaves(linear)
+            .check()
+            .unwrap()
+            .fit(&train)
+            .unwrap()
+    };
+    let probe = ndarray::array![[5.0, 0.5], [15.0, 0.5]];
+    let constant = fit(None).predict(&probe);
+    let linear = fit(Some(0.0)).predict(&probe);
+    eprintln!(
+        "at x = 5: {:.2} / {:.2}; at x = 15: {:.2} / {:.2} (constant / linear)",
+        constant[0], linear[0], constant[1], linear[1]
+    );
+    assert!((constant[0] - 10.0).abs() < 0.5 && (linear[0] - 10.0).abs() < 0.5);
+    assert!(
+        constant[1] < 20.5,
+        "constant leaves at x = 15: {}",
+        constant[1]
+    );
+    assert!(linear[1] > 26.0, "linear leaves at x = 15: {}", linear[1]);
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        assert!(GbmParams::new().linear_leaves(Some(bad)).check().is_err());
+    }
+}
+
 /// `max_features` bounds the features each tree draws: with 60 columns that all carry signal,
 /// one 31-leaf tree splits on at most 5 of them under a bound of 5, and on more without it
 /// (half of 60 drawn). Models over fewer columns than the bound sample exactly as before.
