@@ -162,8 +162,9 @@ fn close_pairs(geoms: &[MultiPolygon<f64>], index: &BoxIndex) -> Vec<Vec<(f64, u
         .collect()
 }
 
-/// [`nearest_distance`], its first window answered from `close` (building `i`'s close pairs);
-/// only a building with nothing that close searches on, from the next window.
+/// Distance to the nearest other footprint, its first window ([`FIRST_NN_WINDOW_M`]) answered
+/// from `close` (building `i`'s close pairs); only a building with nothing that close searches
+/// on, from the next window ([`nearest_from_window`]).
 fn nearest_from(
     close: &[(f64, usize)],
     i: usize,
@@ -305,20 +306,21 @@ pub fn block_roots(
     geoms: &[MultiPolygon<f64>],
     near: &(impl Fn(usize, f64) -> Vec<usize> + Sync),
 ) -> Vec<usize> {
-    let n = geoms.len();
-    let block_links: Vec<Vec<usize>> = (0..n)
+    let close: Vec<Vec<(f64, usize)>> = (0..geoms.len())
         .into_par_iter()
         .map(|i| {
             near(i, BLOCK_TOLERANCE_M)
                 .into_iter()
-                .filter(|&j| j > i && Euclidean.distance(&geoms[i], &geoms[j]) <= BLOCK_TOLERANCE_M)
+                .filter(|&j| j > i)
+                .map(|j| (Euclidean.distance(&geoms[i], &geoms[j]), j))
                 .collect()
         })
         .collect();
-    union_find(&block_links)
+    roots_of_links(&close)
 }
 
-/// [`block_roots`] from the close pairs of [`close_pairs`] (the same links, not measured again).
+/// Block roots from measured pairs `(distance, j)` per building (those of [`close_pairs`], or
+/// [`block_roots`]'s): buildings linked when closer than [`BLOCK_TOLERANCE_M`].
 fn roots_of_links(close: &[Vec<(f64, usize)>]) -> Vec<usize> {
     let links: Vec<Vec<usize>> = close
         .iter()
@@ -345,16 +347,8 @@ fn union_find(links: &[Vec<usize>]) -> Vec<usize> {
     (0..n).map(|i| uf.find(i)).collect()
 }
 
-/// Distance to the nearest other footprint (0 when touching), searched in growing windows.
-pub fn nearest_distance(
-    i: usize,
-    geoms: &[MultiPolygon<f64>],
-    near: &impl Fn(usize, f64) -> Vec<usize>,
-) -> f64 {
-    nearest_from_window(i, geoms, near, FIRST_NN_WINDOW_M)
-}
-
-/// [`nearest_distance`], searching from the window `first` (m) on.
+/// Distance to the nearest other footprint (0 when touching), searched in windows growing
+/// from `first` (m) by doubling.
 fn nearest_from_window(
     i: usize,
     geoms: &[MultiPolygon<f64>],
