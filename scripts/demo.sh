@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --quiet --bin roofline
-./target/debug/roofline demo --data data --output out --models models "$@"
+./target/debug/roofline demo --data data --output out --models out/models "$@"

@@ -65,6 +65,12 @@ pub struct FootprintsConfig {
     pub id: Option<String>,
     /// CRS to assume when the file has none or a wrong one.
     pub crs: Option<String>,
+    /// `where = "..."`: an OGR SQL condition choosing which features are buildings at all
+    /// (Lorup's `is_building_31001 = 1` leaves out wind turbines and silos). Features failing it
+    /// are not read: no row, no context. Unlike `label.filter`, which keeps a footprint but not
+    /// its label.
+    #[serde(rename = "where")]
+    pub row_filter: Option<String>,
     /// What to do with invalid polygons; repaired by default.
     #[serde(default)]
     pub invalid: InvalidPolicy,
@@ -251,6 +257,50 @@ pub struct AttributeLabelConfig {
     pub ground_field: Option<String>,
     /// OGR SQL condition; footprints failing it keep no label (flag `filtered`).
     pub filter: Option<String>,
+    /// The unit `field` and `ground_field` are written in; heights are converted to metres.
+    #[serde(default)]
+    pub unit: LengthUnit,
+}
+
+/// The unit of an attribute's heights (`[label] unit`); every table holds metres.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum LengthUnit {
+    /// Metres (the default).
+    #[default]
+    #[serde(rename = "m")]
+    Metre,
+    /// International feet (0.3048 m), e.g. Los Angeles County's `HEIGHT`.
+    #[serde(rename = "ft")]
+    Foot,
+    /// Centimetres.
+    #[serde(rename = "cm")]
+    Centimetre,
+    /// Millimetres.
+    #[serde(rename = "mm")]
+    Millimetre,
+}
+
+impl LengthUnit {
+    /// Metres per unit.
+    pub fn metres(self) -> f64 {
+        match self {
+            LengthUnit::Metre => 1.0,
+            LengthUnit::Foot => 0.3048,
+            LengthUnit::Centimetre => 0.01,
+            LengthUnit::Millimetre => 0.001,
+        }
+    }
+}
+
+impl fmt::Display for LengthUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LengthUnit::Metre => "m",
+            LengthUnit::Foot => "ft",
+            LengthUnit::Centimetre => "cm",
+            LengthUnit::Millimetre => "mm",
+        })
+    }
 }
 
 /// A statistic of point heights: `p70`, `p5`, `median`, `max`, `min`, `mean`.
@@ -384,9 +434,13 @@ impl LabelConfig {
             LabelConfig::Attribute(a) => LabelDefinition {
                 name: a.name.clone(),
                 detail: format!(
-                    "attribute {}{}{}",
+                    "attribute {}{}{}{}",
                     a.field,
                     a.ground_field.as_ref().map(|g| format!(" minus {g}")).unwrap_or_default(),
+                    match a.unit {
+                        LengthUnit::Metre => String::new(),
+                        u => format!(" (in {u})"),
+                    },
                     a.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default()
                 ),
             },
@@ -423,6 +477,7 @@ struct RawLabel {
     field: Option<String>,
     ground_field: Option<String>,
     filter: Option<String>,
+    unit: Option<LengthUnit>,
 }
 
 impl RawLabel {
@@ -440,6 +495,7 @@ impl RawLabel {
             ("field", self.field.is_some()),
             ("ground_field", self.ground_field.is_some()),
             ("filter", self.filter.is_some()),
+            ("unit", self.unit.is_some()),
         ];
         let stray = |keys: &[(&str, bool)], source: &str| match keys.iter().find(|(_, set)| *set) {
             Some((k, _)) => Err(format!(
@@ -473,6 +529,7 @@ impl RawLabel {
                         .ok_or("label.source = \"attribute\" needs label.field")?,
                     ground_field: self.ground_field,
                     filter: self.filter,
+                    unit: self.unit.unwrap_or_default(),
                 }))
             }
             other => Err(format!(

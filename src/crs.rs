@@ -2,13 +2,22 @@
 //! and files; GDAL/OSR objects are made on demand.
 //!
 //! Every city is processed in one metric *working CRS*: the footprints' own CRS when it is
-//! projected in metres, otherwise the UTM zone of the footprints' centre (WGS 84), so that areas,
-//! distances and heights are all in metres.
+//! projected in metres and true to scale at the footprints (lengths off by at most
+//! [`MAX_SCALE_ERROR`]), otherwise the UTM zone of the footprints' centre (WGS 84), so that areas,
+//! distances and heights are all in true metres. "Projected in metres" alone is not enough: Web
+//! Mercator's metres are 1.6 times too long at 52° N, and a UTM zone used two zones away
+//! stretches lengths by half a per cent.
 
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// The largest length error (relative) a footprint CRS may make at the data and still be worked
+/// in: 0.1 %, a metre in a kilometre. UTM stays under it within its zone (0.04 % short at the
+/// central meridian, 0.1 % long at the zone's edge at the equator), as do national grids at home;
+/// Web Mercator (61 % at 52° N) and a UTM zone two zones away (0.5 %) do not.
+pub const MAX_SCALE_ERROR: f64 = 0.001;
 
 /// A coordinate reference system as WKT plus a short label. Equality compares the definitions
 /// (through OSR when the WKT texts differ), not the labels.
@@ -133,17 +142,65 @@ impl Crs {
         Crs::from_epsg(code)
     }
 
-    /// The working CRS for data in this CRS: itself when projected in metres, else the UTM zone
-    /// of `centre` (given in this CRS).
+    /// The working CRS for data in this CRS: itself when projected in metres and true to scale
+    /// at `centre` (given in this CRS; see [`Crs::scale_error_at`]), else the UTM zone of
+    /// `centre`, with one line saying why when a metric CRS was passed over.
     pub fn working_for(&self, centre: (f64, f64)) -> Result<Crs> {
-        if self.is_metric_projected() {
-            return Ok(self.clone());
-        }
         let wgs84 = Crs::from_epsg(4326)?;
+        if self.is_metric_projected() {
+            // A CRS PROJ cannot take to WGS 84 (a local grid) is kept: nothing can be checked.
+            let error = match self.scale_error_at(centre) {
+                Ok(e) => e,
+                Err(_) => return Ok(self.clone()),
+            };
+            if error <= MAX_SCALE_ERROR {
+                return Ok(self.clone());
+            }
+            let t = Transform::new(self, &wgs84)?;
+            let (mut x, mut y) = ([centre.0], [centre.1]);
+            t.apply(&mut x, &mut y)?;
+            let utm = Crs::utm_for(x[0], y[0])?;
+            tracing::warn!(
+                "{} distorts lengths by {:.2} % at the footprints ({:.3}, {:.3}): working in {} instead, so areas and distances are true metres",
+                self.label,
+                error * 100.0,
+                x[0],
+                y[0],
+                utm.label
+            );
+            return Ok(utm);
+        }
         let t = Transform::new(self, &wgs84)?;
         let (mut x, mut y) = ([centre.0], [centre.1]);
         t.apply(&mut x, &mut y)?;
         Crs::utm_for(x[0], y[0])
+    }
+
+    /// The largest relative error of a length measured in this (projected) CRS at `centre`
+    /// (in its coordinates), along either axis, against the geodesic length on the WGS 84
+    /// ellipsoid: 0.6 for Web Mercator at 52° N, ~0.0004 in the middle of a UTM zone.
+    ///
+    /// ```
+    /// use roofline::crs::Crs;
+    /// // Rotterdam in Web Mercator and in the Dutch grid.
+    /// let mercator = Crs::from_epsg(3857)?;
+    /// let e = mercator.scale_error_at((496_000.0, 6_786_000.0))?;
+    /// assert!((e - 0.62).abs() < 0.01, "{e}");
+    /// let rd = Crs::from_epsg(28992)?;
+    /// assert!(rd.scale_error_at((91_000.0, 437_000.0))? < 0.0005);
+    /// # Ok::<(), roofline::Error>(())
+    /// ```
+    pub fn scale_error_at(&self, centre: (f64, f64)) -> Result<f64> {
+        use geo::{Distance, Geodesic, Point};
+        let step = 100.0 / self.linear_unit_m();
+        let t = Transform::new(self, &Crs::from_epsg(4326)?)?;
+        let mut x = [centre.0, centre.0 + step, centre.0];
+        let mut y = [centre.1, centre.1, centre.1 + step];
+        t.apply(&mut x, &mut y)?;
+        let at = |i: usize| Point::new(x[i], y[i]);
+        let east = Geodesic.distance(at(0), at(1)) / 100.0;
+        let north = Geodesic.distance(at(0), at(2)) / 100.0;
+        Ok((east - 1.0).abs().max((north - 1.0).abs()))
     }
 
     /// The PROJJSON form, as GeoParquet metadata wants it.

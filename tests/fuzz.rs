@@ -325,6 +325,7 @@ fn read(path: &Path, id: Option<&str>) -> roofline::Result<roofline::io::footpri
         sql: None,
         id: id.map(String::from),
         crs: None,
+        row_filter: None,
         invalid: Default::default(),
         duplicate_ids: Default::default(),
     };

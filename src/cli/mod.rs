@@ -172,6 +172,10 @@ pub enum Command {
         /// JSON file to write.
         #[arg(short, long)]
         output: PathBuf,
+        /// The region the booster will predict (a city config): a model with a city level
+        /// needs it, for the level its output is relative to.
+        #[arg(long)]
+        region: Option<PathBuf>,
     },
     /// Run the whole pipeline on the shipped data (labels, cross-validation, training, prediction).
     Demo {
@@ -580,7 +584,12 @@ fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Re
             output,
             models,
         } => demo::run(&data, &output, &models, progress),
-        Command::Export { model, output, .. } => models::export(&model, &output),
+        Command::Export {
+            model,
+            output,
+            region,
+            ..
+        } => models::export(&model, &output, region.as_deref(), &progress, cache),
     }
 }
 

@@ -190,6 +190,9 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
             o.mae, o.rmse, o.n
         );
     }
+    if let Some(l) = &m.level {
+        println!("  {}", l.describe());
+    }
     if let Some(c) = &m.calibration {
         let how = match c.method.as_str() {
             "holdout" => format!(
@@ -198,9 +201,12 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
                 c.n
             ),
             _ => format!(
-                "{} calibration, {:?} rule, over {}",
+                "{} calibration, {} rule, over {}",
                 c.method,
-                c.rule,
+                serde_json::to_value(c.rule)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
                 c.groups.join(", ")
             ),
         };
@@ -428,15 +434,50 @@ fn print_heights(p: &Predictions) {
     );
 }
 
-pub fn export(model_path: &Path, output: &Path) -> Result<()> {
+pub fn export(
+    model_path: &Path,
+    output: &Path,
+    region: Option<&Path>,
+    progress: &Progress,
+    cache: Option<&FeatureCache>,
+) -> Result<()> {
     check_output_file(output, false)?;
     let model = HeightModel::load(model_path)?;
-    roofline::io::output::write_text(output, &model.xgboost_json()?)?;
+    let log_level = match (&model.meta.level, region) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(Error::of(
+                FileKind::Model,
+                model_path,
+                "the model predicts ln(height) above a city's level: name the region it will predict with --region REGION.toml",
+            ))
+        }
+        (Some(_), Some(r)) => {
+            let features = load_cities(
+                &[r.to_path_buf()],
+                FeatureOptions {
+                    known_heights: false,
+                    ..Default::default()
+                },
+                progress,
+                cache,
+            )?;
+            model.region_log_level(&features[0])
+        }
+    };
+    roofline::io::output::write_text(output, &model.xgboost_json(log_level)?)?;
     println!(
-        "wrote {} (XGBoost JSON, {} features, label '{}')",
+        "wrote {} (XGBoost JSON, {} features, label '{}'{})",
         output.display(),
         model.meta.feature_names.len(),
-        model.meta.label.name
+        model.meta.label.name,
+        match log_level {
+            Some(l) => format!(
+                "; height = exp({l:.4} + {:.2} × output), attributes roofline_log_level and roofline_structure_weight",
+                model.meta.level.as_ref().map_or(1.0, |m| m.structure_weight)
+            ),
+            None => String::new(),
+        }
     );
     Ok(())
 }

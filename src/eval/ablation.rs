@@ -11,7 +11,7 @@ pub use super::metrics::{AblationCity, AblationRow, Spread};
 use crate::error::{Error, Result};
 use crate::features::{relative, wide_context, CityFeatures};
 use crate::model::boosting::Loss;
-use crate::model::train::TrainOptions;
+use crate::model::train::{LevelMode, TrainOptions};
 use crate::model::ModelKind;
 use crate::progress::Progress;
 
@@ -40,6 +40,12 @@ pub enum Variant {
     /// Leaves linear in their path's features (slope penalty [`LINEAR_LEAF_PENALTY`]): trends
     /// extrapolated past the training range instead of held flat.
     LinearLeaves,
+    /// Absolute heights: no city level (the default before the roof-top cities).
+    AbsoluteLevel,
+    /// A new city at the training cities' mean level (no descriptor).
+    MeanLevel,
+    /// The structure at full weight (no nested choice of its weight).
+    FullStructure,
 }
 
 /// Slope penalty of [`Variant::LinearLeaves`]. Of 1, 10, 100 and 1000 (seed 1, roof-p70 cities)
@@ -49,7 +55,7 @@ pub const LINEAR_LEAF_PENALTY: f64 = 100.0;
 
 impl Variant {
     /// Every variant but [`Variant::Default`], in table order.
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 12] = [
         Variant::Forest,
         Variant::Huber,
         Variant::SquaredLog,
@@ -59,6 +65,9 @@ impl Variant {
         Variant::WideContext,
         Variant::CityRanks,
         Variant::LinearLeaves,
+        Variant::AbsoluteLevel,
+        Variant::MeanLevel,
+        Variant::FullStructure,
     ];
 
     /// The name used on the command line and in reports.
@@ -74,6 +83,9 @@ impl Variant {
             Variant::WideContext => "wide-context",
             Variant::CityRanks => "city-ranks",
             Variant::LinearLeaves => "linear-leaves",
+            Variant::AbsoluteLevel => "absolute-level",
+            Variant::MeanLevel => "mean-level",
+            Variant::FullStructure => "full-structure",
         }
     }
 
@@ -94,6 +106,9 @@ impl Variant {
             Variant::WideContext => "adds counts, built-up ratio and mean area in 0.5 and 1 km windows",
             Variant::CityRanks => "adds each building's percentile in its city of area, perimeter, built-up ratio, neighbour count and block area",
             Variant::LinearLeaves => "leaves linear in their path's features (slope penalty 100): trends extrapolated past the training range",
+            Variant::AbsoluteLevel => "trees learn absolute heights: no city level (the default before)",
+            Variant::MeanLevel => "a new city at the training cities' mean level, no city-wide descriptor",
+            Variant::FullStructure => "the within-city structure at full weight, not chosen by nested leave-one-city-out",
         }
     }
 
@@ -124,6 +139,9 @@ impl Variant {
             Variant::DomainWeights => o.domain_weights = true,
             Variant::WideContext => o.wide_context = true,
             Variant::LinearLeaves => o.gbm.linear_leaves = Some(LINEAR_LEAF_PENALTY),
+            Variant::AbsoluteLevel => o.level = LevelMode::Absolute,
+            Variant::MeanLevel => o.level = LevelMode::MeanLevel,
+            Variant::FullStructure => o.level = LevelMode::FullStructure,
         }
         o
     }

@@ -167,7 +167,12 @@ pub fn read_footprints(
         return Err(Error::of(
             FileKind::Footprints,
             path,
-            format!("layer '{layer_name}' has no features"),
+            match &cfg.row_filter {
+                Some(w) => {
+                    format!("no feature of layer '{layer_name}' passes footprints.where '{w}'")
+                }
+                None => format!("layer '{layer_name}' has no features"),
+            },
         ));
     }
     let fields = Fields {
@@ -216,7 +221,14 @@ pub fn read_footprints(
         return Err(Error::of(
             FileKind::Footprints,
             path,
-            format!("layer '{layer_name}' has no usable polygon"),
+            match &cfg.row_filter {
+                // Some drivers (GeoPackage) only fail a bad condition while reading.
+                Some(w) => format!(
+                    "no usable polygon of layer '{layer_name}' passes footprints.where '{w}' (is it a valid condition on the fields {}?)",
+                    fields.names.join(", ")
+                ),
+                None => format!("layer '{layer_name}' has no usable polygon"),
+            },
         ));
     }
     for ((name, _), tally) in numeric_idx.iter().zip(&not_numeric) {
@@ -571,7 +583,7 @@ impl std::ops::DerefMut for FootprintLayer<'_> {
 fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<FootprintLayer<'a>> {
     let path = &source_name(&cfg.path);
     let database = crate::io::postgis::is_postgis(&cfg.path);
-    let (layer, what) = match (&cfg.sql, &cfg.layer) {
+    let (mut layer, what) = match (&cfg.sql, &cfg.layer) {
         (Some(sql), _) => {
             let rs = ds
                 .execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
@@ -634,6 +646,15 @@ fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<FootprintLaye
             path,
             format!("{what} has no geometry column"),
         ));
+    }
+    if let Some(expr) = &cfg.row_filter {
+        layer.set_attribute_filter(expr).map_err(|e| {
+            Error::of(
+                FileKind::Footprints,
+                path,
+                format!("bad footprints.where '{expr}': {e}"),
+            )
+        })?;
     }
     Ok(layer)
 }

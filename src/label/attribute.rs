@@ -4,16 +4,17 @@ use crate::config::AttributeLabelConfig;
 use crate::io::footprints::Footprints;
 use crate::label::{Flag, LabelRow};
 
-/// One label per footprint: `field` (minus `ground_field`), flagged `filtered`, `missing` or
+/// One label per footprint: `field` (minus `ground_field`) in metres, flagged `filtered`, `missing` or
 /// `not_positive` where unusable.
 pub fn attribute_labels(fp: &Footprints, cfg: &AttributeLabelConfig) -> Vec<LabelRow> {
     let top = &fp.numeric[&cfg.field];
     let ground = cfg.ground_field.as_ref().map(|g| &fp.numeric[g]);
+    let m = cfg.unit.metres();
     (0..fp.len())
         .map(|i| {
             let h = match (top[i], ground.map(|g| g[i])) {
-                (Some(t), None) => Some(t),
-                (Some(t), Some(Some(g))) => Some(t - g),
+                (Some(t), None) => Some(t * m),
+                (Some(t), Some(Some(g))) => Some((t - g) * m),
                 _ => None,
             };
             let flag = if !fp.passes_filter[i] {

@@ -9,7 +9,7 @@ use std::path::Path;
 use hessboost::model::{BoostedModel, ModelFormat};
 
 use super::intervals::IntervalModel;
-use super::{HeightModel, ModelMeta, FORMAT_VERSION};
+use super::{HeightModel, ModelMeta, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 use crate::error::{AtFile, Error, FileKind, Result};
 
 const META: &str = "roofline.json";
@@ -85,7 +85,7 @@ impl HeightModel {
             .map_err(|e| Error::invalid(format!("bad model metadata: {e}")))?;
         let v = version.get("format_version").and_then(|v| v.as_u64());
         match v {
-            Some(v) if v == FORMAT_VERSION as u64 => {}
+            Some(v) if (OLDEST_FORMAT_VERSION as u64..=FORMAT_VERSION as u64).contains(&v) => {}
             Some(found) => {
                 return Err(Error::ModelVersion {
                     path: None,
@@ -153,8 +153,11 @@ impl HeightModel {
     }
 
     /// The point model as XGBoost JSON, with roofline's feature names filled in, loadable by
-    /// `xgboost.Booster().load_model()`.
-    pub fn xgboost_json(&self) -> Result<String> {
+    /// `xgboost.Booster().load_model()`. For a model with a city level, `log_level` is the
+    /// region's: the booster's output `s` is then ln(height) above it, and the height
+    /// `exp(log_level + weight × s)`, with both numbers in the learner's attributes
+    /// (`roofline_log_level`, `roofline_structure_weight`; `Booster.attr(...)`).
+    pub fn xgboost_json(&self, log_level: Option<f64>) -> Result<String> {
         let bytes = self.point.encode(ModelFormat::XgboostJson)?;
         let mut json: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid(format!("XGBoost export: {e}")))?;
@@ -163,6 +166,16 @@ impl HeightModel {
             .ok_or_else(|| Error::invalid("XGBoost export has no learner"))?;
         learner["feature_names"] = serde_json::json!(self.meta.feature_names);
         learner["feature_types"] = serde_json::json!(vec!["float"; self.meta.feature_names.len()]);
+        if let (Some(level), Some(l)) = (&self.meta.level, log_level) {
+            let attributes = learner
+                .as_object_mut()
+                .ok_or_else(|| Error::invalid("XGBoost export: learner is not an object"))?
+                .entry("attributes")
+                .or_insert_with(|| serde_json::json!({}));
+            attributes["roofline_log_level"] = serde_json::json!(format!("{l:.17e}"));
+            attributes["roofline_structure_weight"] =
+                serde_json::json!(format!("{:.17e}", level.structure_weight));
+        }
         serde_json::to_string(&json).map_err(|e| Error::invalid(format!("XGBoost export: {e}")))
     }
 }

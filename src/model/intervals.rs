@@ -32,6 +32,24 @@ pub struct Calibration {
     /// How the held-out groups' scores were combined.
     #[serde(default)]
     pub rule: IntervalRule,
+    /// The quantiles and the correction are in ln(height) above the city's level
+    /// ([`super::level`]): bounds are `exp(level + q ∓ correction)`, so an interval is a
+    /// factor, wide in metres where heights are. Files without it are in metres.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_scale: bool,
+}
+
+/// How grouped calibration treats its groups (see [`IntervalModel::fit_grouped_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct Grouping {
+    /// How the groups' scores combine.
+    pub rule: IntervalRule,
+    /// Added to a held-out group's targets before they are scored, by group id (missing:
+    /// 0): the error of that group's level as the other groups estimate it, so the correction
+    /// covers a new city's level being unknown as well as its structure.
+    pub offsets: Vec<f64>,
+    /// Targets are ln(height) above the city level, not metres.
+    pub log_scale: bool,
 }
 
 /// How grouped calibration turns the held-out groups' conformity scores into one correction.
@@ -51,16 +69,28 @@ pub enum IntervalRule {
 impl Calibration {
     /// The correction in its unit: metres, or a multiple of the quantile spread.
     pub fn correction_text(&self) -> String {
-        if self.scaled {
-            format!("{:+.2} × the quantile spread", self.correction)
-        } else {
-            format!("{:+.2} m", self.correction)
+        match (self.scaled, self.log_scale) {
+            (true, _) => format!("{:+.2} × the quantile spread", self.correction),
+            (false, true) => format!("×{:.2} on each side", self.correction.exp()),
+            (false, false) => format!("{:+.2} m", self.correction),
         }
+    }
+
+    /// Spread below which a quantile interval is not trusted to scale a correction.
+    fn min_spread(&self) -> f64 {
+        min_spread(self.log_scale)
     }
 }
 
-/// Spread below which a quantile interval is not trusted to scale a correction (m).
-const MIN_SPREAD_M: f64 = 1.0;
+/// Spread below which a quantile interval is not trusted to scale a correction: 1 m, or 0.1
+/// in ln(height) (10 %).
+fn min_spread(log_scale: bool) -> f64 {
+    if log_scale {
+        0.1
+    } else {
+        1.0
+    }
+}
 
 /// The interval half of a height model: two quantile boosters and their conformal correction.
 #[derive(Clone, Debug)]
@@ -124,11 +154,15 @@ pub fn conformal_quantile(scores: &[f64], weights: &[f64], alpha: f64) -> f64 {
     scores[order[n - 1]]
 }
 
-/// Quantile spreads `q_hi - q_lo` (at least [`MIN_SPREAD_M`]).
-fn spreads<D: Data<Elem = f64>>(q: &BoostedModel, x: &ArrayBase<D, Ix2>) -> Result<Vec<f64>> {
+/// Quantile spreads `q_hi - q_lo` (at least [`min_spread`]).
+fn spreads<D: Data<Elem = f64>>(
+    q: &BoostedModel,
+    x: &ArrayBase<D, Ix2>,
+    floor: f64,
+) -> Result<Vec<f64>> {
     let p = predict_booster(q, x)?;
     Ok((0..p.nrows())
-        .map(|i| (p[[i, 1]] - p[[i, 0]]).max(MIN_SPREAD_M))
+        .map(|i| (p[[i, 1]] - p[[i, 0]]).max(floor))
         .collect())
 }
 
@@ -153,6 +187,7 @@ impl IntervalModel {
                 n: scores.len(),
                 scaled: false,
                 rule: IntervalRule::Pooled,
+                log_scale: false,
             },
         })
     }
@@ -175,7 +210,7 @@ impl IntervalModel {
             y,
             groups,
             group_names,
-            IntervalRule::Pooled,
+            &Grouping::default(),
         )
     }
 
@@ -187,8 +222,10 @@ impl IntervalModel {
         y: &Array1<f64>,
         groups: &[usize],
         group_names: &[String],
-        rule: IntervalRule,
+        how: &Grouping,
     ) -> Result<IntervalModel> {
+        let rule = how.rule;
+        let floor = min_spread(how.log_scale);
         let mut ids: Vec<usize> = groups.to_vec();
         ids.sort_unstable();
         ids.dedup();
@@ -222,11 +259,10 @@ impl IntervalModel {
                         &y.select(Axis(0), &train),
                     )?;
                     let xt = x.select(Axis(0), &test);
+                    let offset = how.offsets.get(*g).copied().unwrap_or(0.0);
+                    let yt = y.select(Axis(0), &test).mapv(|v| v + offset);
                     Ok((
-                        Some((
-                            cqr_scores(&q, &xt, &y.select(Axis(0), &test))?,
-                            spreads(&q, &xt)?,
-                        )),
+                        Some((cqr_scores(&q, &xt, &yt)?, spreads(&q, &xt, floor)?)),
                         None,
                     ))
                 }
@@ -279,11 +315,13 @@ impl IntervalModel {
                 n,
                 scaled,
                 rule,
+                log_scale: how.log_scale,
             },
         })
     }
 
-    /// Lower and upper bounds: [q_lo - Q, q_hi + Q].
+    /// Lower and upper bounds: [q_lo - Q, q_hi + Q] (in ln(height) above the city level when
+    /// [`Calibration::log_scale`]: the caller adds the level and takes `exp`).
     pub fn predict<D: Data<Elem = f64>>(
         &self,
         x: &ArrayBase<D, Ix2>,
@@ -291,8 +329,9 @@ impl IntervalModel {
         let p = predict_booster(&self.quantiles, x)?;
         let q = self.calibration.correction;
         if self.calibration.scaled {
+            let floor = self.calibration.min_spread();
             let w: Array1<f64> = (0..p.nrows())
-                .map(|i| q * (p[[i, 1]] - p[[i, 0]]).max(MIN_SPREAD_M))
+                .map(|i| q * (p[[i, 1]] - p[[i, 0]]).max(floor))
                 .collect();
             return Ok((&p.column(0) - &w, &p.column(1) + &w));
         }

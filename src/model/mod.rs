@@ -8,6 +8,7 @@ pub mod ensemble;
 pub mod file;
 pub mod forest;
 pub mod intervals;
+pub mod level;
 pub mod local;
 pub mod matrix;
 pub mod predict;
@@ -21,11 +22,14 @@ use crate::features::FeatureDoc;
 use intervals::{Calibration, IntervalModel};
 
 /// File format version written by this roofline; files with a higher version are refused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Oldest file format this roofline reads (version 1 files have no city level).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// How working CRSs are chosen; stored so a model's features are recomputed the same way.
 pub const WORKING_CRS_RULE: &str =
-    "footprints' CRS when projected in metres, else the WGS 84 UTM zone of the footprints' centre";
+    "footprints' CRS when projected in metres with lengths true to 0.1 % at the footprints' centre, else the WGS 84 UTM zone of the footprints' centre";
 
 /// Which learner gives the point height (`--model`); intervals always come from quantile
 /// boosting.
@@ -116,6 +120,10 @@ pub struct ModelMeta {
     pub importance: Vec<(String, f64)>,
     /// Cross-validation summary, when one was run for this configuration.
     pub cv: Option<serde_json::Value>,
+    /// The city level ([`level`]): present when the point model predicts ln(height) above a
+    /// city's level rather than heights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<level::LevelModel>,
 }
 
 impl ModelMeta {
@@ -139,21 +147,51 @@ pub struct HeightModel {
     pub interval: Option<IntervalModel>,
 }
 
+impl HeightModel {
+    /// ln of a region's estimated height level, for a model with a city level (`None`
+    /// otherwise). From the whole region's buildings: one tile of a city gives its own level.
+    pub fn region_log_level(&self, region: &crate::features::CityFeatures) -> Option<f64> {
+        self.meta
+            .level
+            .as_ref()
+            .map(|l| l.log_level(&level::descriptors(region)))
+    }
+
+    /// Point heights (m, never negative) for rows of features in `meta.feature_names` order;
+    /// `log_level` is the region's ([`HeightModel::region_log_level`]; ignored by a model
+    /// without a city level; `None` with one: the training cities' mean level).
+    pub fn heights(
+        &self,
+        x: &ndarray::Array2<f64>,
+        log_level: Option<f64>,
+    ) -> crate::error::Result<ndarray::Array1<f64>> {
+        let level = self
+            .meta
+            .level
+            .as_ref()
+            .map(|l| (log_level.unwrap_or(l.intercept), l.structure_weight));
+        Ok(train::heights_of(&self.point, x, |_| level)?.mapv(|v| v.max(0.0)))
+    }
+}
+
 impl<D: ndarray::Data<Elem = f64>>
     linfa::traits::PredictInplace<ndarray::ArrayBase<D, ndarray::Ix2>, ndarray::Array1<f64>>
     for HeightModel
 {
-    /// Point heights (m, never negative) for rows of features in `meta.feature_names` order.
-    /// Panics on another column count, like linfa's models; [`predict::predict_region`] builds
-    /// the matrix from a region's features, checks it and adds intervals and sources.
+    /// Point heights (m, never negative) for rows of features in `meta.feature_names` order,
+    /// a model with a city level at the training cities' mean level ([`HeightModel::heights`]
+    /// takes a region's). Panics on another column count, like linfa's models;
+    /// [`predict::predict_region`] builds the matrix from a region's features, checks it and
+    /// adds intervals and sources.
     fn predict_inplace(
         &self,
         x: &ndarray::ArrayBase<D, ndarray::Ix2>,
         y: &mut ndarray::Array1<f64>,
     ) {
-        let p =
-            boosting::predict_booster(&self.point, x).expect("feature count checked by the caller");
-        y.assign(&p.column(0).mapv(|v| v.max(0.0)));
+        let h = self
+            .heights(&x.to_owned(), None)
+            .expect("feature count checked by the caller");
+        y.assign(&h);
     }
 
     fn default_target(&self, x: &ndarray::ArrayBase<D, ndarray::Ix2>) -> ndarray::Array1<f64> {

@@ -4,7 +4,6 @@
 
 use ndarray::Array2;
 
-use linfa::traits::Predict;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -164,9 +163,9 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
     let region = with_known_heights(model, region);
     let region = region.as_ref();
     let x = model_matrix(model, region)?;
-    // model_matrix gives the model's columns, so linfa's (panicking) predict is safe here.
-    let point = model.predict(&x);
-    let (lo, hi) = intervals(model, &x, &point)?;
+    let log_level = model.region_log_level(region);
+    let point = model.heights(&x, log_level)?;
+    let (lo, hi) = intervals(model, &x, &point, log_level)?;
     let measured = region.ok_labels();
     let ood = out_of_range(model, &x);
     let ood_gain_share = gain_shares(model, &ood);
@@ -227,15 +226,23 @@ fn with_known_heights<'a>(
 }
 
 /// The model's interval per row (NaN without an interval model), never negative and always
-/// holding the point.
+/// holding the point; `log_level` is the region's, for intervals in ln(height) above it.
 fn intervals(
     model: &HeightModel,
     x: &Array2<f64>,
     point: &ndarray::Array1<f64>,
+    log_level: Option<f64>,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     Ok(match &model.interval {
         Some(i) => {
-            let (lo, hi) = i.predict(x)?;
+            let (mut lo, mut hi) = i.predict(x)?;
+            if i.calibration.log_scale {
+                let l = log_level
+                    .or(model.meta.level.as_ref().map(|l| l.intercept))
+                    .unwrap_or(0.0);
+                lo.mapv_inplace(|v| (l + v).exp());
+                hi.mapv_inplace(|v| (l + v).exp());
+            }
             (0..x.nrows())
                 .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
                 .unzip()

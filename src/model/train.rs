@@ -5,10 +5,12 @@
 use linfa::traits::Fit;
 use linfa::Dataset;
 use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
 
 use super::boosting::{predict_booster, GbmParams, GbmValidParams};
 use super::forest::{ForestParams, ForestValidParams};
-use super::intervals::{IntervalModel, IntervalRule};
+use super::intervals::{Grouping, IntervalModel, IntervalRule};
+use super::level::{self, CityLevel, LevelModel};
 use super::{
     ErrorSummary, HeightModel, ModelKind, ModelMeta, TrainingCity, FORMAT_VERSION, WORKING_CRS_RULE,
 };
@@ -57,6 +59,26 @@ pub struct TrainOptions {
     /// Under leave-one-city-out, weight training buildings by how much they resemble the
     /// held-out city's ([`super::domain::domain_weights`]; gbm only).
     pub domain_weights: bool,
+    /// How a city's height level is handled ([`super::level`]).
+    pub level: LevelMode,
+}
+
+/// How the model treats the height level of a city (`cv --ablate` compares them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LevelMode {
+    /// Trees learn absolute heights (roofline before the roof-top cities; always with fewer
+    /// than [`level::MIN_CITIES`] training cities, or a relative loss).
+    Absolute,
+    /// Trees learn ln(height) above the city's median; a new city's level is the training
+    /// cities' mean, the structure weighted by nested leave-one-city-out.
+    MeanLevel,
+    /// As `MeanLevel`, the level read from a city-wide descriptor when that predicted the
+    /// training cities' levels better (the default).
+    #[default]
+    CityLevel,
+    /// As `CityLevel` with the structure at full weight (no nested choice).
+    FullStructure,
 }
 
 /// Default [`TrainOptions::split_calibration_min_rows`]. A small city needs every fold in turn
@@ -82,6 +104,7 @@ impl Default for TrainOptions {
             seed: 42,
             wide_context: false,
             domain_weights: false,
+            level: LevelMode::default(),
         }
     }
 }
@@ -216,6 +239,9 @@ pub struct TrainingSet {
     /// A weight per row for the point model (`None`: all equal), e.g. from
     /// [`super::domain::domain_weights`]; intervals are calibrated unweighted.
     pub weights: Option<Vec<f32>>,
+    /// Per city (indexed like `city_of_row`): its [`level::descriptors`], from all its
+    /// buildings.
+    pub descriptors: Vec<Vec<Option<f64>>>,
 }
 
 impl TrainingSet {
@@ -262,6 +288,7 @@ pub fn training_set(
         city_of_row,
         centroids,
         weights: None,
+        descriptors: cities.iter().map(|c| level::descriptors(c)).collect(),
     })
 }
 
@@ -442,18 +469,36 @@ pub fn fit(
         return Err(Error::invalid("no building with an ok label to train on"));
     }
     keep_freed_memory();
+    let levels = city_levels(set, city_names, opts);
+    // With a level, the trees learn ln(height) above the building's own city's level.
+    let target = match &levels {
+        Some(l) => relative_target(set, l),
+        None => set.y.clone(),
+    };
     // The point model and the interval models are independent: fit them side by side.
     let (point, interval) = rayon::join(
-        || fit_point(set, names, opts),
-        || fit_intervals(set, city_names, opts),
+        || fit_point(set, &target, names, opts, levels.as_ref()),
+        || fit_intervals(set, &target, city_names, opts, levels.as_ref()),
     );
     let PointFit {
         booster: point,
         hyper,
         oob,
+        structure_weight,
     } = point?;
     let interval = interval?;
-    let training_error = training_error(&point, x, y)?;
+    let levels = levels.map(|mut l| {
+        l.model.structure_weight = structure_weight;
+        l
+    });
+    // In-sample: each training building at its own city's level.
+    let fitted = heights_of(&point, x, |i| {
+        levels
+            .as_ref()
+            .map(|l| (l.of_city(set.city_of_row[i]), l.model.structure_weight))
+    })?;
+    let levels = levels.map(|l| l.model);
+    let training_error = error_summary(&fitted, y);
     let importance = ranked_importance(&point, names);
     let feature_ranges = feature_ranges(x);
     Ok(HeightModel {
@@ -465,6 +510,7 @@ pub fn fit(
                 "point": hyper,
                 "intervals": { "alpha": opts.alpha, "quantile_model": opts.gbm_params() },
                 "known_heights": opts.known_heights,
+                "level": if levels.is_some() { opts.level } else { LevelMode::Absolute },
             }),
             seed: opts.seed,
             feature_names: names.to_vec(),
@@ -478,58 +524,216 @@ pub fn fit(
             oob_error: oob,
             importance,
             cv: None,
+            level: levels,
         },
         point,
         interval,
     })
 }
 
-/// The point model of [`fit`], with its hyperparameters as recorded in the model file and, for
-/// the forest, its out-of-bag error.
+/// The training cities' levels while fitting: the model and, per city index of the set, its
+/// position among the model's cities (`None`: no labelled row).
+struct Levels {
+    model: LevelModel,
+    position: Vec<Option<usize>>,
+}
+
+impl Levels {
+    /// ln of the level of the set's city `c` (its labels' median).
+    fn of_city(&self, c: usize) -> f64 {
+        self.position[c].map_or(f64::NAN, |k| self.model.cities[k].log_level)
+    }
+
+    /// The level error of city `c` when the others estimate it: its true level minus the
+    /// held-out estimate.
+    fn held_out_error(&self, c: usize) -> f64 {
+        self.position[c].map_or(0.0, |k| {
+            self.model.cities[k].log_level - self.model.held_out_log_level(k)
+        })
+    }
+}
+
+/// The level model of a training set, when `opts.level` asks for one and it applies: at least
+/// [`level::MIN_CITIES`] cities with labels and a loss on the height itself (squared or
+/// pseudo-Huber; the relative losses already take logs).
+fn city_levels(set: &TrainingSet, city_names: &[String], opts: &TrainOptions) -> Option<Levels> {
+    use super::boosting::Loss;
+    if opts.level == LevelMode::Absolute {
+        return None;
+    }
+    if opts.kind == ModelKind::Gbm
+        && !matches!(opts.gbm.loss, Loss::SquaredError | Loss::PseudoHuber { .. })
+    {
+        return None;
+    }
+    let mut heights: Vec<Vec<f64>> = vec![Vec::new(); city_names.len()];
+    for (i, &c) in set.city_of_row.iter().enumerate() {
+        heights[c].push(set.y[i]);
+    }
+    let mut position = vec![None; city_names.len()];
+    let mut cities = Vec::new();
+    for (c, h) in heights.iter_mut().enumerate() {
+        if h.is_empty() {
+            continue;
+        }
+        h.sort_by(f64::total_cmp);
+        position[c] = Some(cities.len());
+        cities.push(CityLevel {
+            city: city_names[c].clone(),
+            log_level: crate::stats::percentile::percentile_sorted(h, 50.0).ln(),
+            descriptors: set.descriptors.get(c).cloned().unwrap_or_default(),
+        });
+    }
+    if cities.len() < level::MIN_CITIES {
+        return None;
+    }
+    let model = LevelModel::fit(cities, opts.level != LevelMode::MeanLevel);
+    Some(Levels { model, position })
+}
+
+/// ln(height) minus the level of each row's city.
+fn relative_target(set: &TrainingSet, levels: &Levels) -> Array1<f64> {
+    Array1::from_iter(
+        set.y
+            .iter()
+            .zip(&set.city_of_row)
+            .map(|(h, &c)| h.ln() - levels.of_city(c)),
+    )
+}
+
+/// Heights (m) of a point model's rows: its output as is, or, where `level` gives a row's
+/// (ln level, structure weight), `exp(level + weight × output)`.
+pub(crate) fn heights_of(
+    point: &hessboost::model::BoostedModel,
+    x: &Array2<f64>,
+    level: impl Fn(usize) -> Option<(f64, f64)>,
+) -> Result<Array1<f64>> {
+    let raw = predict_booster(point, x)?;
+    Ok(Array1::from_iter((0..x.nrows()).map(|i| match level(i) {
+        Some((l, w)) => (l + w * raw[[i, 0]]).exp(),
+        None => raw[[i, 0]],
+    })))
+}
+
+/// The point model of [`fit`], with its hyperparameters as recorded in the model file, for
+/// the forest its out-of-bag error, and the structure weight of a level model.
 struct PointFit {
     booster: hessboost::model::BoostedModel,
     hyper: serde_json::Value,
     oob: Option<ErrorSummary>,
+    structure_weight: f64,
 }
 
-/// Fits the point model (`opts.kind`) on the set's rows, weighted when the set has weights.
-fn fit_point(set: &TrainingSet, names: &[String], opts: &TrainOptions) -> Result<PointFit> {
-    let mut dataset = Dataset::new(set.x.clone(), set.y.clone()).with_feature_names(names.to_vec());
+/// Fits the point model (`opts.kind`) on the set's rows and `target`, weighted when the set
+/// has weights; with a level model, also the structure weight by nested leave-one-city-out.
+fn fit_point(
+    set: &TrainingSet,
+    target: &Array1<f64>,
+    names: &[String],
+    opts: &TrainOptions,
+    levels: Option<&Levels>,
+) -> Result<PointFit> {
+    let all: Vec<usize> = (0..target.len()).collect();
+    let (booster, hyper, oob) = fit_rows(set, target, &all, names, opts)?;
+    let structure_weight = match levels {
+        Some(l) if opts.level != LevelMode::FullStructure => {
+            nested_structure_weight(set, target, names, opts, l)?
+        }
+        _ => 1.0,
+    };
+    Ok(PointFit {
+        booster,
+        hyper,
+        oob,
+        structure_weight,
+    })
+}
+
+/// The point learner fitted on `rows` of the set.
+fn fit_rows(
+    set: &TrainingSet,
+    target: &Array1<f64>,
+    rows: &[usize],
+    names: &[String],
+    opts: &TrainOptions,
+) -> Result<(
+    hessboost::model::BoostedModel,
+    serde_json::Value,
+    Option<ErrorSummary>,
+)> {
+    let whole = rows.len() == target.len();
+    let (x, y) = if whole {
+        (set.x.clone(), target.clone())
+    } else {
+        (set.x.select(Axis(0), rows), target.select(Axis(0), rows))
+    };
+    let mut dataset = Dataset::new(x, y).with_feature_names(names.to_vec());
     if let Some(w) = &set.weights {
-        dataset = dataset.with_weights(Array1::from(w.clone()));
+        dataset = dataset.with_weights(Array1::from_iter(rows.iter().map(|&i| w[i])));
     }
     let json =
         |v: serde_json::Result<serde_json::Value>| v.map_err(|e| Error::invalid(e.to_string()));
     Ok(match opts.kind {
         ModelKind::Gbm => {
             let m = opts.gbm_params().on_threads(1).fit(&dataset)?;
-            PointFit {
-                booster: m.booster,
-                hyper: json(serde_json::to_value(opts.gbm_params()))?,
-                oob: None,
-            }
+            (
+                m.booster,
+                json(serde_json::to_value(opts.gbm_params()))?,
+                None,
+            )
         }
         ModelKind::Forest => {
             let m = opts.forest_params().fit(&dataset)?;
-            PointFit {
-                booster: m.booster,
-                hyper: json(serde_json::to_value(opts.forest_params()))?,
-                oob: Some(ErrorSummary {
+            (
+                m.booster,
+                json(serde_json::to_value(opts.forest_params()))?,
+                Some(ErrorSummary {
                     mae: m.oob_mae,
                     rmse: m.oob_rmse,
                     n: m.oob_rows,
                 }),
-            }
+            )
         }
     })
 }
 
-/// The interval model of [`fit`] (`None` when `opts.alpha` is): quantiles calibrated by
-/// [`calibration_groups`].
+/// How much of the learnt structure carries to a city the model never saw: each training city
+/// is predicted by a point model of the others at its level as the others estimate it, and
+/// the weight of [`level::STRUCTURE_WEIGHTS`] with the smallest mean relative error wins.
+fn nested_structure_weight(
+    set: &TrainingSet,
+    target: &Array1<f64>,
+    names: &[String],
+    opts: &TrainOptions,
+    levels: &Levels,
+) -> Result<f64> {
+    let mut held_out = Vec::new();
+    for (c, position) in levels.position.iter().enumerate() {
+        let Some(k) = *position else { continue };
+        let (test, train): (Vec<usize>, Vec<usize>) =
+            (0..target.len()).partition(|&i| set.city_of_row[i] == c);
+        if train.is_empty() || test.is_empty() {
+            continue;
+        }
+        let (booster, _, _) = fit_rows(set, target, &train, names, opts)?;
+        let structure = predict_booster(&booster, &set.x.select(Axis(0), &test))?
+            .column(0)
+            .to_vec();
+        let heights: Vec<f64> = test.iter().map(|&i| set.y[i]).collect();
+        held_out.push((structure, levels.model.held_out_log_level(k), heights));
+    }
+    Ok(level::choose_structure_weight(&held_out))
+}
+
+/// The interval model of [`fit`] (`None` when `opts.alpha` is): quantiles of `target`
+/// calibrated by [`calibration_groups`]; with a level model in ln(height) above the level,
+/// each held-out city scored at its level as the others estimate it.
 fn fit_intervals(
     set: &TrainingSet,
+    target: &Array1<f64>,
     city_names: &[String],
     opts: &TrainOptions,
+    levels: Option<&Levels>,
 ) -> Result<Option<IntervalModel>> {
     let Some(alpha) = opts.alpha else {
         return Ok(None);
@@ -539,7 +743,7 @@ fn fit_intervals(
         // Split conformal: the first block fold calibrates a model fitted on the others.
         let (cal, fit): (Vec<usize>, Vec<usize>) = (0..set.y.len()).partition(|&i| groups[i] == 0);
         if !cal.is_empty() && !fit.is_empty() {
-            let pick = |rows: &[usize]| (set.x.select(Axis(0), rows), set.y.select(Axis(0), rows));
+            let pick = |rows: &[usize]| (set.x.select(Axis(0), rows), target.select(Axis(0), rows));
             let (xf, yf) = pick(&fit);
             let (xc, yc) = pick(&cal);
             let mut m =
@@ -548,14 +752,21 @@ fn fit_intervals(
             return Ok(Some(m));
         }
     }
+    let how = Grouping {
+        rule,
+        offsets: levels
+            .map(|l| (0..city_names.len()).map(|c| l.held_out_error(c)).collect())
+            .unwrap_or_default(),
+        log_scale: levels.is_some(),
+    };
     Ok(Some(IntervalModel::fit_grouped_with(
         &opts.gbm_params(),
         alpha,
         &set.x,
-        &set.y,
+        target,
         &groups,
         &group_names,
-        rule,
+        &how,
     )?))
 }
 
@@ -590,20 +801,15 @@ fn one_city(set: &TrainingSet) -> bool {
     set.city_of_row.windows(2).all(|w| w[0] == w[1])
 }
 
-/// In-sample error of the point model on the rows it was trained on.
-fn training_error(
-    point: &hessboost::model::BoostedModel,
-    x: &Array2<f64>,
-    y: &Array1<f64>,
-) -> Result<ErrorSummary> {
-    let pred = predict_booster(point, x)?.column(0).to_owned();
+/// MAE and RMSE of heights against the truth.
+fn error_summary(pred: &Array1<f64>, y: &Array1<f64>) -> ErrorSummary {
     let err: Vec<f64> = pred.iter().zip(y).map(|(p, t)| p - t).collect();
     let n = err.len() as f64;
-    Ok(ErrorSummary {
+    ErrorSummary {
         mae: err.iter().map(|e| e.abs()).sum::<f64>() / n,
         rmse: (err.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
         n: err.len(),
-    })
+    }
 }
 
 /// Features by the point model's total split gain, largest first (ties by name).
