@@ -146,34 +146,45 @@ impl Crs {
     /// at `centre` (given in this CRS; see [`Crs::scale_error_at`]), else the UTM zone of
     /// `centre`, with one line saying why when a metric CRS was passed over.
     pub fn working_for(&self, centre: (f64, f64)) -> Result<Crs> {
+        let (crs, note) = self.working_for_noted(centre)?;
+        if let Some(n) = note {
+            tracing::warn!("{n}");
+        }
+        Ok(crs)
+    }
+
+    /// [`Crs::working_for`], the line saying why a metric CRS was passed over returned rather
+    /// than logged, so a caller can say it once the data are known to be read (a wrong CRS is
+    /// refused with one error line, not a warning and an error).
+    pub fn working_for_noted(&self, centre: (f64, f64)) -> Result<(Crs, Option<String>)> {
         let wgs84 = Crs::from_epsg(4326)?;
-        if self.is_metric_projected() {
-            // A CRS PROJ cannot take to WGS 84 (a local grid) is kept: nothing can be checked.
-            let error = match self.scale_error_at(centre) {
-                Ok(e) => e,
-                Err(_) => return Ok(self.clone()),
-            };
-            if error <= MAX_SCALE_ERROR {
-                return Ok(self.clone());
-            }
-            let t = Transform::new(self, &wgs84)?;
+        let to_wgs84 = |crs: &Crs| -> Result<(f64, f64)> {
+            let t = Transform::new(crs, &wgs84)?;
             let (mut x, mut y) = ([centre.0], [centre.1]);
             t.apply(&mut x, &mut y)?;
-            let utm = Crs::utm_for(x[0], y[0])?;
-            tracing::warn!(
-                "{} distorts lengths by {:.2} % at the footprints ({:.3}, {:.3}): working in {} instead, so areas and distances are true metres",
-                self.label,
-                error * 100.0,
-                x[0],
-                y[0],
-                utm.label
-            );
-            return Ok(utm);
+            Ok((x[0], y[0]))
+        };
+        if !self.is_metric_projected() {
+            let (lon, lat) = to_wgs84(self)?;
+            return Ok((Crs::utm_for(lon, lat)?, None));
         }
-        let t = Transform::new(self, &wgs84)?;
-        let (mut x, mut y) = ([centre.0], [centre.1]);
-        t.apply(&mut x, &mut y)?;
-        Crs::utm_for(x[0], y[0])
+        // A CRS PROJ cannot take to WGS 84 (a local grid) is kept: nothing can be checked.
+        let error = match self.scale_error_at(centre) {
+            Ok(e) => e,
+            Err(_) => return Ok((self.clone(), None)),
+        };
+        if error <= MAX_SCALE_ERROR {
+            return Ok((self.clone(), None));
+        }
+        let (lon, lat) = to_wgs84(self)?;
+        let utm = Crs::utm_for(lon, lat)?;
+        let note = format!(
+            "{} distorts lengths by {:.2} % at the footprints ({lon:.3}, {lat:.3}): working in {} instead, so areas and distances are true metres",
+            self.label,
+            error * 100.0,
+            utm.label
+        );
+        Ok((utm, Some(note)))
     }
 
     /// The largest relative error of a length measured in this (projected) CRS at `centre`

@@ -942,8 +942,8 @@ fn bad_model_files() {
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         (
             "newer.model",
-            with_meta(bytes, |v| v["format_version"] = 2.into()),
-            &["format version 2", "newer"],
+            with_meta(bytes, |v| v["format_version"] = 3.into()),
+            &["format version 3", "newer"],
         ),
         (
             "older.model",
@@ -974,6 +974,25 @@ fn bad_model_files() {
         predict_fail(d, &d.join(name), region, name, words);
         std::fs::remove_file(d.join(name)).unwrap();
     }
+    // A version 1 file (before city levels) is still read, and predicts the same heights.
+    let (v1, v2) = (d.join("v1.model"), d.join("v2.model"));
+    std::fs::write(&v1, with_meta(bytes, |v| v["format_version"] = 1.into())).unwrap();
+    std::fs::write(&v2, bytes).unwrap();
+    let predicted = |model: &Path, out: &str| {
+        let out = d.join(out);
+        let (code, _, err) = roofline(&[
+            "predict",
+            "--quiet",
+            "--model",
+            model.to_str().unwrap(),
+            region.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(out).unwrap()
+    };
+    assert_eq!(predicted(&v1, "v1.csv"), predicted(&v2, "v2.csv"));
 }
 
 #[test]

@@ -82,11 +82,16 @@ fn footprint_crs_override_wins() {
     let mut f: FootprintsConfig = cfg.footprints.clone().unwrap();
     let plain = read_footprints(&f, None, &Request::default()).unwrap();
     f.crs = Some("EPSG:3857".into());
-    let over = read_footprints(&f, None, &Request::default()).unwrap();
+    let mercator = Crs::from_epsg(3857).unwrap();
+    let over = read_footprints(&f, Some(&mercator), &Request::default()).unwrap();
     assert_eq!(over.source_crs.label, "EPSG:3857");
     assert_eq!(over.crs.label, "EPSG:3857");
-    // Same numbers, now read as Web Mercator: not reprojected.
+    // Same numbers, now read as Web Mercator and worked in it: not reprojected.
     assert_eq!(plain.geometries[0], over.geometries[0]);
+    // Left to the rule, Web Mercator is not true to scale there (0.24 % at 4° N): UTM.
+    let auto = read_footprints(&f, None, &Request::default()).unwrap();
+    assert_eq!(auto.source_crs.label, "EPSG:3857");
+    assert_eq!(auto.crs.label, "EPSG:32631");
     // An explicit working CRS reprojects.
     let utm = Crs::from_epsg(32631).unwrap();
     let moved = read_footprints(

@@ -187,7 +187,7 @@ pub fn read_footprints(
         .iter()
         .map(|n| Ok((n.clone(), fields.index(n)?)))
         .collect::<Result<_>>()?;
-    let (source_crs, crs) = footprint_crs(cfg, &layer, &layer_name, path, working)?;
+    let (source_crs, crs, crs_note) = footprint_crs(cfg, &layer, &layer_name, path, working)?;
     let transform = Transform::new(&source_crs, &crs).at_kind(FileKind::Footprints, path)?;
     let mut out = Footprints {
         path: path.to_path_buf(),
@@ -236,6 +236,9 @@ pub fn read_footprints(
     }
     out.summary = FootprintSummary::of(&out.geometries);
     check_footprints(path, &out.source_crs, &out.summary)?;
+    if let Some(note) = crs_note {
+        tracing::warn!("{}: {note}", path.display());
+    }
     report_skipped_and_repaired(path, &out);
     out.passes_filter = passes_filter(&mut layer, req, &fids, path)?;
     Ok(out)
@@ -266,14 +269,15 @@ impl Fields<'_> {
 }
 
 /// The file's CRS (the config's override first) and the working CRS (`working`, else the
-/// rule for the layer's centre); a layer without a CRS is refused rather than guessed.
+/// rule for the layer's centre, with its note when a metric CRS was passed over); a layer
+/// without a CRS is refused rather than guessed.
 fn footprint_crs(
     cfg: &FootprintsConfig,
     layer: &gdal::vector::Layer<'_>,
     layer_name: &str,
     path: &Path,
     working: Option<&Crs>,
-) -> Result<(Crs, Crs)> {
+) -> Result<(Crs, Crs, Option<String>)> {
     let source_crs = match &cfg.crs {
         Some(def) => Crs::from_user(def).at_kind(FileKind::Footprints, path)?,
         None => match layer.spatial_ref() {
@@ -292,16 +296,16 @@ fn footprint_crs(
             }
         },
     };
-    let crs = match working {
-        Some(c) => c.clone(),
+    let (crs, note) = match working {
+        Some(c) => (c.clone(), None),
         None => {
             let e = layer.get_extent().at_kind(FileKind::Footprints, path)?;
             source_crs
-                .working_for(((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0))
+                .working_for_noted(((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0))
                 .at_kind(FileKind::Footprints, path)?
         }
     };
-    Ok((source_crs, crs))
+    Ok((source_crs, crs, note))
 }
 
 /// Every feature's raw id and FID, in file order; a null id is an error, as nothing could
