@@ -260,6 +260,10 @@ pub struct AttributeLabelConfig {
     /// The unit `field` and `ground_field` are written in; heights are converted to metres.
     #[serde(default)]
     pub unit: LengthUnit,
+    /// The heights are right as they are, though they do not look like metres above ground
+    /// ([`crate::label::units`]: e.g. a city of towers); skips that check.
+    #[serde(default)]
+    pub heights_checked: bool,
 }
 
 /// The unit of an attribute's heights (`[label] unit`); every table holds metres.
@@ -478,6 +482,7 @@ struct RawLabel {
     ground_field: Option<String>,
     filter: Option<String>,
     unit: Option<LengthUnit>,
+    heights_checked: Option<bool>,
 }
 
 impl RawLabel {
@@ -496,6 +501,7 @@ impl RawLabel {
             ("ground_field", self.ground_field.is_some()),
             ("filter", self.filter.is_some()),
             ("unit", self.unit.is_some()),
+            ("heights_checked", self.heights_checked.is_some()),
         ];
         let stray = |keys: &[(&str, bool)], source: &str| match keys.iter().find(|(_, set)| *set) {
             Some((k, _)) => Err(format!(
@@ -530,6 +536,7 @@ impl RawLabel {
                     ground_field: self.ground_field,
                     filter: self.filter,
                     unit: self.unit.unwrap_or_default(),
+                    heights_checked: self.heights_checked.unwrap_or(false),
                 }))
             }
             other => Err(format!(

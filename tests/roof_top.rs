@@ -248,6 +248,14 @@ fn web_mercator_footprints_are_measured_in_true_metres() {
     let national = plain_features("rotterdam-delfshaven");
     let wgs84 = load(4326);
     let mercator = load(3857);
+    // UTM zone 33 for a city in zone 31 (lengths 0.5 % long there): also passed over.
+    let far_zone = load(32633);
+    assert_eq!(far_zone.crs.label, "EPSG:32631");
+    let area = |c: &CityFeatures| c.column("area_m2").unwrap().to_vec();
+    assert!(area(&far_zone)
+        .iter()
+        .zip(area(&wgs84))
+        .all(|(a, b)| (a - b).abs() <= 1e-6 * b));
     // Web Mercator stretches lengths 1.62× at 51.9° N: it is passed over for UTM 31N, as
     // WGS 84 is; the Dutch grid is true to scale there and kept.
     assert_eq!(national.crs.label, "EPSG:28992");

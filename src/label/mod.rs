@@ -5,6 +5,7 @@
 pub mod attribute;
 pub mod lidar;
 pub mod sparse;
+pub mod units;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -323,6 +324,16 @@ pub fn label_footprints(
             (out.rows, out.points_read)
         }
     };
+    if let LabelConfig::Attribute(a) = label {
+        let heights: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.flag == Flag::Ok)
+            .filter_map(|r| r.height_m)
+            .collect();
+        if let Some(msg) = units::check(&heights, a) {
+            return Err(Error::config_key(&city.path, "label.unit", msg));
+        }
+    }
     let mut rows = rows;
     flag_implausible(&mut rows, &city.path);
     let table = LabelTable {
