@@ -24,7 +24,7 @@ use roofline::progress::Progress;
     about = "A height for every building footprint of a city"
 )]
 pub struct Cli {
-    /// No progress bars, warnings only.
+    /// No progress bars (summaries and warnings still print).
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// More log output (-v info, -vv debug).
@@ -509,8 +509,11 @@ fn init_logging(quiet: bool, verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOFLINE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("roofline={level},gdal={level}"))
     });
+    // Colour only on a terminal: a redirected log keeps plain text.
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

@@ -577,7 +577,7 @@ pub fn cv(
     roofline::eval::report::write_report(&out, &features, output)?;
     print_cv_summary(&out.summary);
     println!(
-        "wrote {} (metrics.json, predictions.parquet, predictions.csv, report.md)",
+        "wrote {} (metrics.json, predictions.parquet, predictions.csv, report.md, report.html)",
         output.display()
     );
     Ok(())
