@@ -278,3 +278,22 @@ fn mixed_label_definitions_are_refused() {
     let md = roofline::eval::report::render_markdown(&out);
     assert!(md.matches("Mixed label definitions").count() >= 3, "{md}");
 }
+
+#[test]
+fn a_report_folder_named_like_a_file_is_refused() {
+    // `cv -o out/cv.csv` used to make a folder called cv.csv.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cv.csv");
+    let (code, _, err) = roofline(&[
+        "cv",
+        "--quiet",
+        data().join("cities/delft-5910.toml").to_str().unwrap(),
+        "--by",
+        "blocks",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(code, &err, "cv.csv");
+    assert!(err.contains("report folder"), "{err}");
+    assert!(!out.exists());
+}

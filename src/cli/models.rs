@@ -278,6 +278,7 @@ pub fn predict(
         })?;
         print_sources(&p);
         warn_if_mostly_ood(&p);
+        say_the_level(&model, region, &p);
         print_heights(&p);
         let (ids, attributes) = kept.next().expect("one per region");
         tables.push(region_table(&p, region, &out_crs, path, (ids, attributes))?);
@@ -401,6 +402,34 @@ fn warn_if_mostly_ood(p: &Predictions) {
             p.city, ood_alone, alone
         );
     }
+}
+
+/// For a model with a city level and a region with no height of its own: the level it was
+/// given and how far off such a level was for the training cities, in one line — the level
+/// of a city cannot be read from footprints alone, and a few measured buildings fix it.
+fn say_the_level(model: &HeightModel, region: &CityFeatures, p: &Predictions) {
+    let (Some(level), Some(log_level)) = (&model.meta.level, model.region_log_level(region))
+    else {
+        return;
+    };
+    if p.source.iter().any(|s| *s != Source::Predicted) {
+        return;
+    }
+    let (lo, hi) = level
+        .cities
+        .iter()
+        .map(|c| c.log_level.exp())
+        .fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    println!(
+        "{}: no measured heights, so the height level is estimated: {:.1} m ({}; training cities {lo:.1}–{hi:.1} m, off by ×{:.2} on average for a city left out); measured heights of a few per cent of its buildings (a [label] field that some rows carry, or a sparse survey in [lidar]) anchor it",
+        p.city,
+        log_level.exp(),
+        level
+            .descriptor
+            .as_ref()
+            .map_or("the training cities' mean".to_string(), |d| format!("from its median {d}")),
+        level.loo_error.exp()
+    );
 }
 
 /// The region's median height and median interval width, a first check of the result.

@@ -35,8 +35,9 @@ function rooflineMap(id) {
       ]
     },
     bounds: first,
-    fitBoundsOptions: { padding: 30 },
-    pitch: 45,
+    // Opened pitched (fitting the bounds alone looks straight down, where heights are invisible).
+    fitBoundsOptions: { padding: 30, pitch: 50 },
+    pitch: 50,
     maxPitch: 75,
     attributionControl: false
   });

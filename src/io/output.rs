@@ -230,6 +230,20 @@ pub fn check_output_file(path: &Path, table: bool) -> Result<()> {
 /// Checks, before any work, that a report folder can be written at `path`: not an existing
 /// file, and its nearest existing ancestor folder accepts new entries.
 pub fn check_output_dir(path: &Path) -> Result<()> {
+    // `-o out/cv.csv` would make a folder named like a table: say so instead.
+    let table_like = ["csv", "parquet", "gpkg", "geojson", "fgb", "shp", "html", "json", "md"];
+    if !path.exists()
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| table_like.contains(&e.to_ascii_lowercase().as_str()))
+    {
+        return Err(Error::of(
+            FileKind::Output,
+            path,
+            "names a file, but the output is a report folder (metrics.json, predictions, report.md, report.html): give a folder name",
+        ));
+    }
     if path.exists() && !path.is_dir() {
         return Err(Error::of(
             FileKind::Output,
