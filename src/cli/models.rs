@@ -408,8 +408,7 @@ fn warn_if_mostly_ood(p: &Predictions) {
 /// given and how far off such a level was for the training cities, in one line — the level
 /// of a city cannot be read from footprints alone, and a few measured buildings fix it.
 fn say_the_level(model: &HeightModel, region: &CityFeatures, p: &Predictions) {
-    let (Some(level), Some(log_level)) = (&model.meta.level, model.region_log_level(region))
-    else {
+    let (Some(level), Some(log_level)) = (&model.meta.level, model.region_log_level(region)) else {
         return;
     };
     if p.source.iter().any(|s| *s != Source::Predicted) {

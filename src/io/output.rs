@@ -231,7 +231,9 @@ pub fn check_output_file(path: &Path, table: bool) -> Result<()> {
 /// file, and its nearest existing ancestor folder accepts new entries.
 pub fn check_output_dir(path: &Path) -> Result<()> {
     // `-o out/cv.csv` would make a folder named like a table: say so instead.
-    let table_like = ["csv", "parquet", "gpkg", "geojson", "fgb", "shp", "html", "json", "md"];
+    let table_like = [
+        "csv", "parquet", "gpkg", "geojson", "fgb", "shp", "html", "json", "md",
+    ];
     if !path.exists()
         && path
             .extension()

@@ -75,7 +75,9 @@ impl HeightShape {
                 "set `ground_field` in [label] to the field holding the ground altitude".into(),
             ));
         }
-        if m > 1000.0 {
+        // Cities' median buildings stand 3–25 m: 300–2 500 in centimetres, 3 000–25 000 in
+        // millimetres.
+        if m > 2800.0 {
             return Some((
                 format!("median height {m:.0} m: millimetres?"),
                 unit_hint("mm"),
@@ -138,6 +140,9 @@ mod tests {
         assert_eq!(check(&metres, &cfg()), None);
         let cm: Vec<f64> = metres.iter().map(|v| v * 100.0).collect();
         assert!(check(&cm, &cfg()).unwrap().contains("unit = \"cm\""));
+        // A high-rise centre in centimetres (median 20 m) is not taken for millimetres.
+        let tall_cm: Vec<f64> = (0..200).map(|i| 1000.0 + (i % 60) as f64 * 50.0).collect();
+        assert!(check(&tall_cm, &cfg()).unwrap().contains("unit = \"cm\""));
         let mm: Vec<f64> = metres.iter().map(|v| v * 1000.0).collect();
         assert!(check(&mm, &cfg()).unwrap().contains("unit = \"mm\""));
         let storeys: Vec<f64> = (0..200).map(|i| (1 + i % 5) as f64).collect();
