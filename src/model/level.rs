@@ -257,6 +257,22 @@ impl LevelModel {
     }
 }
 
+/// Heights (m) of a point model's rows: its output as is, or, where `level` gives a row's
+/// (ln level, structure weight), `exp(level + weight × output)`.
+pub(crate) fn heights_of(
+    point: &hessboost::model::BoostedModel,
+    x: &ndarray::Array2<f64>,
+    level: impl Fn(usize) -> Option<(f64, f64)>,
+) -> crate::error::Result<ndarray::Array1<f64>> {
+    let raw = super::boosting::predict_booster(point, x)?;
+    Ok(ndarray::Array1::from_iter((0..x.nrows()).map(
+        |i| match level(i) {
+            Some((l, w)) => (l + w * raw[[i, 0]]).exp(),
+            None => raw[[i, 0]],
+        },
+    )))
+}
+
 /// The structure weight (of [`STRUCTURE_WEIGHTS`]) with the smallest mean relative error over
 /// held-out cities: for each city, `structure[i]` is its buildings' structure predicted by a
 /// model of the other cities, `log_level` its level estimated without it and `heights` its

@@ -170,7 +170,7 @@ impl HeightModel {
             .level
             .as_ref()
             .map(|l| (log_level.unwrap_or(l.intercept), l.structure_weight));
-        Ok(train::heights_of(&self.point, x, |_| level)?.mapv(|v| v.max(0.0)))
+        Ok(level::heights_of(&self.point, x, |_| level)?.mapv(|v| v.max(0.0)))
     }
 }
 

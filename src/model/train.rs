@@ -492,7 +492,7 @@ pub fn fit(
         l
     });
     // In-sample: each training building at its own city's level.
-    let fitted = heights_of(&point, x, |i| {
+    let fitted = level::heights_of(&point, x, |i| {
         levels
             .as_ref()
             .map(|l| (l.of_city(set.city_of_row[i]), l.model.structure_weight))
@@ -599,20 +599,6 @@ fn relative_target(set: &TrainingSet, levels: &Levels) -> Array1<f64> {
             .zip(&set.city_of_row)
             .map(|(h, &c)| h.ln() - levels.of_city(c)),
     )
-}
-
-/// Heights (m) of a point model's rows: its output as is, or, where `level` gives a row's
-/// (ln level, structure weight), `exp(level + weight × output)`.
-pub(crate) fn heights_of(
-    point: &hessboost::model::BoostedModel,
-    x: &Array2<f64>,
-    level: impl Fn(usize) -> Option<(f64, f64)>,
-) -> Result<Array1<f64>> {
-    let raw = predict_booster(point, x)?;
-    Ok(Array1::from_iter((0..x.nrows()).map(|i| match level(i) {
-        Some((l, w)) => (l + w * raw[[i, 0]]).exp(),
-        None => raw[[i, 0]],
-    })))
 }
 
 /// The point model of [`fit`], with its hyperparameters as recorded in the model file, for
