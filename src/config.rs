@@ -163,6 +163,22 @@ pub enum LabelConfig {
     Lidar(LidarLabelConfig),
     /// `source = "attribute"`: read from a field of the footprints.
     Attribute(AttributeLabelConfig),
+    /// `source = "osm"`: OpenStreetMap `height` and `building:levels` tags of the footprints
+    /// (the few buildings a city has heights for; [`crate::label::osm`]).
+    Osm(OsmLabelConfig),
+}
+
+/// Known heights from OpenStreetMap tags: `height` where tagged, else storeys
+/// (`building:levels` + `roof:levels`) × a storey height.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OsmLabelConfig {
+    /// Family the heights are taken as: `roof-top` (OSM's `height` is to the top of the roof).
+    pub name: String,
+    /// Metres per storey; default: the median of height ÷ storeys over the buildings tagged
+    /// with both (at least [`crate::label::osm::MIN_PAIRS`]), else
+    /// [`crate::label::osm::DEFAULT_STOREY_M`].
+    pub storey_m: Option<f64>,
 }
 
 /// Height = roof statistic of roof-class points inside the footprint minus ground statistic of
@@ -448,6 +464,14 @@ impl LabelConfig {
                     a.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default()
                 ),
             },
+            LabelConfig::Osm(o) => LabelDefinition {
+                name: o.name.clone(),
+                detail: format!(
+                    "OpenStreetMap height tags, else storeys × {}",
+                    o.storey_m
+                        .map_or("a storey height estimated on the buildings tagged with both".into(), |m| format!("{m} m"))
+                ),
+            },
         }
     }
 }
@@ -483,6 +507,7 @@ struct RawLabel {
     filter: Option<String>,
     unit: Option<LengthUnit>,
     heights_checked: Option<bool>,
+    storey_m: Option<f64>,
 }
 
 impl RawLabel {
@@ -503,6 +528,7 @@ impl RawLabel {
             ("unit", self.unit.is_some()),
             ("heights_checked", self.heights_checked.is_some()),
         ];
+        let osm_keys = [("storey_m", self.storey_m.is_some())];
         let stray = |keys: &[(&str, bool)], source: &str| match keys.iter().find(|(_, set)| *set) {
             Some((k, _)) => Err(format!(
                 "label.{k} does not apply to label.source = \"{source}\""
@@ -512,6 +538,7 @@ impl RawLabel {
         match self.source.as_str() {
             "lidar" => {
                 stray(&attribute_keys, "lidar")?;
+                stray(&osm_keys, "lidar")?;
                 let d = LidarLabelConfig::default();
                 Ok(LabelConfig::Lidar(LidarLabelConfig {
                     name: self.name,
@@ -526,6 +553,7 @@ impl RawLabel {
             }
             "attribute" => {
                 stray(&lidar_keys, "attribute")?;
+                stray(&osm_keys, "attribute")?;
                 Ok(LabelConfig::Attribute(AttributeLabelConfig {
                     name: self
                         .name
@@ -539,8 +567,23 @@ impl RawLabel {
                     heights_checked: self.heights_checked.unwrap_or(false),
                 }))
             }
+            "osm" => {
+                stray(&lidar_keys, "osm")?;
+                stray(&attribute_keys, "osm")?;
+                if let Some(m) = self.storey_m {
+                    if !(m.is_finite() && (1.5..=10.0).contains(&m)) {
+                        return Err(format!(
+                            "label.storey_m = {m}: a storey is 1.5–10 m (3 m is typical)"
+                        ));
+                    }
+                }
+                Ok(LabelConfig::Osm(OsmLabelConfig {
+                    name: self.name.unwrap_or_else(|| "roof-top".into()),
+                    storey_m: self.storey_m,
+                }))
+            }
             other => Err(format!(
-                "label.source = \"{other}\" is unknown (use \"lidar\" or \"attribute\")"
+                "label.source = \"{other}\" is unknown (use \"lidar\", \"attribute\" or \"osm\")"
             )),
         }
     }

@@ -579,8 +579,10 @@ fn three_d_and_curved_footprints_are_read_like_flat_ones() {
     }
 }
 
+/// A point among polygons (an OpenStreetMap export's tagged node) is not a footprint: skipped
+/// with a warning that counts it, no row; every polygon kept. A layer of points only is refused.
 #[test]
-fn point_footprint_is_refused_with_its_id() {
+fn point_footprints_are_skipped_and_a_layer_of_points_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut id = String::new();
@@ -589,12 +591,21 @@ fn point_footprint_is_refused_with_its_id() {
         let (x, y) = ring(rows.rows[5].1.as_ref().unwrap())[0];
         rows.rows[5].1 = Some(Geometry::from_wkt(&format!("POINT({x} {y})")).unwrap());
     });
-    labels_fail(
-        d,
-        &cfg,
-        "point.gpkg",
-        &[&format!("'{id}'"), "not a polygon"],
+    let (_, err, rows) = labels_ok(d, &cfg);
+    assert!(
+        err.contains("point.gpkg")
+            && err.contains("skipped 1 features that are not polygons (1 Point)"),
+        "{err}"
     );
+    assert_eq!(rows.len(), 19);
+    assert!(rows.iter().all(|(i, _)| *i != id));
+    let cfg = derived_city(d, "points.gpkg", 20, "", |rows| {
+        for r in &mut rows.rows {
+            let (x, y) = ring(r.1.as_ref().unwrap())[0];
+            r.1 = Some(Geometry::from_wkt(&format!("POINT({x} {y})")).unwrap());
+        }
+    });
+    labels_fail(d, &cfg, "points.gpkg", &["holds no polygon, only 20 Point"]);
 }
 
 #[test]

@@ -331,7 +331,7 @@ fn read(path: &Path, id: Option<&str>) -> roofline::Result<roofline::io::footpri
     };
     let req = roofline::io::footprints::Request {
         numeric: vec!["h_70p".into()],
-        filter: None,
+        ..Default::default()
     };
     roofline::io::footprints::read_footprints(&cfg, None, &req)
 }

@@ -53,7 +53,7 @@ fn geographic_footprints_go_to_utm_with_true_areas() {
     let cfg = city_config("perigueux");
     let req = Request {
         numeric: vec!["s_geom_cst".into()],
-        filter: None,
+        ..Default::default()
     };
     let fp = read_footprints(cfg.footprints.as_ref().unwrap(), None, &req).unwrap();
     assert_eq!(fp.source_crs.label, "EPSG:4326");

@@ -9,6 +9,7 @@ use common::*;
 use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme, NO_SCENARIO};
 use roofline::eval::report::write_report;
 use roofline::eval::scenario::Scenario;
+use roofline::model::anchor::Draw;
 use roofline::model::train::train_model;
 use roofline::progress::Progress;
 
@@ -24,7 +25,7 @@ fn scenarios_thin_the_survey_and_score_the_rest() {
         Scenario::SparseLidar {
             sparsify: "density=0.05".parse().unwrap(),
         },
-        Scenario::local_labels(0.1).unwrap(),
+        Scenario::local_labels("0.1", Draw::Spread).unwrap(),
     ];
     let out = cross_validate_with(
         &cities,

@@ -13,6 +13,7 @@ use roofline::eval::scenario::Scenario;
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::io::output::write_table;
 use roofline::io::sparsify::Sparsify;
+use roofline::model::anchor::{Draw, Reveal};
 use roofline::model::predict::{predict_region_local, LocalData, Source};
 use roofline::model::train::{train_model, TrainOptions};
 use roofline::model::HeightModel;
@@ -159,7 +160,10 @@ impl Demo<'_> {
                     points_per_m2: 0.05,
                 },
             },
-            Scenario::local_labels(0.05)?,
+            Scenario::LocalLabels {
+                known: Reveal::Share(0.05),
+                draw: Draw::Spread,
+            },
         ];
         let cv_roof = cross_validate_with(
             roof,

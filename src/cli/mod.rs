@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use roofline::error::Result;
 use roofline::features::cache::FeatureCache;
+use roofline::model::anchor::{Draw, Reveal};
 use roofline::progress::Progress;
 
 #[derive(Parser, Debug)]
@@ -146,10 +147,16 @@ pub enum Command {
         /// measured directly and recalibrate the model for the rest. Cities with LiDAR labels only.
         #[arg(long, value_name = "KIND=VALUE")]
         sparse_lidar: Vec<String>,
-        /// Scenario of leave-one-city-out, repeatable: this share of the held-out city's
-        /// labelled buildings (seeded) is known and recalibrates the model; the rest are scored.
-        #[arg(long, value_name = "SHARE")]
-        local_labels: Vec<f64>,
+        /// Scenario of leave-one-city-out, repeatable: this share (0.02) or number (20) of the
+        /// held-out city's labelled buildings (seeded) is known and recalibrates the model; the
+        /// rest are scored. `20:clustered` draws them in one district (as OpenStreetMap tags
+        /// and surveys usually are), `20:spread` over the city (the --local-draw default).
+        #[arg(long, value_name = "SHARE|COUNT[:DRAW]")]
+        local_labels: Vec<String>,
+        /// Where --local-labels buildings lie unless one says: spread over the city, or
+        /// clustered in one district.
+        #[arg(long, value_enum, default_value_t = Draw::Spread)]
+        local_draw: Draw,
         /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
         /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
         /// city-ranks, linear-leaves, or all) next to the default, over --ablation-seeds seeds; a table in
@@ -307,9 +314,14 @@ pub struct LocalArgs {
     /// (density=PTS_PER_M2, strips=SHARE or tracks=SPACING_M).
     #[arg(long, value_name = "KIND=VALUE")]
     pub sparse_lidar: Option<String>,
-    /// What-if: keep only this share (seeded) of the region's measured buildings as measured.
-    #[arg(long, value_name = "SHARE")]
-    pub local_labels: Option<f64>,
+    /// What-if: keep only this share (0.02) or number (20) of the region's measured buildings
+    /// (seeded) as measured.
+    #[arg(long, value_name = "SHARE|COUNT")]
+    pub local_labels: Option<Reveal>,
+    /// Where the --local-labels buildings lie: spread over the region or clustered in one
+    /// district.
+    #[arg(long, value_enum, default_value_t = Draw::Spread)]
+    pub local_draw: Draw,
     /// Seed of the what-if choices.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -571,11 +583,12 @@ fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Re
             buffer,
             sparse_lidar,
             local_labels,
+            local_draw,
             ablate,
             ablation_seeds,
             model,
         } => {
-            let scenarios = models::scenarios(&sparse_lidar, &local_labels)?;
+            let scenarios = models::scenarios(&sparse_lidar, &local_labels, local_draw)?;
             let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
             models::cv(
                 &cities, &output, by, block_size, folds, buffer, &scenarios, &ablation, &model,

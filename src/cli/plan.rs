@@ -125,8 +125,10 @@ pub fn merge(plan_dir: &Path, stage: Option<&str>, output: &Path, db: &TableOpti
     write_table_with(&table, output, db)?;
     if let Some(l) = local {
         println!(
-            "{}: recalibrated on {} known buildings: {:.2} + {:.2} × predicted",
-            plan.city_name, l.known, l.intercept, l.slope
+            "{}: recalibrated on {} known buildings: {}",
+            plan.city_name,
+            l.known,
+            l.map_text()
         );
     }
     println!(

@@ -16,6 +16,7 @@ use crate::config::CityConfig;
 use crate::config::LabelDefinition;
 use crate::error::{Error, Result};
 use crate::features::{neighbours, CityFeatures};
+use crate::model::local::LocalOptions;
 use crate::model::predict::predict_region;
 use crate::model::train::{
     common_label, features_for, fit, training_set, weigh_toward, TrainOptions,
@@ -417,6 +418,7 @@ fn leave_cities_out(
             fold: h,
             baseline_m: baseline,
             seed: opts.seed.wrapping_add(h as u64),
+            anchoring: LocalOptions::for_model(&model),
         };
         for (k, sc) in scenarios.list.iter().enumerate() {
             let (mut r, summary) = run_scenario(sc, &view, run.progress)?;

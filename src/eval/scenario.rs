@@ -6,18 +6,17 @@
 
 use std::fmt;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::rows::{held_out_row, CvRow};
 use crate::config::{CityConfig, LabelConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::features::CityFeatures;
 use crate::io::pointcloud::open_point_clouds;
 use crate::io::sparsify::{Sparsify, SparsifyPlan};
-use crate::label::sparse::{direct_estimates, SparseHeights, MIN_ROOF_POINTS};
-use crate::model::local::{recalibrate, LocalOptions, LocalSummary};
+use crate::label::sparse::{direct_estimates, MIN_ROOF_POINTS};
+use crate::model::anchor::{apply_local, Draw, Known, LocalData, Reveal, Source};
+use crate::model::local::{LocalOptions, LocalSummary};
 use crate::model::predict::Predictions;
 use crate::progress::Progress;
 
@@ -31,10 +30,13 @@ pub enum Scenario {
         /// How the survey is degraded.
         sparsify: Sparsify,
     },
-    /// A seeded random share of the city's labelled buildings is known; the rest are scored.
+    /// A seeded sample of the city's labelled buildings is known; the rest are scored.
     LocalLabels {
-        /// The share revealed, in (0, 1).
-        share: f64,
+        /// How many are known: a share or a count.
+        known: Reveal,
+        /// Where they lie.
+        #[serde(default)]
+        draw: Draw,
     },
 }
 
@@ -42,21 +44,22 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scenario::SparseLidar { sparsify } => write!(f, "sparse-lidar {sparsify}"),
-            Scenario::LocalLabels { share } => write!(f, "local-labels {share}"),
+            Scenario::LocalLabels {
+                known,
+                draw: Draw::Spread,
+            } => write!(f, "local-labels {known}"),
+            Scenario::LocalLabels { known, draw } => write!(f, "local-labels {known} {draw}"),
         }
     }
 }
 
 impl Scenario {
-    /// `--local-labels SHARE`.
-    pub fn local_labels(share: f64) -> Result<Scenario> {
-        if share > 0.0 && share < 1.0 {
-            Ok(Scenario::LocalLabels { share })
-        } else {
-            Err(Error::invalid(format!(
-                "--local-labels {share}: the share must be in (0, 1), e.g. 0.05"
-            )))
-        }
+    /// `--local-labels SHARE|COUNT`, drawn as `draw`.
+    pub fn local_labels(known: &str, draw: Draw) -> Result<Scenario> {
+        Ok(Scenario::LocalLabels {
+            known: known.parse()?,
+            draw,
+        })
     }
 }
 
@@ -95,6 +98,8 @@ pub struct HeldOut<'a> {
     pub baseline_m: f64,
     /// Seed of the scenario's random choices (which labels are revealed, thinning).
     pub seed: u64,
+    /// How the model is recalibrated on what the scenario knows (as `predict` would).
+    pub anchoring: LocalOptions,
 }
 
 /// Rows and summary of one scenario on one held-out city.
@@ -113,44 +118,24 @@ pub fn run_scenario(
         known: 0,
         recalibration: None,
     };
-    let truth = city.ok_labels();
-    let p = held.predictions;
-    let opts = LocalOptions::default();
     match scenario {
         Scenario::LocalLabels { .. } if held.test.len() < 2 => {
             summary.skipped = Some("fewer than two labelled buildings".into());
             Ok((Vec::new(), summary))
         }
-        Scenario::LocalLabels { share } => {
-            let mut pool = held.test.to_vec();
-            pool.shuffle(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(
-                held.seed ^ 0x10CA_1AB5,
-            ));
-            // At least one known building (when there is any), never all of them.
-            let k = ((share * pool.len() as f64).round() as usize)
-                .max(1)
-                .min(pool.len());
-            let mut known = vec![None; city.len()];
-            for &i in &pool[..k] {
-                known[i] = truth[i];
-            }
-            let r = recalibrate(
-                &p.predicted_m,
-                &p.predicted_lo_m,
-                &p.predicted_hi_m,
-                &city.centroids,
-                &known,
-                &opts,
-            );
-            summary.known = r.summary.known;
-            summary.recalibration = Some(r.summary.clone());
-            let rows = held
-                .test
-                .iter()
-                .filter(|&&i| known[i].is_none())
-                .map(|&i| held.row(i, r.height_m[i], r.lo_m[i], r.hi_m[i], "recalibrated"))
-                .collect();
-            Ok((rows, summary))
+        Scenario::LocalLabels { known, draw } => {
+            // Never all of them: something must be left to score.
+            let reveal = Reveal::Count(known.of(held.test.len()).min(held.test.len() - 1));
+            let local = LocalData {
+                sparse: None,
+                recalibrate: true,
+                known: Some(Known {
+                    reveal,
+                    draw: *draw,
+                    seed: held.seed,
+                }),
+            };
+            Ok((held.anchored_rows(&local, &mut summary), summary))
         }
         Scenario::SparseLidar { sparsify } => {
             let (Some(cfg), Some(LabelConfig::Lidar(def))) =
@@ -174,49 +159,49 @@ pub fn run_scenario(
             summary.points_full = city.labels.as_ref().map_or(0, |l| l.points_read);
             summary.points_kept = sparse.points_read;
             summary.direct = sparse.estimated();
-            let rows = sparse_rows(held, &sparse, &opts, &mut summary);
-            Ok((rows, summary))
+            // The full labels are only the truth: nothing is measured but the sparse survey.
+            let local = LocalData {
+                sparse: Some((sparse, held.predictions.label.clone())),
+                recalibrate: true,
+                known: Some(Known {
+                    reveal: Reveal::Count(0),
+                    draw: Draw::Spread,
+                    seed: held.seed,
+                }),
+            };
+            Ok((held.anchored_rows(&local, &mut summary), summary))
         }
     }
 }
 
-/// Direct estimates where the thinned survey hits a building; the rest recalibrated on them.
-fn sparse_rows(
-    held: &HeldOut<'_>,
-    sparse: &SparseHeights,
-    opts: &LocalOptions,
-    summary: &mut ScenarioCity,
-) -> Vec<CvRow> {
-    let p = held.predictions;
-    let r = recalibrate(
-        &p.predicted_m,
-        &p.predicted_lo_m,
-        &p.predicted_hi_m,
-        &held.city.centroids,
-        &sparse.height_m,
-        opts,
-    );
-    summary.known = r.summary.known;
-    summary.recalibration = Some(r.summary.clone());
-    held.test
-        .iter()
-        .map(|&i| match sparse.height_m[i] {
-            Some(h) => {
-                let w = sparse.half_width_m[i];
-                held.row(i, h, (h - w).max(0.0), h + w, "sparse_lidar")
-            }
-            None => held.row(i, r.height_m[i], r.lo_m[i], r.hi_m[i], "recalibrated"),
-        })
-        .collect()
-}
-
 impl HeldOut<'_> {
-    fn row(&self, i: usize, value: f64, lo: f64, hi: f64, source: &str) -> CvRow {
+    /// The model's predictions with `local` applied as `predict` applies it; a row for each
+    /// labelled building that was not kept as measured.
+    fn anchored_rows(&self, local: &LocalData, summary: &mut ScenarioCity) -> Vec<CvRow> {
+        let mut p = self.predictions.clone();
+        let label = p.label.clone();
+        let r = apply_local(
+            p.rows_mut(),
+            &self.city.centroids,
+            local,
+            &label,
+            &self.anchoring,
+        );
+        summary.known = r.as_ref().map_or(0, |r| r.known);
+        summary.recalibration = r;
+        self.test
+            .iter()
+            .filter(|&&i| !p.source[i].is_label())
+            .map(|&i| self.row(i, p.height_m[i], p.lo_m[i], p.hi_m[i], p.source[i]))
+            .collect()
+    }
+
+    fn row(&self, i: usize, value: f64, lo: f64, hi: f64, source: Source) -> CvRow {
         let mut row = held_out_row(self.city, self.predictions, i, self.fold, self.baseline_m);
         row.predicted_m = value;
         row.lo_m = lo;
         row.hi_m = hi;
-        row.source = source.into();
+        row.source = source.as_str().into();
         row
     }
 }

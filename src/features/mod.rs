@@ -304,6 +304,7 @@ impl CityFeatures {
             ids: self.ids.clone(),
             geometries: self.geometries.clone(),
             numeric: Default::default(),
+            text: Default::default(),
             passes_filter: vec![true; self.len()],
             repaired: 0,
             skipped: Vec::new(),

@@ -32,6 +32,8 @@ pub struct Footprints {
     pub geometries: Vec<MultiPolygon<f64>>,
     /// Numeric attributes asked for in [`Request::numeric`]; `None` where null or not numeric.
     pub numeric: BTreeMap<String, Vec<Option<f64>>>,
+    /// Text attributes asked for in [`Request::text`] that the layer has; `None` where null.
+    pub text: BTreeMap<String, Vec<Option<String>>>,
     /// Whether each footprint passes [`Request::filter`] (all true without a filter).
     pub passes_filter: Vec<bool>,
     /// Invalid geometries repaired by MakeValid.
@@ -52,6 +54,9 @@ pub struct Request {
     pub numeric: Vec<String>,
     /// An OGR SQL condition evaluated by the driver.
     pub filter: Option<String>,
+    /// Attribute names to read as text where the layer has them (absent ones are left out of
+    /// [`Footprints::text`]): OpenStreetMap tags, which an export may or may not carry.
+    pub text: Vec<String>,
 }
 
 impl Footprints {
@@ -80,6 +85,11 @@ impl Footprints {
                 .numeric
                 .iter()
                 .map(|(k, v)| (k.clone(), rows.iter().map(|&i| v[i]).collect()))
+                .collect(),
+            text: self
+                .text
+                .iter()
+                .map(|(k, v)| (k.clone(), rows.iter().map(|&i| v[i].clone()).collect()))
                 .collect(),
             passes_filter: rows.iter().map(|&i| self.passes_filter[i]).collect(),
             repaired: self.repaired,
@@ -187,6 +197,17 @@ pub fn read_footprints(
         .iter()
         .map(|n| Ok((n.clone(), fields.index(n)?)))
         .collect::<Result<_>>()?;
+    let text_idx: Vec<(String, usize)> = req
+        .text
+        .iter()
+        .filter_map(|n| {
+            fields
+                .names
+                .iter()
+                .position(|f| f == n)
+                .map(|i| (n.clone(), i))
+        })
+        .collect();
     let (source_crs, crs, crs_note) = footprint_crs(cfg, &layer, &layer_name, path, working)?;
     let transform = Transform::new(&source_crs, &crs).at_kind(FileKind::Footprints, path)?;
     let mut out = Footprints {
@@ -197,6 +218,10 @@ pub fn read_footprints(
         ids: Vec::new(),
         geometries: Vec::new(),
         numeric: numeric_idx
+            .iter()
+            .map(|(n, _)| (n.clone(), Vec::new()))
+            .collect(),
+        text: text_idx
             .iter()
             .map(|(n, _)| (n.clone(), Vec::new()))
             .collect(),
@@ -213,6 +238,7 @@ pub fn read_footprints(
     let rows = Rows {
         path,
         numeric: &numeric_idx,
+        text: &text_idx,
         policy: cfg.invalid,
         transform: &transform,
     };
@@ -342,6 +368,7 @@ fn read_ids(
 struct Rows<'a> {
     path: &'a Path,
     numeric: &'a [(String, usize)],
+    text: &'a [(String, usize)],
     policy: InvalidPolicy,
     transform: &'a Transform,
 }
@@ -359,6 +386,7 @@ impl Rows<'_> {
         let path = self.path;
         let mut fids = Vec::new();
         let mut not_numeric = vec![NotNumeric::default(); self.numeric.len()];
+        let mut not_areal = NotAreal::default();
         for ((i, feature), id) in layer.features().enumerate().zip(ids) {
             let geom = match feature.geometry() {
                 Some(g) if !g.is_empty() => g,
@@ -367,6 +395,9 @@ impl Rows<'_> {
                     continue;
                 }
             };
+            if not_areal.counts(geom) {
+                continue;
+            }
             let Some(mp) = to_multipolygon(path, &id, geom, self.policy, self.transform, out)?
             else {
                 continue;
@@ -379,11 +410,80 @@ impl Rows<'_> {
                     .expect("column made above")
                     .push(v);
             }
+            for (name, idx) in self.text {
+                let v = feature
+                    .field_as_string(*idx)
+                    .at_kind(FileKind::Footprints, path)?;
+                out.text.get_mut(name).expect("column made above").push(v);
+            }
             fids.push(feature.fid().unwrap_or(i as u64));
             out.ids.push(id);
             out.geometries.push(mp);
         }
+        not_areal.check(path, out.geometries.is_empty() && out.skipped.is_empty())?;
         Ok((fids, not_numeric))
+    }
+}
+
+/// Points and lines among the footprints: an OpenStreetMap export (Overpass GeoJSON, a layer
+/// of mixed geometries) carries tagged nodes and open ways beside the building polygons. They
+/// are not footprints, so they are skipped — not written back as rows without geometry.
+#[derive(Default)]
+struct NotAreal {
+    by_type: BTreeMap<String, usize>,
+}
+
+impl NotAreal {
+    /// Counts `geom` when it is a point or a line (true: skip it).
+    fn counts(&mut self, geom: &Geometry) -> bool {
+        use OGRwkbGeometryType as T;
+        let ty = gdal::vector::geometry_type_flatten(geom.geometry_type());
+        let pointlike = [
+            T::wkbPoint,
+            T::wkbMultiPoint,
+            T::wkbLineString,
+            T::wkbMultiLineString,
+            T::wkbCircularString,
+            T::wkbCompoundCurve,
+            T::wkbMultiCurve,
+        ]
+        .contains(&ty);
+        if pointlike {
+            *self
+                .by_type
+                .entry(gdal::vector::geometry_type_to_name(ty))
+                .or_default() += 1;
+        }
+        pointlike
+    }
+
+    /// A warning with the counts; an error when the layer held nothing else (`nothing_else`):
+    /// then it is not a layer of footprints.
+    fn check(&self, path: &Path, nothing_else: bool) -> Result<()> {
+        if self.by_type.is_empty() {
+            return Ok(());
+        }
+        let n: usize = self.by_type.values().sum();
+        let kinds = self
+            .by_type
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if nothing_else {
+            return Err(Error::of(
+                FileKind::Footprints,
+                path,
+                format!(
+                    "holds no polygon, only {kinds}: name the layer of building polygons with footprints.layer (an OpenStreetMap .osm/.pbf file's is 'multipolygons')"
+                ),
+            ));
+        }
+        tracing::warn!(
+            "{}: skipped {n} features that are not polygons ({kinds}), as in OpenStreetMap exports; every polygon was read",
+            path.display()
+        );
+        Ok(())
     }
 }
 
@@ -627,6 +727,21 @@ fn layer_of<'a>(ds: &'a Dataset, cfg: &FootprintsConfig) -> Result<FootprintLaye
                 )
             })?;
             (FootprintLayer::Layer(l), format!("layer '{name}'"))
+        }
+        // An OpenStreetMap file's buildings (closed ways and multipolygon relations) are in
+        // GDAL's 'multipolygons' layer; its first is 'points'.
+        (None, None) if ds.driver().short_name() == "OSM" => {
+            let l = ds.layer_by_name("multipolygons").map_err(|_| {
+                Error::of(
+                    FileKind::Footprints,
+                    path,
+                    "is an OpenStreetMap file without a 'multipolygons' layer",
+                )
+            })?;
+            (
+                FootprintLayer::Layer(l),
+                "layer 'multipolygons'".to_string(),
+            )
         }
         (None, None) => {
             let l = ds.layer(0).map_err(|_| {

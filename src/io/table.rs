@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use geo::MultiPolygon;
 
 use crate::crs::Crs;
+use crate::error::{Error, Result};
 
 /// The values of one column; `None` is a null in every format written.
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +193,33 @@ impl Table {
     /// The first column called `name`, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Overwrites the first rows of column `name` with `head` (same type, no more rows than
+    /// the column has); the rows after them are kept.
+    pub fn set_head(&mut self, name: &str, head: ColumnData) -> Result<()> {
+        let Some(c) = self.columns.iter_mut().find(|c| c.name == name) else {
+            return Err(Error::invalid(format!("no column '{name}' to overwrite")));
+        };
+        let n = head.len();
+        if n > c.data.len() {
+            return Err(Error::invalid(format!(
+                "column '{name}' has {} rows, not the {n} to overwrite",
+                c.data.len()
+            )));
+        }
+        match (&mut c.data, head) {
+            (ColumnData::F64(v), ColumnData::F64(h)) => v[..n].clone_from_slice(&h),
+            (ColumnData::I64(v), ColumnData::I64(h)) => v[..n].clone_from_slice(&h),
+            (ColumnData::Str(v), ColumnData::Str(h)) => v[..n].clone_from_slice(&h),
+            (ColumnData::Bool(v), ColumnData::Bool(h)) => v[..n].clone_from_slice(&h),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "column '{name}' holds another type than the values to write"
+                )))
+            }
+        }
+        Ok(())
     }
 
     /// Appends a column; it must have [`Table::n_rows`] rows (checked in debug builds only).

@@ -2,7 +2,7 @@
 
 use crate::config::AttributeLabelConfig;
 use crate::io::footprints::Footprints;
-use crate::label::{Flag, LabelRow};
+use crate::label::{Flag, LabelRow, Origin};
 
 /// One label per footprint: `field` (minus `ground_field`) in metres, flagged `filtered`, `missing` or
 /// `not_positive` where unusable.
@@ -31,6 +31,7 @@ pub fn attribute_labels(fp: &Footprints, cfg: &AttributeLabelConfig) -> Vec<Labe
                 height_m: h,
                 flag,
                 lidar: None,
+                origin: Origin::Measured,
             }
         })
         .collect()

@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::io::footprints::Footprints;
 use crate::io::pointcloud::{PointChunk, PointCloudFile};
 use crate::io::sparsify::SparsifyPlan;
-use crate::label::{Flag, LabelRow, LidarStats};
+use crate::label::{Flag, LabelRow, LidarStats, Origin};
 use crate::progress::Progress;
 
 /// Tile extents closer than this (m) are treated as touching: neighbouring tiles' point
@@ -534,6 +534,7 @@ fn finish(
         height_m,
         flag,
         lidar: Some(stats),
+        origin: Origin::Measured,
     }
 }
 

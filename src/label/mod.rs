@@ -4,6 +4,7 @@
 
 pub mod attribute;
 pub mod lidar;
+pub mod osm;
 pub mod sparse;
 pub mod units;
 
@@ -111,6 +112,23 @@ pub struct LabelRow {
     pub flag: Flag,
     /// The LiDAR statistics behind a LiDAR label; `None` for attribute labels.
     pub lidar: Option<LidarStats>,
+    /// Where the height comes from.
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// Where a known height comes from: a measurement (LiDAR, a survey attribute) or an
+/// OpenStreetMap tag, which outputs keep apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Measured: LiDAR, or an attribute of measured heights.
+    #[default]
+    Measured,
+    /// An OpenStreetMap `height` tag.
+    OsmHeight,
+    /// OpenStreetMap storeys × a storey height ([`osm`]).
+    OsmLevels,
 }
 
 impl LabelRow {
@@ -183,6 +201,18 @@ impl LabelTable {
             "label_detail",
             rows.iter().map(|_| self.definition.detail.clone()),
         ));
+        if rows.iter().any(|r| r.origin != Origin::Measured) {
+            // Tagged heights say where each came from: a `height` tag or storeys converted.
+            t.push(Column::str(
+                "origin",
+                rows.iter().map(|r| match (r.flag, r.origin) {
+                    (Flag::Ok, Origin::OsmHeight) => "osm_height",
+                    (Flag::Ok, Origin::OsmLevels) => "osm_levels",
+                    (Flag::Ok, Origin::Measured) => "measured",
+                    _ => "",
+                }),
+            ));
+        }
         if rows.iter().any(|r| r.lidar.is_some()) {
             let l = |f: fn(&LidarStats) -> Option<f64>| {
                 rows.iter().map(move |r| r.lidar.as_ref().and_then(f))
@@ -282,6 +312,15 @@ pub fn footprint_request(city: &CityConfig) -> Request {
                 .chain(a.ground_field.clone())
                 .collect(),
             filter: a.filter.clone(),
+            text: Vec::new(),
+        },
+        Some(LabelConfig::Osm(_)) => Request {
+            text: osm::TAGS
+                .iter()
+                .chain(std::iter::once(&osm::OTHER_TAGS))
+                .map(|t| t.to_string())
+                .collect(),
+            ..Request::default()
         },
         _ => Request::default(),
     }
@@ -309,6 +348,11 @@ pub fn label_footprints(
         .ok_or_else(|| Error::file(&city.path, "has no [label] section"))?;
     let (rows, points_read) = match label {
         LabelConfig::Attribute(a) => (attribute::attribute_labels(footprints, a), 0),
+        LabelConfig::Osm(o) => {
+            let (rows, summary) = osm::osm_labels(footprints, o);
+            tracing::warn!("{}", summary.describe(&footprints.path));
+            (rows, 0)
+        }
         LabelConfig::Lidar(def) => {
             let lidar = city
                 .lidar

@@ -208,17 +208,38 @@ impl LevelModel {
         }
     }
 
-    /// ln of the estimated level (m) of a city with these [`descriptors`].
+    /// ln of the estimated level (m) of a city with these [`descriptors`], kept within the
+    /// training cities' levels widened by the leave-one-out error on each side: a descriptor
+    /// far beyond every training city's (Helsinki's large blocks, say) must not extrapolate the
+    /// line to a level no city had, while a city a little beyond them (Venice's lots, below
+    /// every other level) keeps most of its estimate.
     pub fn log_level(&self, descriptors: &[Option<f64>]) -> f64 {
         let d = self
             .descriptor
             .as_ref()
             .and_then(|n| DESCRIPTORS.iter().position(|x| x == n));
-        predict_one(
+        let v = predict_one(
             (self.intercept, self.slope, self.mean, self.sd),
             d,
             descriptors,
-        )
+        );
+        let (lo, hi) = self
+            .cities
+            .iter()
+            .map(|c| c.log_level)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| {
+                (a.min(l), b.max(l))
+            });
+        let margin = if self.loo_error.is_finite() {
+            self.loo_error
+        } else {
+            0.0
+        };
+        if lo <= hi {
+            v.clamp(lo - margin, hi + margin)
+        } else {
+            v
+        }
     }
 
     /// The level of training city `i` as a model of the other training cities would estimate
@@ -343,6 +364,15 @@ mod tests {
         new[4] = Some(2.0);
         let l = m.log_level(&new).exp();
         assert!((l - 10.0).abs() < 1.0, "{l}");
+        // Far beyond every training city's descriptor: the tallest training level and the
+        // leave-one-out error, no more.
+        new[4] = Some(40.0);
+        let far = m.log_level(&new).exp();
+        let cap = 20.0 * m.loo_error.exp();
+        assert!(
+            m.loo_error > 0.0 && (far - cap).abs() < 1e-9,
+            "{far} against {cap}"
+        );
         // With three cities no descriptor is tried: the geometric mean level.
         let m3 = LevelModel::fit(cities[..3].to_vec(), true);
         assert!(m3.descriptor.is_none());

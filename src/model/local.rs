@@ -4,7 +4,10 @@
 //! scale (Amsterdam's tall centre, Wageningen's low suburbs) plus neighbourhood effects, so:
 //!
 //! 1. a global linear map `truth ≈ a + b · predicted`, fitted on the known buildings and shrunk
-//!    toward the identity by `n / (n + prior_n)` so a handful of buildings cannot swing it;
+//!    toward the identity by `n / (n + prior_n)` so a handful of buildings cannot swing it. For
+//!    a model with a city level ([`super::level`]) the map is in ln(height): the level is what
+//!    a new city does not know, and it is a factor, so a few known buildings move it with a
+//!    weaker prior (`prior_level_n`) than the slope;
 //! 2. the known buildings' remaining residuals, spread to their neighbours by an exponential
 //!    kernel and shrunk toward zero where few are near (a simple kriging of residuals);
 //! 3. intervals from the known buildings' leave-one-out residuals (split conformal inside the
@@ -17,6 +20,7 @@ use rstar::RTree;
 use serde::{Deserialize, Serialize};
 
 use super::intervals::conformal_quantile;
+use crate::stats::percentile::percentile_select;
 
 /// Settings of [`recalibrate`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +35,26 @@ pub struct LocalOptions {
     pub prior_weight: f64,
     /// Miscoverage of the intervals (0.1: 90 %).
     pub alpha: f64,
+    /// Map ln(height) rather than metres (models with a city level).
+    #[serde(default)]
+    pub log_scale: bool,
+    /// Pseudo-buildings of prior weight on "no shift" of the level, in ln(height).
+    #[serde(default = "default_prior_level_n")]
+    pub prior_level_n: f64,
+}
+
+fn default_prior_level_n() -> f64 {
+    3.0
+}
+
+impl LocalOptions {
+    /// The defaults for `model`: in ln(height) when it has a city level.
+    pub fn for_model(model: &super::HeightModel) -> LocalOptions {
+        LocalOptions {
+            log_scale: model.meta.level.is_some(),
+            ..LocalOptions::default()
+        }
+    }
 }
 
 impl Default for LocalOptions {
@@ -41,6 +65,8 @@ impl Default for LocalOptions {
             radius_m: 300.0,
             prior_weight: 1.0,
             alpha: 0.1,
+            log_scale: false,
+            prior_level_n: default_prior_level_n(),
         }
     }
 }
@@ -50,13 +76,41 @@ impl Default for LocalOptions {
 pub struct LocalSummary {
     /// Known buildings used.
     pub known: usize,
-    /// The shrunk global map: `a + b · predicted`.
+    /// The shrunk global map: `a + b · predicted`, or `exp(a) · predicted^b` when
+    /// [`LocalSummary::log_scale`].
     pub intercept: f64,
     /// `b` of the map above (1 when the model's scale needs no change).
     pub slope: f64,
     /// Conformal multiplier of the model's interval half-width; `None` when too few buildings
     /// were known for the level (the model's interval, shifted, is used then).
     pub interval_scale: Option<f64>,
+    /// The map is in ln(height).
+    #[serde(default)]
+    pub log_scale: bool,
+    /// Which map the known buildings carried.
+    #[serde(default = "line")]
+    pub map: MapKind,
+}
+
+fn line() -> MapKind {
+    MapKind::Line
+}
+
+impl LocalSummary {
+    /// The map in words, e.g. `0.40 + 1.10 × predicted` or `1.32 × predicted^0.95`.
+    pub fn map_text(&self) -> String {
+        let chosen = match self.map {
+            MapKind::Nothing => return "the model as it is (leave-one-out chose no change)".into(),
+            MapKind::Shift => " (a shift, chosen by leave-one-out)",
+            MapKind::Line => "",
+        };
+        let text = if self.log_scale {
+            format!("{:.2} × predicted^{:.2}", self.intercept.exp(), self.slope)
+        } else {
+            format!("{:.2} + {:.2} × predicted", self.intercept, self.slope)
+        };
+        text + chosen
+    }
 }
 
 /// Recalibrated heights and intervals for every building.
@@ -91,17 +145,30 @@ pub fn recalibrate(
                 && centroids[i][0].is_finite()
         })
         .collect();
-    let (a, b) = global_map(
-        &k.iter().map(|&i| predicted[i]).collect::<Vec<_>>(),
-        &k.iter()
-            .map(|&i| known[i].expect("known"))
-            .collect::<Vec<_>>(),
-        opts.prior_n,
-    );
-    let mapped: Vec<f64> = predicted.iter().map(|p| a + b * p).collect();
-    let residual: Vec<f64> = (0..n)
-        .map(|i| known[i].map_or(f64::NAN, |y| y - mapped[i]))
-        .collect();
+    // In ln(height) the map and the residuals are relative; heights under 0.1 m are 0.1 m.
+    let to = |v: f64| if opts.log_scale { v.max(0.1).ln() } else { v };
+    let kx: Vec<f64> = k.iter().map(|&i| to(predicted[i])).collect();
+    let mut ky: Vec<f64> = k.iter().map(|&i| to(known[i].expect("known"))).collect();
+    if opts.log_scale {
+        winsorise_residuals(&kx, &mut ky);
+    }
+    let prior_level_n = if opts.log_scale {
+        opts.prior_level_n
+    } else {
+        opts.prior_n
+    };
+    // In metres (models without a city level) the line, as it always was.
+    let kind = if opts.log_scale {
+        choose_map(&kx, &ky, f64::exp, opts.prior_n, prior_level_n)
+    } else {
+        MapKind::Line
+    };
+    let (a, b) = Sums::of(&kx, &ky).map(kind, opts.prior_n, prior_level_n);
+    let mapped: Vec<f64> = predicted.iter().map(|&p| a + b * to(p)).collect();
+    let mut residual = vec![f64::NAN; n];
+    for (j, &i) in k.iter().enumerate() {
+        residual[i] = ky[j] - mapped[i];
+    }
     let tree: RTree<GeomWithData<[f64; 2], usize>> = RTree::bulk_load(
         k.iter()
             .map(|&i| GeomWithData::new(centroids[i], i))
@@ -126,10 +193,27 @@ pub fn recalibrate(
             swr / (sw + opts.prior_weight)
         })
         .collect();
-    let height: Vec<f64> = (0..n).map(|i| (mapped[i] + local[i]).max(0.0)).collect();
-    // The model's half-width, corrected by the map's slope, is the difficulty scale.
+    let height: Vec<f64> = (0..n)
+        .map(|i| {
+            let v = mapped[i] + local[i];
+            if opts.log_scale {
+                v.exp()
+            } else {
+                v.max(0.0)
+            }
+        })
+        .collect();
+    // The model's half-width in metres, stretched by the map's slope there, is the
+    // difficulty scale (in ln(height) the map's derivative is b · e^a · p^(b - 1)).
+    let stretch = |p: f64| {
+        if opts.log_scale {
+            b * a.exp() * p.max(0.1).powf(b - 1.0)
+        } else {
+            b
+        }
+    };
     let half: Vec<f64> = (0..n)
-        .map(|i| (b * (hi[i] - lo[i]) / 2.0).max(0.5))
+        .map(|i| (stretch(predicted[i]) * (hi[i] - lo[i]) / 2.0).max(0.5))
         .collect();
     let scores: Vec<f64> = k
         .iter()
@@ -143,8 +227,15 @@ pub fn recalibrate(
     } else {
         (0..n)
             .map(|i| {
-                let shift = height[i] - predicted[i];
-                let (l, h) = (lo[i] + shift, hi[i] + shift);
+                // The model's own interval, moved with its prediction: by a factor in
+                // ln(height), else by a shift.
+                let (l, h) = if opts.log_scale {
+                    let f = height[i] / predicted[i].max(0.1);
+                    (lo[i] * f, hi[i] * f)
+                } else {
+                    let shift = height[i] - predicted[i];
+                    (lo[i] + shift, hi[i] + shift)
+                };
                 (l.min(height[i]).max(0.0), h.max(height[i]))
             })
             .unzip()
@@ -158,31 +249,134 @@ pub fn recalibrate(
             intercept: a,
             slope: b,
             interval_scale: q.is_finite().then_some(q),
+            log_scale: opts.log_scale,
+            map: kind,
         },
     }
 }
 
-/// Least-squares `y ≈ a + b x`, shrunk toward (0, 1) by `n / (n + prior_n)`; slope kept in
-/// [0.5, 3] so a few buildings cannot flip or explode the scale. With fewer than three points,
-/// or no spread in `x`, only the mean shift (shrunk).
-fn global_map(x: &[f64], y: &[f64], prior_n: f64) -> (f64, f64) {
-    let n = x.len() as f64;
-    if x.is_empty() {
-        return (0.0, 1.0);
+/// Which global map the known buildings carry: chosen by leave-one-out in ln(height) (the
+/// map that predicts each known building best from the others, in metres, simplest on ties),
+/// so an unrepresentative handful (a city's landmarks) cannot bend a model that was right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapKind {
+    /// The model as it is.
+    Nothing,
+    /// One shift (a factor in ln(height)).
+    Shift,
+    /// A shift and a slope.
+    Line,
+}
+
+/// Running sums of known (predicted, true) pairs, so a map without one pair costs O(1).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sums {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+}
+
+impl Sums {
+    fn of(x: &[f64], y: &[f64]) -> Sums {
+        let mut s = Sums::default();
+        for (a, b) in x.iter().zip(y) {
+            s.n += 1.0;
+            s.x += a;
+            s.y += b;
+            s.xx += a * a;
+            s.xy += a * b;
+        }
+        s
     }
-    let shrink = n / (n + prior_n);
-    let mx = x.iter().sum::<f64>() / n;
-    let my = y.iter().sum::<f64>() / n;
-    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    if x.len() < 3 || sxx <= 1e-9 {
-        return (shrink * (my - mx), 1.0);
+
+    fn without(&self, x: f64, y: f64) -> Sums {
+        Sums {
+            n: self.n - 1.0,
+            x: self.x - x,
+            y: self.y - y,
+            xx: self.xx - x * x,
+            xy: self.xy - x * y,
+        }
     }
-    let b_fit = (sxy / sxx).clamp(0.5, 3.0);
-    let b = 1.0 + shrink * (b_fit - 1.0);
-    // The line passes through the (shrunk) mean point.
-    let a = (mx + shrink * (my - mx)) - b * mx;
-    (a, b)
+
+    /// The map `y ≈ a + b x` of `kind`: least squares with the slope shrunk toward 1 by
+    /// `n / (n + prior_n)` and the mean shift toward 0 by `n / (n + prior_level_n)`; slope kept
+    /// in [0.5, 3] so a few buildings cannot flip or explode the scale. With fewer than three
+    /// points, or no spread in `x`, a line is only the mean shift (shrunk).
+    fn map(&self, kind: MapKind, prior_n: f64, prior_level_n: f64) -> (f64, f64) {
+        if kind == MapKind::Nothing || self.n < 0.5 {
+            return (0.0, 1.0);
+        }
+        let n = self.n;
+        let shrink = n / (n + prior_n);
+        let shift = n / (n + prior_level_n);
+        let (mx, my) = (self.x / n, self.y / n);
+        let sxx = self.xx - n * mx * mx;
+        let sxy = self.xy - n * mx * my;
+        if kind == MapKind::Shift || n < 2.5 || sxx <= 1e-9 {
+            return (shift * (my - mx), 1.0);
+        }
+        let b_fit = (sxy / sxx).clamp(0.5, 3.0);
+        let b = 1.0 + shrink * (b_fit - 1.0);
+        // The line passes through the (shrunk) mean point.
+        let a = (mx + shift * (my - mx)) - b * mx;
+        (a, b)
+    }
+}
+
+/// Pulls each known `y` whose residual `y - x` lies more than two robust standard deviations
+/// (1.4826 × MAD) from the median residual back to that bound. A shed or a mast among a
+/// few known buildings is a large residual in ln(height) and would otherwise move the whole
+/// city's level; the conformal scores still use the true heights.
+fn winsorise_residuals(x: &[f64], y: &mut [f64]) {
+    if x.len() < 3 {
+        return;
+    }
+    let mut r: Vec<f64> = x.iter().zip(y.iter()).map(|(a, b)| b - a).collect();
+    let med = percentile_select(&mut r.clone(), 50.0);
+    r.iter_mut().for_each(|v| *v = (*v - med).abs());
+    let spread = 2.0 * 1.4826 * percentile_select(&mut r, 50.0);
+    for (a, b) in x.iter().zip(y.iter_mut()) {
+        *b = a + (*b - a).clamp(med - spread, med + spread);
+    }
+}
+
+/// [`MapKind::Line`] on the pairs.
+#[cfg(test)]
+fn global_map(x: &[f64], y: &[f64], prior_n: f64, prior_level_n: f64) -> (f64, f64) {
+    Sums::of(x, y).map(MapKind::Line, prior_n, prior_level_n)
+}
+
+/// The map kind with the smallest leave-one-out error in metres (`back` turns the scale of
+/// `x` and `y` into metres); the simpler on ties.
+fn choose_map(
+    x: &[f64],
+    y: &[f64],
+    back: impl Fn(f64) -> f64,
+    prior_n: f64,
+    prior_level_n: f64,
+) -> MapKind {
+    let all = Sums::of(x, y);
+    let loo = |kind: MapKind| -> f64 {
+        x.iter()
+            .zip(y)
+            .map(|(&xi, &yi)| {
+                let (a, b) = all.without(xi, yi).map(kind, prior_n, prior_level_n);
+                (back(a + b * xi) - back(yi)).abs()
+            })
+            .sum()
+    };
+    let mut best = (MapKind::Nothing, loo(MapKind::Nothing));
+    for kind in [MapKind::Shift, MapKind::Line] {
+        let e = loo(kind);
+        if e < best.1 - 1e-9 * best.1.abs() {
+            best = (kind, e);
+        }
+    }
+    best.0
 }
 
 #[cfg(test)]
@@ -194,12 +388,12 @@ mod tests {
         // Truth = 2 * predicted: 100 known buildings pull the slope near 2, 3 barely move it.
         let x: Vec<f64> = (0..100).map(|v| 5.0 + v as f64 * 0.2).collect();
         let y: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
-        let (a, b) = global_map(&x, &y, 10.0);
+        let (a, b) = global_map(&x, &y, 10.0, 10.0);
         assert!((b - (1.0 + 100.0 / 110.0)).abs() < 1e-9, "{b}");
         assert!((a + b * 10.0 - 2.0 * 10.0).abs() < 2.5, "{a}");
-        let (_, b3) = global_map(&x[..3], &y[..3], 10.0);
+        let (_, b3) = global_map(&x[..3], &y[..3], 10.0, 10.0);
         assert!(b3 < 1.3, "{b3}");
-        assert_eq!(global_map(&[], &[], 10.0), (0.0, 1.0));
+        assert_eq!(global_map(&[], &[], 10.0, 10.0), (0.0, 1.0));
     }
 
     #[test]
@@ -234,5 +428,79 @@ mod tests {
             / unknown.len() as f64;
         assert!(covered >= 0.8, "{covered}");
         assert!(r.summary.interval_scale.is_some());
+    }
+
+    /// A city of 2 000 buildings with log-normal scatter around the model (σ 0.25), either at
+    /// the model's level or 1.8× taller; 20 known.
+    fn city(factor: f64) -> (Vec<f64>, Vec<f64>, Vec<[f64; 2]>) {
+        use crate::stats::seeded::{mix, unit};
+        let n = 2000;
+        let pred: Vec<f64> = (0..n).map(|i| 4.0 + 20.0 * unit(mix(1, i, 0))).collect();
+        let truth: Vec<f64> = (0..n)
+            .map(|i| {
+                // Sum of uniforms: roughly normal, σ 0.25.
+                let z: f64 = (0..12).map(|k| unit(mix(2, i, k))).sum::<f64>() - 6.0;
+                pred[i as usize] * factor * (0.25 * z).exp()
+            })
+            .collect();
+        let centroids = (0..n)
+            .map(|i| [unit(mix(3, i, 0)) * 3000.0, unit(mix(3, i, 1)) * 3000.0])
+            .collect();
+        (pred, truth, centroids)
+    }
+
+    #[test]
+    fn twenty_known_buildings_fix_a_wrong_level_and_leave_a_right_one() {
+        let opts = LocalOptions {
+            log_scale: true,
+            ..LocalOptions::default()
+        };
+        for factor in [1.0, 1.8] {
+            let (pred, truth, centroids) = city(factor);
+            let n = pred.len();
+            let known: Vec<Option<f64>> =
+                (0..n).map(|i| (i % 100 == 0).then_some(truth[i])).collect();
+            let lo: Vec<f64> = pred.iter().map(|p| p * 0.6).collect();
+            let hi: Vec<f64> = pred.iter().map(|p| p * 1.6).collect();
+            let r = recalibrate(&pred, &lo, &hi, &centroids, &known, &opts);
+            let mae = |h: &[f64]| {
+                let rows: Vec<usize> = (0..n).filter(|i| i % 100 != 0).collect();
+                rows.iter().map(|&i| (h[i] - truth[i]).abs()).sum::<f64>() / rows.len() as f64
+            };
+            let (before, after) = (mae(&pred), mae(&r.height_m));
+            assert_eq!(r.summary.known, 20);
+            if factor == 1.0 {
+                // Right already: the 20 must not make it noticeably worse.
+                assert!(after <= before * 1.03, "{before:.2} -> {after:.2} m");
+            } else {
+                // 80 % too low: the level moves most of the way.
+                assert!(after < 0.6 * before, "{before:.2} -> {after:.2} m");
+                assert_ne!(r.summary.map, MapKind::Nothing);
+            }
+        }
+    }
+
+    #[test]
+    fn leave_one_out_picks_the_map_the_data_carries() {
+        // Truth is the prediction: nothing beats nothing. Truth is twice the prediction
+        // (a pure shift in ln): a shift or a line, never nothing.
+        let x: Vec<f64> = (0..30).map(|i| (3.0 + i as f64).ln()).collect();
+        let same = choose_map(&x, &x, f64::exp, 10.0, 3.0);
+        assert_eq!(same, MapKind::Nothing);
+        let twice: Vec<f64> = x.iter().map(|v| v + 2f64.ln()).collect();
+        assert_ne!(
+            choose_map(&x, &twice, f64::exp, 10.0, 3.0),
+            MapKind::Nothing
+        );
+        // Removing a pair from the sums is the same as never adding it.
+        let all = Sums::of(&x, &twice).without(x[3], twice[3]);
+        let mut xs = x.clone();
+        let mut ys = twice.clone();
+        xs.remove(3);
+        ys.remove(3);
+        let direct = Sums::of(&xs, &ys);
+        let (a1, b1) = all.map(MapKind::Line, 10.0, 3.0);
+        let (a2, b2) = direct.map(MapKind::Line, 10.0, 3.0);
+        assert!((a1 - a2).abs() < 1e-9 && (b1 - b2).abs() < 1e-9);
     }
 }

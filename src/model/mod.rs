@@ -2,6 +2,7 @@
 //! for the point height, conformalized quantile [`intervals`], the [`file`](mod@file) format,
 //! and the [`train`] and [`predict`] stages that wire them to feature tables.
 
+pub mod anchor;
 pub mod boosting;
 pub mod domain;
 pub mod ensemble;

@@ -4,52 +4,29 @@
 
 use ndarray::Array2;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-
-use super::local::{recalibrate, LocalOptions, LocalSummary};
+use super::anchor::{apply_local, HeightRows};
+use super::local::{LocalOptions, LocalSummary};
 use super::HeightModel;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
 use crate::features::{describe, neighbours, reproject_many, CityFeatures, Group};
 use crate::io::table::{Column, ColumnData, Table};
-use crate::label::sparse::SparseHeights;
+use crate::label::Origin;
 
-/// Where a building's height comes from, best first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The region's own label (full LiDAR survey or attribute), flag `ok`.
-    Measured,
-    /// Measured directly from a few points of the region's sparse survey.
-    SparseLidar,
-    /// The model, corrected with the region's known buildings ([`super::local`]).
-    Recalibrated,
-    /// The model alone (learnt from other cities).
-    Predicted,
-}
+pub use super::anchor::{LocalData, Source};
 
-impl Source {
-    /// The snake_case name written in the `source` column.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Source::Measured => "measured",
-            Source::SparseLidar => "sparse_lidar",
-            Source::Recalibrated => "recalibrated",
-            Source::Predicted => "predicted",
-        }
-    }
-}
-
-/// Local data a region brings to its own prediction.
-#[derive(Clone, Debug, Default)]
-pub struct LocalData {
-    /// Heights measured directly from the region's sparse survey, and the label family they
-    /// follow (used only when it is the model's).
-    pub sparse: Option<(SparseHeights, String)>,
-    /// Correct the model with the region's known buildings (measured and directly estimated).
-    pub recalibrate: bool,
-    /// A what-if: keep only this seeded share of the measured buildings as measured.
-    pub measured_share: Option<(f64, u64)>,
+/// Names of the prediction table's columns that later steps (the tiled plan's merge) read back.
+pub mod column {
+    /// The height to use (m).
+    pub const HEIGHT: &str = "height_m";
+    /// Its interval's lower bound (m).
+    pub const LO: &str = "height_lo_m";
+    /// Its interval's upper bound (m).
+    pub const HI: &str = "height_hi_m";
+    /// Where the height comes from ([`super::Source`]).
+    pub const SOURCE: &str = "source";
+    /// The model's own prediction (m).
+    pub const PREDICTED: &str = "height_predicted_m";
 }
 
 /// Heights for one region, in footprint order.
@@ -166,7 +143,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
     let log_level = model.region_log_level(region);
     let point = model.heights(&x, log_level)?;
     let (lo, hi) = intervals(model, &x, &point, log_level)?;
-    let measured = region.ok_labels();
+    let measured = own_labels(model, region);
     let ood = out_of_range(model, &x);
     let ood_gain_share = gain_shares(model, &ood);
     let ood_features = ood.iter().map(Vec::len).collect();
@@ -193,7 +170,11 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
                 p.height_m.push(h);
                 p.lo_m.push(h);
                 p.hi_m.push(h);
-                p.source.push(Source::Measured);
+                let origin = region
+                    .labels
+                    .as_ref()
+                    .map_or(Origin::Measured, |l| l.rows[i].origin);
+                p.source.push(Source::of_label(origin));
             }
             None => {
                 p.height_m.push(point[i]);
@@ -204,6 +185,24 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         }
     }
     Ok(p)
+}
+
+/// The region's `ok` labels when they are of the model's family; labels of another family
+/// (storeys, eaves for a roof-top model) are not the heights the model gives, so they are
+/// neither kept as the answer nor used to anchor it, and a warning says so.
+fn own_labels(model: &HeightModel, region: &CityFeatures) -> Vec<Option<f64>> {
+    match &region.labels {
+        Some(l) if l.definition.name != model.meta.label.name => {
+            tracing::warn!(
+                "{}: its labels are '{}' heights, the model gives '{}': they are not used (neither kept nor to anchor the model); give the region labels of the model's family or use a model of theirs",
+                region.city,
+                l.definition.name,
+                model.meta.label.name
+            );
+            vec![None; region.len()]
+        }
+        _ => region.ok_labels(),
+    }
 }
 
 /// The region with known-neighbour heights from its own measured buildings (none: all
@@ -311,61 +310,31 @@ pub fn predict_region_local(
     local: &LocalData,
 ) -> Result<Predictions> {
     let mut p = predict_region(model, region)?;
-    let n = p.ids.len();
-    if let Some((share, seed)) = local.measured_share {
-        let mut measured: Vec<usize> = (0..n)
-            .filter(|&i| p.source[i] == Source::Measured)
-            .collect();
-        measured.shuffle(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(
-            seed ^ 0x10CA_1AB5,
-        ));
-        let keep = (share * measured.len() as f64).round() as usize;
-        for &i in &measured[keep.min(measured.len())..] {
-            p.source[i] = Source::Predicted;
-            p.height_m[i] = p.predicted_m[i];
-            p.lo_m[i] = p.predicted_lo_m[i];
-            p.hi_m[i] = p.predicted_hi_m[i];
-        }
-    }
-    if let Some((s, family)) = &local.sparse {
-        if *family == model.meta.label.name {
-            for i in 0..n {
-                if let (Source::Predicted, Some(h)) = (p.source[i], s.height_m[i]) {
-                    let w = s.half_width_m[i];
-                    p.source[i] = Source::SparseLidar;
-                    p.height_m[i] = h;
-                    p.lo_m[i] = (h - w).max(0.0);
-                    p.hi_m[i] = h + w;
-                }
-            }
-        }
-    }
-    let known: Vec<Option<f64>> = (0..n)
-        .map(|i| (p.source[i] != Source::Predicted).then_some(p.height_m[i]))
-        .collect();
-    if local.recalibrate && known.iter().any(Option::is_some) {
-        let r = recalibrate(
-            &p.predicted_m,
-            &p.predicted_lo_m,
-            &p.predicted_hi_m,
-            &region.centroids,
-            &known,
-            &LocalOptions::default(),
-        );
-        for i in 0..n {
-            if p.source[i] == Source::Predicted {
-                p.source[i] = Source::Recalibrated;
-                p.height_m[i] = r.height_m[i];
-                p.lo_m[i] = r.lo_m[i];
-                p.hi_m[i] = r.hi_m[i];
-            }
-        }
-        p.local = Some(r.summary);
-    }
+    let label = model.meta.label.name.clone();
+    p.local = apply_local(
+        p.rows_mut(),
+        &region.centroids,
+        local,
+        &label,
+        &LocalOptions::for_model(model),
+    );
     Ok(p)
 }
 
 impl Predictions {
+    /// The rows anchoring reads and rewrites ([`super::anchor`]).
+    pub fn rows_mut(&mut self) -> HeightRows<'_> {
+        HeightRows {
+            predicted_m: &self.predicted_m,
+            predicted_lo_m: &self.predicted_lo_m,
+            predicted_hi_m: &self.predicted_hi_m,
+            height_m: &mut self.height_m,
+            lo_m: &mut self.lo_m,
+            hi_m: &mut self.hi_m,
+            source: &mut self.source,
+        }
+    }
+
     /// The output table, geometry reprojected from `crs` (the working CRS) to `out_crs`.
     pub fn to_table(&self, region: &CityFeatures, out_crs: &Crs) -> Result<Table> {
         let geometry = reproject_many(&region.geometries, &region.crs, out_crs)?;
@@ -379,11 +348,11 @@ impl Predictions {
             "city",
             self.ids.iter().map(|_| self.city.clone()),
         ));
-        table.push(Column::f64("height_m", self.height_m.iter().copied()));
-        table.push(Column::f64("height_lo_m", self.lo_m.iter().copied()));
-        table.push(Column::f64("height_hi_m", self.hi_m.iter().copied()));
+        table.push(Column::f64(column::HEIGHT, self.height_m.iter().copied()));
+        table.push(Column::f64(column::LO, self.lo_m.iter().copied()));
+        table.push(Column::f64(column::HI, self.hi_m.iter().copied()));
         table.push(Column::str(
-            "source",
+            column::SOURCE,
             self.source.iter().map(|s| s.as_str()),
         ));
         table.push(Column {
@@ -399,7 +368,7 @@ impl Predictions {
             self.ood_feature_names.iter().cloned(),
         ));
         table.push(Column::f64(
-            "height_predicted_m",
+            column::PREDICTED,
             self.predicted_m.iter().copied(),
         ));
         table.push(Column::str(
@@ -419,7 +388,7 @@ impl Predictions {
                     "height_m": "measured height where the region's LiDAR gives an ok label, else the model's prediction",
                     "height_lo_m": "lower bound of the 90 % interval (the measurement itself for measured buildings)",
                     "height_hi_m": "upper bound of the 90 % interval",
-                    "source": "measured (the region's own label), sparse_lidar (measured directly from a few points of a sparse survey), recalibrated (the model corrected with the region's known buildings) or predicted (the model alone)",
+                    "source": "measured (the region's own label), osm_height / osm_levels (its OpenStreetMap height tag, or storeys × a storey height), sparse_lidar (measured directly from a few points of a sparse survey), recalibrated (the model corrected with the region's known buildings) or predicted (the model alone)",
                     "ood": "some feature lies outside the range seen in training",
                     "ood_feature_count": "how many features lie outside the training range",
                     "ood_feature_names": "those features, comma-separated",

@@ -7,10 +7,11 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::io::output::read_table;
 use crate::io::table::{concat_union, ColumnData, Table};
-use crate::model::local::{recalibrate, LocalOptions, LocalSummary};
-use crate::model::predict::Source;
+use crate::model::anchor::{anchor, HeightRows, Source};
+use crate::model::local::{LocalOptions, LocalSummary};
+use crate::model::predict::column;
 
-use super::run::{HELPER_COLUMNS, PLAN_METADATA};
+use super::run::{MergeSteps, HELPER_COLUMNS, PLAN_METADATA};
 use super::{partition_path, Job, Plan, Stage};
 
 /// The stages whose partitions exist for every job of a plan.
@@ -100,13 +101,12 @@ pub fn merge(plan_dir: &Path, stage: Stage) -> Result<(Table, Option<LocalSummar
     }
     let mut summary = None;
     if stage == Stage::Predictions {
-        let wants = meta
+        let steps: MergeSteps = meta
             .get(PLAN_METADATA)
-            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-            .and_then(|v| v["recalibrate"].as_bool())
-            .unwrap_or(false);
-        if wants {
-            summary = recalibrate_merged(&mut out, plan.footprints)?;
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default();
+        if let Some(opts) = steps.recalibrate {
+            summary = recalibrate_merged(&mut out, plan.footprints, &opts)?;
         }
         out.columns
             .retain(|c| !HELPER_COLUMNS.contains(&c.name.as_str()));
@@ -141,58 +141,55 @@ fn f64_column(t: &Table, name: &str) -> Result<Vec<f64>> {
 
 /// `roofline predict`'s local recalibration on the merged rows (the first `n`, the usable
 /// footprints in city order): the model's prediction corrected by every known building.
-fn recalibrate_merged(t: &mut Table, n: usize) -> Result<Option<LocalSummary>> {
+fn recalibrate_merged(
+    t: &mut Table,
+    n: usize,
+    opts: &LocalOptions,
+) -> Result<Option<LocalSummary>> {
     let head = |v: Vec<f64>| v[..n].to_vec();
-    let predicted = head(f64_column(t, "height_predicted_m")?);
+    let predicted = head(f64_column(t, column::PREDICTED)?);
     let lo = head(f64_column(t, HELPER_COLUMNS[0])?);
     let hi = head(f64_column(t, HELPER_COLUMNS[1])?);
     let xs = head(f64_column(t, HELPER_COLUMNS[2])?);
     let ys = head(f64_column(t, HELPER_COLUMNS[3])?);
-    let height = f64_column(t, "height_m")?;
-    let source: Vec<String> = match t.column("source").map(|c| &c.data) {
-        Some(ColumnData::Str(v)) => v.iter().map(|s| s.clone().unwrap_or_default()).collect(),
+    let mut height = head(f64_column(t, column::HEIGHT)?);
+    let mut height_lo = head(f64_column(t, column::LO)?);
+    let mut height_hi = head(f64_column(t, column::HI)?);
+    let mut source: Vec<Source> = match t.column(column::SOURCE).map(|c| &c.data) {
+        Some(ColumnData::Str(v)) => v[..n]
+            .iter()
+            .map(|s| {
+                let s = s.as_deref().unwrap_or_default();
+                Source::parse(s).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "predictions partitions hold an unknown source '{s}': run the jobs again"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?,
         _ => return Err(Error::invalid("predictions partitions lack 'source'")),
     };
-    let open = Source::Predicted.as_str();
-    let known: Vec<Option<f64>> = (0..n)
-        .map(|i| (source[i] != open).then_some(height[i]))
-        .collect();
-    if !known.iter().any(Option::is_some) {
-        return Ok(None);
-    }
     let centroids: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(x, y)| [*x, *y]).collect();
-    let r = recalibrate(
-        &predicted,
-        &lo,
-        &hi,
-        &centroids,
-        &known,
-        &LocalOptions::default(),
-    );
-    for c in &mut t.columns {
-        let pick: Option<&Vec<f64>> = match c.name.as_str() {
-            "height_m" => Some(&r.height_m),
-            "height_lo_m" => Some(&r.lo_m),
-            "height_hi_m" => Some(&r.hi_m),
-            _ => None,
-        };
-        match (&mut c.data, pick) {
-            (ColumnData::F64(v), Some(new)) => {
-                for i in 0..n {
-                    if source[i] == open {
-                        v[i] = new[i].is_finite().then_some(new[i]);
-                    }
-                }
-            }
-            (ColumnData::Str(v), None) if c.name == "source" => {
-                for (i, s) in v.iter_mut().enumerate().take(n) {
-                    if source[i] == open {
-                        *s = Some(Source::Recalibrated.as_str().to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(Some(r.summary))
+    let rows = HeightRows {
+        predicted_m: &predicted,
+        predicted_lo_m: &lo,
+        predicted_hi_m: &hi,
+        height_m: &mut height,
+        lo_m: &mut height_lo,
+        hi_m: &mut height_hi,
+        source: &mut source,
+    };
+    let Some(summary) = anchor(rows, &centroids, opts) else {
+        return Ok(None);
+    };
+    let number =
+        |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
+    t.set_head(column::HEIGHT, ColumnData::F64(number(&height)))?;
+    t.set_head(column::LO, ColumnData::F64(number(&height_lo)))?;
+    t.set_head(column::HI, ColumnData::F64(number(&height_hi)))?;
+    t.set_head(
+        column::SOURCE,
+        ColumnData::Str(source.iter().map(|s| Some(s.as_str().into())).collect()),
+    )?;
+    Ok(Some(summary))
 }

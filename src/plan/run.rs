@@ -11,6 +11,7 @@ use crate::features::{features_of, features_table, CityFeatures, FeatureOptions}
 use crate::io::footprints::{read_attributes, Footprints, KeepColumns};
 use crate::io::table::{Column, Table};
 use crate::label::{label_footprints, read_city_footprints, LabelTable};
+use crate::model::local::LocalOptions;
 use crate::model::predict::{predict_region_local, LocalData, Predictions};
 use crate::model::HeightModel;
 use crate::progress::Progress;
@@ -26,6 +27,16 @@ pub const HELPER_COLUMNS: [&str; 4] = [
     "_plan_x",
     "_plan_y",
 ];
+
+/// What the merge does after concatenating a predictions stage's partitions, under
+/// [`PLAN_METADATA`].
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct MergeSteps {
+    /// Recalibrate on every known building of the region (the model's [`LocalOptions`]), as
+    /// `roofline predict` does; `None` leaves the rows as the jobs predicted them.
+    #[serde(default)]
+    pub recalibrate: Option<LocalOptions>,
+}
 
 /// A job's city config (its point clouds narrowed to the job's) and the footprints it reads.
 pub struct JobInput {
@@ -162,7 +173,7 @@ impl JobInput {
         let local = LocalData {
             sparse,
             recalibrate: false,
-            measured_share: None,
+            known: None,
         };
         let p = predict_region_local(model, &region, &local).map_err(|e| match e {
             Error::Invalid(msg) => Error::file(&self.cfg.path, msg),
@@ -191,7 +202,10 @@ impl JobInput {
         );
         table.metadata.insert(
             PLAN_METADATA.into(),
-            serde_json::json!({ "recalibrate": recalibrate }).to_string(),
+            serde_json::to_string(&MergeSteps {
+                recalibrate: recalibrate.then(|| LocalOptions::for_model(model)),
+            })
+            .expect("plain JSON"),
         );
         Ok((self.owned_rows(table), p))
     }
