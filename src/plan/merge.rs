@@ -101,10 +101,14 @@ pub fn merge(plan_dir: &Path, stage: Stage) -> Result<(Table, Option<LocalSummar
     }
     let mut summary = None;
     if stage == Stage::Predictions {
-        let steps: MergeSteps = meta
-            .get(PLAN_METADATA)
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or_default();
+        let steps: MergeSteps = match meta.get(PLAN_METADATA) {
+            None => MergeSteps::default(),
+            Some(m) => serde_json::from_str(m).map_err(|_| {
+                Error::invalid(
+                    "predictions partitions were written by another roofline version: run the jobs again",
+                )
+            })?,
+        };
         if let Some(opts) = steps.recalibrate {
             summary = recalibrate_merged(&mut out, plan.footprints, &opts)?;
         }
