@@ -172,3 +172,75 @@ fn predict_uses_a_regions_sparse_survey() {
     let source = t.column("source").unwrap().as_strings();
     assert!(source.iter().all(|s| s == "predicted"));
 }
+
+/// What `cv` measures is what `predict` does: the local-labels scenario's rows equal
+/// `predict_region_local` with the same sample of known buildings, value for value — and the
+/// anchoring (in ln(height), for a model with a city level) really moved the city.
+#[test]
+fn the_local_labels_scenario_is_what_predict_does() {
+    use roofline::eval::scenario::{run_scenario, HeldOut};
+    use roofline::model::anchor::{Known, LocalData, Reveal};
+    use roofline::model::local::LocalOptions;
+    use roofline::model::predict::{predict_region, predict_region_local};
+
+    let train: Vec<_> = ["delft-3dfier", "delft-5910", "wageningen"]
+        .iter()
+        .map(|n| plain_features(n))
+        .collect();
+    let refs: Vec<_> = train.iter().collect();
+    let model = train_model(&refs, &quick_options()).unwrap();
+    assert!(model.meta.level.is_some(), "three cities: a city level");
+    let city = plain_features("amsterdam-centre");
+    let p = predict_region(&model, &city).unwrap();
+    let test: Vec<usize> = (0..city.len())
+        .filter(|&i| city.ok_labels()[i].is_some())
+        .collect();
+    let known = Known {
+        reveal: Reveal::Count(20),
+        draw: Draw::Clustered,
+        seed: 7,
+    };
+    let held = HeldOut {
+        city: &city,
+        config: None,
+        predictions: &p,
+        test: &test,
+        fold: 0,
+        baseline_m: 0.0,
+        seed: known.seed,
+        anchoring: LocalOptions::for_model(&model),
+    };
+    let scenario = Scenario::LocalLabels {
+        known: known.reveal,
+        draw: known.draw,
+    };
+    let (rows, summary) = run_scenario(&scenario, &held, &Progress::hidden()).unwrap();
+    let local = LocalData {
+        sparse: None,
+        recalibrate: true,
+        known: Some(known),
+    };
+    let q = predict_region_local(&model, &city, &local).unwrap();
+    assert_eq!(summary.known, 20);
+    assert_eq!(rows.len(), test.len() - 20);
+    let index: BTreeMap<&str, usize> = city
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut moved = 0;
+    for r in &rows {
+        let i = index[r.id.as_str()];
+        assert_eq!(
+            (r.predicted_m, r.lo_m, r.hi_m, r.source.as_str()),
+            (q.height_m[i], q.lo_m[i], q.hi_m[i], q.source[i].as_str()),
+            "{}",
+            r.id
+        );
+        moved += usize::from((r.predicted_m - p.predicted_m[i]).abs() > 0.5);
+    }
+    assert!(q.local.as_ref().is_some_and(|l| l.log_scale));
+    // Amsterdam's centre is far taller than the Dutch towns: 20 known buildings move most rows.
+    assert!(moved * 2 > rows.len(), "{moved} of {} moved", rows.len());
+}
