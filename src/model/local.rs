@@ -82,7 +82,7 @@ pub struct LocalSummary {
     /// `b` of the map above (1 when the model's scale needs no change).
     pub slope: f64,
     /// Conformal multiplier of the model's interval half-width; `None` when too few buildings
-    /// were known for the level (the model's interval, shifted, is used then).
+    /// were known for the level (the model's interval, moved with its prediction, is used then).
     pub interval_scale: Option<f64>,
     /// The map is in ln(height).
     #[serde(default)]
@@ -257,7 +257,8 @@ pub fn recalibrate(
 
 /// Which global map the known buildings carry: chosen by leave-one-out in ln(height) (the
 /// map that predicts each known building best from the others, in metres, simplest on ties),
-/// so an unrepresentative handful (a city's landmarks) cannot bend a model that was right.
+/// so a handful whose heights do not agree on a shift or a slope leaves a model that was right
+/// as it is. A sample that agrees but is biased (a city's tagged landmarks) is not caught.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MapKind {
