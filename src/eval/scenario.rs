@@ -32,12 +32,30 @@ pub enum Scenario {
     },
     /// A seeded sample of the city's labelled buildings is known; the rest are scored.
     LocalLabels {
-        /// How many are known: a share or a count.
+        /// How many are known: a share or a count (`share` and a bare number in folders
+        /// written before counts existed).
+        #[serde(alias = "share", deserialize_with = "reveal_or_share")]
         known: Reveal,
         /// Where they lie.
         #[serde(default)]
         draw: Draw,
     },
+}
+
+/// A [`Reveal`], or a bare share as `metrics.json` held it before counts existed.
+fn reveal_or_share<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Reveal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Share(f64),
+        Reveal(Reveal),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Share(s) => Reveal::Share(s),
+        Either::Reveal(r) => r,
+    })
 }
 
 impl fmt::Display for Scenario {
@@ -203,5 +221,30 @@ impl HeldOut<'_> {
         row.hi_m = hi;
         row.source = source.as_str().into();
         row
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_read_back_as_written_and_as_older_folders_wrote_them() {
+        let now = Scenario::LocalLabels {
+            known: Reveal::Count(20),
+            draw: Draw::Clustered,
+        };
+        let json = serde_json::to_string(&now).unwrap();
+        assert_eq!(serde_json::from_str::<Scenario>(&json).unwrap(), now);
+        let old: Scenario =
+            serde_json::from_str(r#"{"kind":"local_labels","share":0.05}"#).unwrap();
+        assert_eq!(
+            old,
+            Scenario::LocalLabels {
+                known: Reveal::Share(0.05),
+                draw: Draw::Spread,
+            }
+        );
+        assert_eq!(old.to_string(), "local-labels 0.05");
     }
 }
