@@ -1000,8 +1000,9 @@ fn to_multipolygon(
     Ok(Some(polys))
 }
 
-/// The geometry in 2D as a polygon, multipolygon or collection (curves linearised); a point
-/// or line footprint is an error whatever the policy, as the file is not of footprints.
+/// The geometry in 2D as a polygon, multipolygon or collection (curves linearised). Points
+/// and lines never get here (skipped and counted by `NotAreal`); any other type (a TIN, a
+/// polyhedral surface) is an error whatever the policy, as the file is not of footprints.
 fn areal(
     path: &Path,
     id: &str,

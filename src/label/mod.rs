@@ -131,6 +131,17 @@ pub enum Origin {
     OsmLevels,
 }
 
+impl Origin {
+    /// The snake_case name outputs write (`labels`' `origin`, `predict`'s `source`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Origin::Measured => "measured",
+            Origin::OsmHeight => "osm_height",
+            Origin::OsmLevels => "osm_levels",
+        }
+    }
+}
+
 impl LabelRow {
     /// The height only where the flag is `ok`: what tables call `height_m`, so that filtering
     /// on "height not null" never picks up a sparse or partly covered measurement (kept in
@@ -205,10 +216,8 @@ impl LabelTable {
             // Tagged heights say where each came from: a `height` tag or storeys converted.
             t.push(Column::str(
                 "origin",
-                rows.iter().map(|r| match (r.flag, r.origin) {
-                    (Flag::Ok, Origin::OsmHeight) => "osm_height",
-                    (Flag::Ok, Origin::OsmLevels) => "osm_levels",
-                    (Flag::Ok, Origin::Measured) => "measured",
+                rows.iter().map(|r| match r.flag {
+                    Flag::Ok => r.origin.as_str(),
                     _ => "",
                 }),
             ));

@@ -9,6 +9,7 @@
 //! driver's `other_tags` field (`"height"=>"12","building:levels"=>"4"`); no crate reads
 //! that hstore text, so it is parsed here.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -54,16 +55,24 @@ pub struct OsmSummary {
     pub storey_iqr_m: Option<(f64, f64)>,
 }
 
-/// The value of tag `key` of footprint `i`: its own field, else a key of `other_tags`.
-fn tag(fp: &Footprints, i: usize, key: &str) -> Option<String> {
-    if let Some(v) = fp.text.get(key).and_then(|col| col[i].clone()) {
-        return Some(v);
-    }
-    let other = fp.text.get(OTHER_TAGS)?[i].as_deref()?;
-    hstore_pairs(other)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+/// Footprint `i`'s values of [`TAGS`]: its own field where it has one, else the key of
+/// `other_tags` (parsed once per footprint).
+fn tags_of(fp: &Footprints, i: usize) -> BTreeMap<&'static str, String> {
+    let other = fp
+        .text
+        .get(OTHER_TAGS)
+        .and_then(|col| col[i].as_deref())
+        .map(hstore_pairs)
+        .unwrap_or_default();
+    TAGS.iter()
+        .filter_map(|&key| {
+            fp.text
+                .get(key)
+                .and_then(|col| col[i].clone())
+                .or_else(|| other.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+                .map(|v| (key, v))
+        })
+        .collect()
 }
 
 /// Key-value pairs of an hstore text: `"k"=>"v","k2"=>"v2"` (backslash escapes quotes).
@@ -125,16 +134,15 @@ pub fn osm_labels(fp: &Footprints, cfg: &OsmLabelConfig) -> (Vec<LabelRow>, OsmS
     }
     let tags: Vec<Tags> = (0..fp.len())
         .map(|i| {
-            let levels = tag(fp, i, "building:levels").and_then(|v| parse_count(&v));
-            let roof = tag(fp, i, "roof:levels").and_then(|v| parse_count(&v));
-            let raised = tag(fp, i, "min_height")
-                .and_then(|v| parse_length(&v))
-                .is_some_and(|m| m > 0.0)
-                || tag(fp, i, "building:min_level")
-                    .and_then(|v| parse_count(&v))
-                    .is_some_and(|m| m > 0.0);
+            let t = tags_of(fp, i);
+            let length = |key: &str| t.get(key).and_then(|v| parse_length(v));
+            let count = |key: &str| t.get(key).and_then(|v| parse_count(v));
+            let levels = count("building:levels");
+            let roof = count("roof:levels");
+            let raised = length("min_height").is_some_and(|m| m > 0.0)
+                || count("building:min_level").is_some_and(|m| m > 0.0);
             Tags {
-                height: tag(fp, i, "height").and_then(|v| parse_length(&v)),
+                height: length("height"),
                 storeys: levels
                     .map(|l| l + roof.unwrap_or(0.0))
                     .filter(|s| *s >= 1.0),

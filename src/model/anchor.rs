@@ -46,9 +46,9 @@ impl Source {
     /// The snake_case name written in the `source` column.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Source::Measured => "measured",
-            Source::OsmHeight => "osm_height",
-            Source::OsmLevels => "osm_levels",
+            Source::Measured => Origin::Measured.as_str(),
+            Source::OsmHeight => Origin::OsmHeight.as_str(),
+            Source::OsmLevels => Origin::OsmLevels.as_str(),
             Source::SparseLidar => "sparse_lidar",
             Source::Recalibrated => "recalibrated",
             Source::Predicted => "predicted",

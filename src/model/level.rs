@@ -223,13 +223,7 @@ impl LevelModel {
             d,
             descriptors,
         );
-        let (lo, hi) = self
-            .cities
-            .iter()
-            .map(|c| c.log_level)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| {
-                (a.min(l), b.max(l))
-            });
+        let (lo, hi) = self.log_level_range();
         let margin = if self.loo_error.is_finite() {
             self.loo_error
         } else {
@@ -240,6 +234,17 @@ impl LevelModel {
         } else {
             v
         }
+    }
+
+    /// The lowest and highest ln level of the training cities (infinite bounds reversed when
+    /// there are none).
+    pub fn log_level_range(&self) -> (f64, f64) {
+        self.cities
+            .iter()
+            .map(|c| c.log_level)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| {
+                (a.min(l), b.max(l))
+            })
     }
 
     /// The level of training city `i` as a model of the other training cities would estimate
