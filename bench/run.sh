@@ -46,8 +46,8 @@ for n in "${sizes[@]}"; do
   timed predict "$bin" --quiet predict --model "$work/model-$n.model" "$cfg" -o "$work/pred-$n.parquet"
   # The same with a feature cache, empty at the start: train fills it, predict reads it.
   rm -rf "$work/cache-$n"
-  timed train_cached "$bin" --quiet --cache "$work/cache-$n" train "$cfg" -o "$work/model-cached-$n.model"
-  timed predict_cached "$bin" --quiet --cache "$work/cache-$n" predict --model "$work/model-cached-$n.model" "$cfg" -o "$work/pred-cached-$n.parquet"
+  timed train_cached "$bin" --quiet train --cache "$work/cache-$n" "$cfg" -o "$work/model-cached-$n.model"
+  timed predict_cached "$bin" --quiet predict --cache "$work/cache-$n" --model "$work/model-cached-$n.model" "$cfg" -o "$work/pred-cached-$n.parquet"
   for f in model:model pred:parquet; do
     cmp -s "$work/${f%%:*}-$n.${f##*:}" "$work/${f%%:*}-cached-$n.${f##*:}" \
       || echo "WARNING: the cache changed $work/${f%%:*}-cached-$n.${f##*:}" >&2

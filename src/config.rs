@@ -166,6 +166,44 @@ pub enum LabelConfig {
     /// `source = "osm"`: OpenStreetMap `height` and `building:levels` tags of the footprints
     /// (the few buildings a city has heights for; [`crate::label::osm`]).
     Osm(OsmLabelConfig),
+    /// `source = "survey"`: a file of surveyed heights joined to the footprints by id or by
+    /// location ([`crate::label::survey`]).
+    Survey(SurveyLabelConfig),
+}
+
+/// Known heights from a file of their own (CSV, GeoPackage, any vector format GDAL reads):
+/// joined to the footprints by `id`, else by the footprint each row's point lies in.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyLabelConfig {
+    /// Family the heights are taken as (`roof-top`, `roof-p70`, `eave`).
+    pub name: String,
+    /// The survey file, relative to the config.
+    pub path: PathBuf,
+    /// Its layer (default: the first).
+    pub layer: Option<String>,
+    /// The field with the height.
+    pub field: String,
+    /// The survey's field holding the footprint id: join by id. Without it, by location.
+    pub id: Option<String>,
+    /// Coordinate columns of a CSV survey (with `crs`).
+    pub x: Option<String>,
+    /// See `x`.
+    pub y: Option<String>,
+    /// The survey's CRS when the file has none (a CSV's coordinate columns).
+    pub crs: Option<String>,
+    /// The unit of `field`; `None` reads metres (and lets the unit check ask about feet).
+    pub unit: Option<LengthUnit>,
+    /// The heights are right as they are: skips the unit check.
+    #[serde(default)]
+    pub heights_checked: bool,
+}
+
+impl SurveyLabelConfig {
+    /// The unit the heights are read in: the one said, else metres.
+    pub fn length_unit(&self) -> LengthUnit {
+        self.unit.unwrap_or_default()
+    }
 }
 
 /// Known heights from OpenStreetMap tags: `height` where tagged, else storeys
@@ -274,12 +312,20 @@ pub struct AttributeLabelConfig {
     /// OGR SQL condition; footprints failing it keep no label (flag `filtered`).
     pub filter: Option<String>,
     /// The unit `field` and `ground_field` are written in; heights are converted to metres.
+    /// `None` (not said) reads metres, but lets the unit check ask where feet are likely.
     #[serde(default)]
-    pub unit: LengthUnit,
+    pub unit: Option<LengthUnit>,
     /// The heights are right as they are, though they do not look like metres above ground
     /// ([`crate::label::units`]: e.g. a city of towers); skips that check.
     #[serde(default)]
     pub heights_checked: bool,
+}
+
+impl AttributeLabelConfig {
+    /// The unit the heights are read in: the one said, else metres.
+    pub fn length_unit(&self) -> LengthUnit {
+        self.unit.unwrap_or_default()
+    }
 }
 
 /// The unit of an attribute's heights (`[label] unit`); every table holds metres.
@@ -457,7 +503,7 @@ impl LabelConfig {
                     "attribute {}{}{}{}",
                     a.field,
                     a.ground_field.as_ref().map(|g| format!(" minus {g}")).unwrap_or_default(),
-                    match a.unit {
+                    match a.length_unit() {
                         LengthUnit::Metre => String::new(),
                         u => format!(" (in {u})"),
                     },
@@ -470,6 +516,20 @@ impl LabelConfig {
                     "OpenStreetMap height tags, else storeys × {}",
                     o.storey_m
                         .map_or("a storey height estimated on the buildings tagged with both".into(), |m| format!("{m} m"))
+                ),
+            },
+            LabelConfig::Survey(v) => LabelDefinition {
+                name: v.name.clone(),
+                detail: format!(
+                    "survey {} field {}{}, joined by {}",
+                    v.path.display(),
+                    v.field,
+                    match v.length_unit() {
+                        LengthUnit::Metre => String::new(),
+                        u => format!(" (in {u})"),
+                    },
+                    v.id.as_ref()
+                        .map_or("location".to_string(), |id| format!("id ({id})"))
                 ),
             },
         }
@@ -508,6 +568,12 @@ struct RawLabel {
     unit: Option<LengthUnit>,
     heights_checked: Option<bool>,
     storey_m: Option<f64>,
+    path: Option<PathBuf>,
+    layer: Option<String>,
+    id: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    crs: Option<String>,
 }
 
 impl RawLabel {
@@ -529,6 +595,14 @@ impl RawLabel {
             ("heights_checked", self.heights_checked.is_some()),
         ];
         let osm_keys = [("storey_m", self.storey_m.is_some())];
+        let survey_keys = [
+            ("path", self.path.is_some()),
+            ("layer", self.layer.is_some()),
+            ("id", self.id.is_some()),
+            ("x", self.x.is_some()),
+            ("y", self.y.is_some()),
+            ("crs", self.crs.is_some()),
+        ];
         let stray = |keys: &[(&str, bool)], source: &str| match keys.iter().find(|(_, set)| *set) {
             Some((k, _)) => Err(format!(
                 "label.{k} does not apply to label.source = \"{source}\""
@@ -539,6 +613,7 @@ impl RawLabel {
             "lidar" => {
                 stray(&attribute_keys, "lidar")?;
                 stray(&osm_keys, "lidar")?;
+                stray(&survey_keys, "lidar")?;
                 let d = LidarLabelConfig::default();
                 Ok(LabelConfig::Lidar(LidarLabelConfig {
                     name: self.name,
@@ -554,6 +629,7 @@ impl RawLabel {
             "attribute" => {
                 stray(&lidar_keys, "attribute")?;
                 stray(&osm_keys, "attribute")?;
+                stray(&survey_keys, "attribute")?;
                 Ok(LabelConfig::Attribute(AttributeLabelConfig {
                     name: self
                         .name
@@ -563,13 +639,14 @@ impl RawLabel {
                         .ok_or("label.source = \"attribute\" needs label.field")?,
                     ground_field: self.ground_field,
                     filter: self.filter,
-                    unit: self.unit.unwrap_or_default(),
+                    unit: self.unit,
                     heights_checked: self.heights_checked.unwrap_or(false),
                 }))
             }
             "osm" => {
                 stray(&lidar_keys, "osm")?;
                 stray(&attribute_keys, "osm")?;
+                stray(&survey_keys, "osm")?;
                 if let Some(m) = self.storey_m {
                     if !(m.is_finite() && (1.5..=10.0).contains(&m)) {
                         return Err(format!(
@@ -582,8 +659,37 @@ impl RawLabel {
                     storey_m: self.storey_m,
                 }))
             }
+            "survey" => {
+                stray(&lidar_keys, "survey")?;
+                stray(&osm_keys, "survey")?;
+                stray(
+                    &[
+                        ("ground_field", self.ground_field.is_some()),
+                        ("filter", self.filter.is_some()),
+                    ],
+                    "survey",
+                )?;
+                Ok(LabelConfig::Survey(SurveyLabelConfig {
+                    name: self
+                        .name
+                        .ok_or("label.source = \"survey\" needs label.name")?,
+                    path: self
+                        .path
+                        .ok_or("label.source = \"survey\" needs label.path (the survey file)")?,
+                    layer: self.layer,
+                    field: self
+                        .field
+                        .ok_or("label.source = \"survey\" needs label.field (the height)")?,
+                    id: self.id,
+                    x: self.x,
+                    y: self.y,
+                    crs: self.crs,
+                    unit: self.unit,
+                    heights_checked: self.heights_checked.unwrap_or(false),
+                }))
+            }
             other => Err(format!(
-                "label.source = \"{other}\" is unknown (use \"lidar\", \"attribute\" or \"osm\")"
+                "label.source = \"{other}\" is unknown (use \"lidar\", \"attribute\", \"osm\" or \"survey\")"
             )),
         }
     }
@@ -633,7 +739,7 @@ impl CityConfig {
             Some(key) => Error::config_key(path, &key, msg),
             None => Error::of(FileKind::Config, path, msg),
         })?;
-        let label = raw
+        let mut label = raw
             .label
             .map(RawLabel::into_label)
             .transpose()
@@ -642,6 +748,9 @@ impl CityConfig {
             path,
             dir: path.parent().unwrap_or(Path::new(".")),
         };
+        if let Some(LabelConfig::Survey(s)) = &mut label {
+            s.path = files.resolve(&s.path)?;
+        }
         let working_crs = raw
             .working_crs
             .as_deref()

@@ -32,12 +32,11 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
 
 /// `predict` of `city` into `out` (CSV), with or without the cache; returns stderr.
 fn predict(model: &Path, city: &Path, out: &Path, cache: Option<&Path>) -> String {
-    let mut args = vec!["-v".to_string()];
+    let mut args = vec!["-v".to_string(), "predict".to_string()];
     if let Some(c) = cache {
         args.extend(["--cache".into(), c.to_string_lossy().into_owned()]);
     }
     args.extend([
-        "predict".into(),
         "--model".into(),
         model.to_string_lossy().into_owned(),
         city.to_string_lossy().into_owned(),
@@ -60,9 +59,9 @@ fn cached_features_give_the_same_outputs_until_an_input_changes() {
     // Training fills the cache: one entry, for the one city.
     let (code, stdout, stderr) = roofline(&[
         "--quiet",
+        "train",
         "--cache",
         cache.to_str().unwrap(),
-        "train",
         city.to_str().unwrap(),
         "-o",
         model.to_str().unwrap(),

@@ -157,6 +157,25 @@ fn leave_one_city_out_roof_p70() {
     assert_eq!(json["label"]["name"], "roof-p70");
     assert_eq!(json["model"], "gbm");
     assert!(json["hyperparameters"]["n_trees"].as_u64().is_some());
+    // What the report says of the ood flag is what the recomputed numbers show, city by city.
+    let ood = col("ood");
+    let (mut compared, mut worse) = (0, 0);
+    for c in names {
+        let rows = &groups[c];
+        let mae = |flag: f64| {
+            let r: Vec<&usize> = rows.iter().filter(|&&i| ood[i] == flag).collect();
+            (!r.is_empty()).then(|| {
+                r.iter().map(|&&i| (pred[i] - truth[i]).abs()).sum::<f64>() / r.len() as f64
+            })
+        };
+        if let (Some(o), Some(i)) = (mae(1.0), mae(0.0)) {
+            compared += 1;
+            worse += usize::from(o > i);
+        }
+    }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let said = format!("higher than in range in {worse} of {compared} cities");
+    assert!(compared > 0 && md.contains(&said), "{said}: {md}");
 }
 
 /// Spatial blocks: a fold's training buildings never lie in its test blocks, and the

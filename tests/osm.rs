@@ -166,6 +166,22 @@ fn predict_on_an_overpass_style_export_gives_its_polygons_heights() {
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!((5.0..=25.0).contains(&level), "{level} m");
+
+    // The relations the extract cut keep rows without geometry, which FlatGeobuf cannot hold:
+    // said before writing, with their number, instead of a file that lost them.
+    let sources = t.column("source").unwrap().as_strings();
+    let none = sources.iter().filter(|s| *s == "no_geometry").count();
+    assert!(none > 0);
+    let fgb = dir.path().join("heights.fgb");
+    let (code, _, stderr) = predict("models/roof-top.model", &cfg, &fgb);
+    assert_eq!(code, 1, "{stderr}");
+    let said = format!("{none} of {BUILDINGS} rows have none");
+    assert!(
+        stderr.contains("FlatGeobuf cannot hold rows without a geometry") && stderr.contains(&said),
+        "{said}: {stderr}"
+    );
+    assert!(!stderr.contains("disk full"), "{stderr}");
+    assert!(!fgb.exists());
 }
 
 /// The Helsinki extract's own tags as known heights: `height` where tagged, storeys × a storey

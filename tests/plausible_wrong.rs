@@ -1,8 +1,9 @@
 //! Plausible-but-wrong inputs: valid files whose numbers are not what roofline takes them for
-//! (heights in centimetres, millimetres, storeys, roof altitudes above the datum). Each is made
-//! at test time from the shipped real data and must end in the right numbers (the config key
-//! that says what they are) or one clear error naming the key — never in quietly different
-//! numbers. The projection cases (Web Mercator, a far UTM zone, WGS 84) are in `roof_top.rs`.
+//! (heights in centimetres, millimetres, feet or storeys, roof altitudes above the datum,
+//! swapped coordinates, LiDAR z in feet). Each is made at test time from the shipped real data
+//! and must end in the right numbers (the config key that says what they are) or one clear
+//! error naming the key — never in quietly different numbers. The projection cases (Web
+//! Mercator, a far UTM zone, WGS 84) are in `roof_top.rs`.
 
 mod common;
 
@@ -181,4 +182,262 @@ fn roof_altitudes_without_the_ground_stop_and_with_it_give_heights() {
         .filter(|(a, b)| a.is_some_and(|a| (a - *b).abs() < 1e-6))
         .count();
     assert!(same > 550, "{same} of {}", given.len());
+}
+
+/// `roofline labels` on `cfg`, expecting one error line that names `file` and `words`.
+fn labels_refuse(cfg: &Path, file: &str, words: &[&str]) {
+    let out = cfg.with_extension("never.parquet");
+    let (code, _, err) = roofline(&[
+        "labels",
+        "--quiet",
+        cfg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    common::assert_clean_error(code, &err, file);
+    for w in words {
+        assert!(err.contains(w), "'{w}' not in: {err}");
+    }
+    assert!(!out.exists(), "an output was written");
+}
+
+#[test]
+fn heights_in_feet_are_asked_for_where_feet_are_likely() {
+    // 9. Los Angeles' HEIGHT is in feet, and 16 "m" is as plausible a median as 16 ft: with
+    // no unit said, roofline asks, because the buildings lie in the United States.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = read_rows(
+        "la-venice/la_venice_lariac2008_DERIVED.gpkg",
+        Some("buildings"),
+        400,
+    );
+    let gpkg = d.join("la.gpkg");
+    write_gpkg(&gpkg, &rows);
+    let k = rows.field("HEIGHT");
+    let feet: Vec<Option<f64>> = rows
+        .rows
+        .iter()
+        .map(|(v, _)| match &v[k] {
+            Some(FieldValue::RealValue(h)) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    let cfg = config(d, "la-unsaid", &gpkg, "BLD_ID", "HEIGHT", "");
+    train_refuses(d, &cfg, &["feet", "United States", "unit = \"ft\""]);
+    // Said either way, the unit is taken: feet become metres, metres stay.
+    for (unit, factor) in [("ft", 0.3048), ("m", 1.0)] {
+        let extra = format!("unit = \"{unit}\"\n");
+        let cfg = config(d, &format!("la-{unit}"), &gpkg, "BLD_ID", "HEIGHT", &extra);
+        let (code, err, h) = labels(&cfg);
+        assert_eq!(code, 0, "{err}");
+        let same = h
+            .iter()
+            .zip(&feet)
+            .filter(|(a, b)| {
+                a.zip(**b)
+                    .is_some_and(|(a, b)| (a - b * factor).abs() < 1e-9)
+            })
+            .count();
+        assert!(same >= 390, "{unit}: {same} of {}", feet.len());
+    }
+}
+
+/// Rows with every geometry reprojected to `to` (x = longitude or easting) and, with `swap`,
+/// x and y exchanged as a file written latitude-first would hold them.
+fn reprojected(rows: &Rows, to: u32, swap: bool) -> Rows {
+    use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
+    let mut target = SpatialRef::from_epsg(to).unwrap();
+    target.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let mut source = rows.srs.clone().unwrap();
+    source.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let t = gdal::spatial_ref::CoordTransform::new(&source, &target).unwrap();
+    let out = rows
+        .rows
+        .iter()
+        .map(|(v, g)| {
+            let g = g.as_ref().map(|g| {
+                let g = g.transform(&t).unwrap();
+                if !swap {
+                    return g;
+                }
+                // Exchange each "x y" pair of the WKT.
+                let wkt = g.wkt().unwrap();
+                let mut out = String::new();
+                let mut number = String::new();
+                let mut pair: Vec<String> = Vec::new();
+                for c in wkt.chars() {
+                    if c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' {
+                        number.push(c);
+                        continue;
+                    }
+                    if !number.is_empty() {
+                        pair.push(std::mem::take(&mut number));
+                        if pair.len() == 2 {
+                            out.push_str(&format!("{} {}", pair[1], pair[0]));
+                            pair.clear();
+                        }
+                    }
+                    if c == ' ' && pair.len() == 1 {
+                        continue;
+                    }
+                    out.push(c);
+                }
+                gdal::vector::Geometry::from_wkt(&out).unwrap()
+            });
+            (v.clone(), g)
+        })
+        .collect();
+    Rows {
+        fields: rows.fields.clone(),
+        srs: Some(target),
+        rows: out,
+    }
+}
+
+#[test]
+fn swapped_coordinates_stop_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let delft = common::derive::delft5910(400);
+    let run = |name: &str, rows: &Rows| {
+        let gpkg = d.join(format!("{name}.gpkg"));
+        write_gpkg(&gpkg, rows);
+        let cfg = config(d, name, &gpkg, "identificatie", "h_70p", "");
+        (cfg, format!("{name}.gpkg"))
+    };
+    // 10. Longitude and latitude written the right way round read fine…
+    let (cfg, _) = run("lonlat", &reprojected(&delft, 4326, false));
+    let (code, err, _) = labels(&cfg);
+    assert_eq!(code, 0, "{err}");
+    // …and exchanged (Delft put at latitude 4°, every outline stretched 1.6× east-west) stop.
+    let (cfg, file) = run("latlon", &reprojected(&delft, 4326, true));
+    labels_refuse(&cfg, &file, &["x and y look swapped", "square"]);
+    // 11. The Dutch grid with easting and northing exchanged: shapes are mirrored, not
+    // stretched, but the town leaves the area the CRS is made for.
+    let (cfg, file) = run("rd-swapped", &reprojected(&delft, 28992, true));
+    labels_refuse(&cfg, &file, &["x and y look swapped", "EPSG:28992"]);
+}
+
+/// The shipped Delft LAZ tiles with z in international feet (x, y stay metres), into `dir`;
+/// with `wkt`, each file's header says so (a compound CRS: RD New + a height in feet).
+fn delft_lidar_in_feet(dir: &Path, wkt: Option<&str>) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 1..=2 {
+        let src = common::data().join(format!("cities/delft-3dfier/lidar/ahn3_cropped_{i}.laz"));
+        let mut reader = las::Reader::from_path(&src).unwrap();
+        let mut builder = las::Builder::from(reader.header().clone());
+        builder.version = las::Version::new(1, 4);
+        let mut header = builder.into_header().unwrap();
+        if let Some(w) = wkt {
+            header.set_wkt_crs(w.as_bytes().to_vec()).unwrap();
+        }
+        let mut writer = las::Writer::from_path(dir.join(format!("feet_{i}.laz")), header).unwrap();
+        for p in reader.read_all().unwrap().points() {
+            let mut p = p.unwrap();
+            p.z /= 0.3048;
+            writer.write_point(p).unwrap();
+        }
+        writer.close().unwrap();
+    }
+}
+
+#[test]
+fn lidar_z_in_feet_gives_metres_when_the_file_or_the_config_says_so() {
+    // 12. A LiDAR survey with z in feet over a metre grid: heights would come out 3.28× too
+    // tall, a plausible 25 m for a 7.5 m house. The unit comes from the file's CRS record or
+    // from `lidar.z_unit_m`; both give the metre survey's heights.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rd = gdal::spatial_ref::SpatialRef::from_epsg(28992)
+        .unwrap()
+        .to_wkt()
+        .unwrap();
+    let compound = format!(
+        "COMPD_CS[\"Amersfoort / RD New + NAP height (ft)\",{rd},VERT_CS[\"NAP height (ft)\",VERT_DATUM[\"Normaal Amsterdams Peil\",2005],UNIT[\"foot\",0.3048],AXIS[\"Gravity-related height\",UP]]]"
+    );
+    delft_lidar_in_feet(&d.join("said"), Some(&compound));
+    delft_lidar_in_feet(&d.join("unsaid"), None);
+    let footprints = common::data().join("cities/delft-3dfier/footprints/bgt_pand.sqlite");
+    let cfg = |name: &str, lidar: &str| {
+        write_config(
+            d,
+            &format!("{name}.toml"),
+            &format!(
+                "name = \"{name}\"\n[footprints]\npath = \"{}\"\nlayer = \"buildingpart\"\nid = \"identificatiebagpnd\"\n[lidar]\n{lidar}\n[label]\nsource = \"lidar\"\n",
+                footprints.display()
+            ),
+        )
+    };
+    let shipped = common::data().join("cities/delft-3dfier/lidar/*.laz");
+    let (code, err, metres) = labels(&cfg(
+        "metres",
+        &format!("paths = [\"{}\"]\ncrs = \"EPSG:28992\"", shipped.display()),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let ok = metres.iter().filter(|h| h.is_some()).count();
+    assert!(ok > 100, "{ok} labels");
+    for (name, lidar) in [
+        ("file-says", "paths = [\"said/*.laz\"]"),
+        (
+            "config-says",
+            "paths = [\"unsaid/*.laz\"]\ncrs = \"EPSG:28992\"\nz_unit_m = 0.3048",
+        ),
+    ] {
+        let (code, err, h) = labels(&cfg(name, lidar));
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(h.len(), metres.len());
+        for (a, b) in h.iter().zip(&metres) {
+            assert_eq!(a.is_some(), b.is_some(), "{name}: {a:?} vs {b:?}");
+            if let (Some(a), Some(b)) = (a, b) {
+                // The feet are stored to the file's scale (1 mm of a foot).
+                assert!((a - b).abs() < 0.01, "{name}: {a} vs {b}");
+            }
+        }
+    }
+    // Said nowhere, the heights come out in feet: what the two cases above prevent, and what
+    // roofline cannot see from the points alone (README, "Errors").
+    let (code, err, h) = labels(&cfg(
+        "unsaid",
+        "paths = [\"unsaid/*.laz\"]\ncrs = \"EPSG:28992\"",
+    ));
+    assert_eq!(code, 0, "{err}");
+    let ratios: Vec<f64> = h
+        .iter()
+        .zip(&metres)
+        .filter_map(|(a, b)| Some(a.as_ref()? / b.as_ref()?))
+        .collect();
+    let r = common::median(&ratios);
+    assert!((r - 1.0 / 0.3048).abs() < 0.01, "median ratio {r}");
+}
+
+#[test]
+fn inspect_reads_the_label_as_train_does() {
+    // `inspect` used to call a label field that does not exist fine, and heights in
+    // centimetres too; `labels` and `train` then failed on them.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gpkg = delft_with(d, "metres", |h| h);
+    let inspect = |cfg: &Path| {
+        let (code, out, err) = roofline(&["inspect", cfg.to_str().unwrap()]);
+        (code, out, err)
+    };
+    let ok = config(d, "ok", &gpkg, "identificatie", "h_70p", "");
+    let (code, out, err) = inspect(&ok);
+    assert_eq!(code, 0, "{err}");
+    let (_, _, truth) = labels(&ok);
+    let carried = truth.iter().filter(|h| h.is_some()).count();
+    assert!(
+        out.contains(&format!("{carried} of 400 footprints carry a height")),
+        "{out}"
+    );
+    let missing = config(d, "missing", &gpkg, "identificatie", "h_71p", "");
+    let (code, _, err) = inspect(&missing);
+    common::assert_clean_error(code, &err, "metres.gpkg");
+    assert!(err.contains("no field 'h_71p'"), "{err}");
+    let cm = delft_with(d, "cm", |h| h * 100.0);
+    let cm = config(d, "cm", &cm, "identificatie", "h_70p", "");
+    let (code, _, err) = inspect(&cm);
+    common::assert_clean_error(code, &err, "cm.toml");
+    assert!(err.contains("centimetres"), "{err}");
 }

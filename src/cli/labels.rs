@@ -81,17 +81,22 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
         let cfg = CityConfig::load(path)?;
         println!("{} ({})", cfg.name, path.display());
         let mut working = cfg.working_crs.clone();
+        let mut footprints = None;
         if let Some(f) = &cfg.footprints {
+            // Read as the label stage reads them, so a label field that is not there fails here.
             let fp = roofline::io::footprints::read_footprints(
                 f,
                 working.as_ref(),
-                &Default::default(),
+                &roofline::label::footprint_request(&cfg),
             )?;
+            let from = match &f.sql {
+                Some(_) => "its footprints.sql query".to_string(),
+                None => format!("layer '{}'", fp.layer),
+            };
             println!(
-                "  footprints: {} from {} layer '{}' in {} -> working CRS {} ({} repaired, {} skipped)",
+                "  footprints: {} from {} {from} in {} -> working CRS {} ({} repaired, {} without a usable polygon)",
                 fp.len(),
                 fp.path.display(),
-                fp.layer,
                 fp.source_crs.label,
                 fp.crs.label,
                 fp.repaired,
@@ -106,6 +111,7 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
                 fp.summary.median_vertex_spacing_m
             );
             working = Some(fp.crs.clone());
+            footprints = Some(fp);
         }
         if let Some(l) = &cfg.lidar {
             let working = match &working {
@@ -171,7 +177,25 @@ pub fn inspect(configs: &[PathBuf]) -> Result<()> {
         }
         if let Some(label) = &cfg.label {
             let d = label.definition();
-            println!("  label: {} ({})", d.name, d.detail);
+            // Attribute and OpenStreetMap labels are cheap: read them, with the unit check
+            // `labels` and `train` make; LiDAR labels are the `labels` command's work.
+            let read = match (label, &footprints) {
+                (roofline::config::LabelConfig::Lidar(_), _) | (_, None) => String::new(),
+                (_, Some(fp)) => {
+                    let t = roofline::label::label_footprints(&cfg, fp, &Progress::hidden())?;
+                    let mut h = t.ok_heights();
+                    h.sort_by(f64::total_cmp);
+                    match h.len() {
+                        0 => format!(": no footprint carries a usable height (of {})", fp.len()),
+                        n => format!(
+                            ": {n} of {} footprints carry a height, median {:.1} m",
+                            fp.len(),
+                            percentile_sorted(&h, 50.0)
+                        ),
+                    }
+                }
+            };
+            println!("  label: {} ({}){read}", d.name, d.detail);
         }
     }
     Ok(())

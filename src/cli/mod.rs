@@ -34,11 +34,6 @@ pub struct Cli {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
-    /// Keep each city's labels and features in this folder and reuse them while its config, its
-    /// input files and roofline itself are unchanged (train, predict, cv); default:
-    /// $ROOFLINE_CACHE when set, else no cache.
-    #[arg(long, global = true, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,12 +41,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure building heights from LiDAR (or read them from an attribute) for one city.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
     Labels {
         /// City config (TOML).
         #[arg(required_unless_present = "job")]
         city: Option<PathBuf>,
         /// Output table: .csv, .parquet, .gpkg, .geojson, .fgb, or PG:dbname=... with --table.
-        #[arg(short, long, required_unless_present = "job")]
+        #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
         db: TableArgs,
@@ -59,13 +55,14 @@ pub enum Command {
         job: JobArg,
     },
     /// Compute per-building features (and labels, where a city has them) for one or more cities.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
     Features {
         /// City or region configs (TOML).
         #[arg(required_unless_present = "job")]
         cities: Vec<PathBuf>,
         /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson, .fgb, or PG:dbname=...
         /// with --table.
-        #[arg(short, long, required_unless_present = "job")]
+        #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
         db: TableArgs,
@@ -93,19 +90,27 @@ pub enum Command {
         no_intervals: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        cache: CacheArg,
     },
     /// Predict heights for regions (city configs, labels optional) with a trained model.
+    ///
+    /// A region config with a [label] section (a field some footprints carry, OpenStreetMap
+    /// tags, LiDAR) gives known heights: those buildings keep them (source measured, osm-height,
+    /// osm-levels) and recalibrate the prediction for the rest (source recalibrated); without
+    /// one every height comes from the model (source predicted).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
     Predict {
         /// Model file.
         #[arg(long)]
         model: PathBuf,
-        /// Region configs (TOML).
+        /// Region configs (TOML); a [label] section in one gives known heights.
         #[arg(required_unless_present = "job")]
         regions: Vec<PathBuf>,
-        /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb or .csv, geometry in the input's
-        /// CRS; or .html, a 3D map of the buildings coloured by height (works offline); or a
+        /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb, .shp or .csv, geometry in the
+        /// input's CRS; or .html, a 3D map of the buildings coloured by height (works offline); or a
         /// PostGIS table: PG:dbname=... with --table.
-        #[arg(short, long, required_unless_present = "job")]
+        #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
         db: TableArgs,
@@ -119,6 +124,8 @@ pub enum Command {
         no_keep: bool,
         #[command(flatten)]
         job: JobArg,
+        #[command(flatten)]
+        cache: CacheArg,
     },
     /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
     Cv {
@@ -168,6 +175,8 @@ pub enum Command {
         ablation_seeds: u64,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        cache: CacheArg,
     },
     /// Export a model's point booster for other tools.
     Export {
@@ -183,6 +192,8 @@ pub enum Command {
         /// needs it, for the level its output is relative to.
         #[arg(long)]
         region: Option<PathBuf>,
+        #[command(flatten)]
+        cache: CacheArg,
     },
     /// Run the whole pipeline on the shipped data (labels, cross-validation, training, prediction).
     Demo {
@@ -259,6 +270,26 @@ pub enum Command {
         #[arg(required = true)]
         configs: Vec<PathBuf>,
     },
+}
+
+/// The feature cache, for the commands that compute features (train, predict, cv, export).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CacheArg {
+    /// Keep each city's labels and features in this folder and reuse them while its config,
+    /// its input files and roofline itself are unchanged; default: $ROOFLINE_CACHE when set,
+    /// else no cache.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+impl CacheArg {
+    /// The cache the flag or the environment names, if any.
+    fn open(&self) -> Option<FeatureCache> {
+        self.cache
+            .clone()
+            .or_else(|| std::env::var_os("ROOFLINE_CACHE").map(PathBuf::from))
+            .map(FeatureCache::new)
+    }
 }
 
 /// One job of a plan instead of whole cities.
@@ -453,14 +484,8 @@ pub fn main() -> i32 {
         return 1;
     }
     let progress = Progress::new(cli.quiet);
-    let cache = cli
-        .cache
-        .or_else(|| std::env::var_os("ROOFLINE_CACHE").map(PathBuf::from))
-        .map(FeatureCache::new);
     install_panic_hook();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(cli.command, progress, cache.as_ref())
-    })) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command, progress))) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
             eprintln!("roofline: error: {e}");
@@ -533,10 +558,10 @@ fn init_logging(quiet: bool, verbose: u8) {
 }
 
 /// Runs a command: the pipeline stages a plan job can run apart, or any other command.
-fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
+fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
         stage @ (Command::Labels { .. } | Command::Features { .. } | Command::Predict { .. }) => {
-            run_stage(stage, progress, cache)
+            run_stage(stage, progress)
         }
         Command::Plan {
             city,
@@ -565,6 +590,7 @@ fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Re
             adapt_to,
             no_intervals,
             model,
+            cache,
         } => models::train(
             &cities,
             &output,
@@ -572,7 +598,7 @@ fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Re
             no_intervals,
             &model,
             progress,
-            cache,
+            cache.open().as_ref(),
         ),
         Command::Cv {
             cities,
@@ -587,12 +613,22 @@ fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Re
             ablate,
             ablation_seeds,
             model,
+            cache,
         } => {
             let scenarios = models::scenarios(&sparse_lidar, &local_labels, local_draw)?;
             let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
             models::cv(
-                &cities, &output, by, block_size, folds, buffer, &scenarios, &ablation, &model,
-                progress, cache,
+                &cities,
+                &output,
+                by,
+                block_size,
+                folds,
+                buffer,
+                &scenarios,
+                &ablation,
+                &model,
+                progress,
+                cache.open().as_ref(),
             )
         }
         Command::Demo {
@@ -604,13 +640,20 @@ fn run(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Re
             model,
             output,
             region,
+            cache,
             ..
-        } => models::export(&model, &output, region.as_deref(), &progress, cache),
+        } => models::export(
+            &model,
+            &output,
+            region.as_deref(),
+            &progress,
+            cache.open().as_ref(),
+        ),
     }
 }
 
 /// A stage that runs on configs or, with `--job`, on one job of a plan (never both).
-fn run_stage(command: Command, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
+fn run_stage(command: Command, progress: Progress) -> Result<()> {
     match command {
         Command::Labels {
             city,
@@ -634,6 +677,7 @@ fn run_stage(command: Command, progress: Progress, cache: Option<&FeatureCache>)
             no_keep,
             local,
             job,
+            cache,
         } => {
             use roofline::io::footprints::KeepColumns;
             let keep = match (keep_columns, no_keep) {
@@ -648,8 +692,16 @@ fn run_stage(command: Command, progress: Progress, cache: Option<&FeatureCache>)
                     .and_then(|_| plan::predict(&j, &model, &keep, &local, progress)),
                 (None, Some(output)) => {
                     let db = db.options();
+                    let cache = cache.open();
                     models::predict(
-                        &model, &regions, &output, &db, &keep, &local, progress, cache,
+                        &model,
+                        &regions,
+                        &output,
+                        &db,
+                        &keep,
+                        &local,
+                        progress,
+                        cache.as_ref(),
                     )
                 }
                 _ => unreachable!("clap requires an output without --job"),

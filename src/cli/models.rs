@@ -338,6 +338,16 @@ fn check_predict_output(output: &Path, db: &TableOptions) -> Result<bool> {
         }
         check_output_file(output, false)?;
     } else {
+        if roofline::io::output::Format::from_path(output).is_err() {
+            return Err(Error::of(
+                FileKind::Output,
+                output,
+                format!(
+                    "unknown output format (use {}, .html for a 3D map, or PG:dbname=... with --table)",
+                    roofline::io::output::TABLE_FORMATS
+                ),
+            ));
+        }
         check_output_table(output, db)?;
     }
     Ok(html)
@@ -372,9 +382,13 @@ fn local_data(
 fn print_sources(p: &Predictions) {
     let count = |s: Source| p.source.iter().filter(|x| **x == s).count();
     println!(
-        "{}: {} measured{}, {} measured directly from sparse LiDAR, {} predicted with local recalibration, {} predicted from other cities{}",
+        "{}: {} measured{}{}, {} measured directly from sparse LiDAR, {} predicted with local recalibration, {} predicted from other cities{}",
         p.city,
         count(Source::Measured),
+        match count(Source::Survey) {
+            0 => String::new(),
+            n => format!(", {n} surveyed"),
+        },
         match (count(Source::OsmHeight), count(Source::OsmLevels)) {
             (0, 0) => String::new(),
             (h, l) => format!(", {h} from OpenStreetMap height tags, {l} from OpenStreetMap storeys"),

@@ -119,6 +119,47 @@ pub struct CvSummary {
     pub seconds: f64,
 }
 
+impl CvSummary {
+    /// What the `ood` flag meant in this run, read from its numbers (not assumed): in how many
+    /// cities flagged buildings were predicted worse, and covered less, than the rest.
+    pub fn ood_finding(&self) -> String {
+        let pairs: Vec<(&Metrics, &Metrics)> = self
+            .per_city
+            .iter()
+            .filter_map(|c| Some((c.ood.as_ref()?, c.in_range.as_ref()?)))
+            .filter(|(o, i)| o.n > 0 && i.n > 0)
+            .collect();
+        let intro = "A building is *out of training range* (`ood` in predictions) when one of its features lies outside the range seen in training.";
+        if pairs.is_empty() {
+            return format!(
+                "{intro} No city here has buildings both in and out of the range to compare."
+            );
+        }
+        let worse = pairs.iter().filter(|(o, i)| o.mae > i.mae).count();
+        let covered: Vec<(f64, f64)> = pairs
+            .iter()
+            .filter_map(|(o, i)| Some((o.coverage?, i.coverage?)))
+            .collect();
+        let less = covered.iter().filter(|(o, i)| o < i).count();
+        let mut text = format!(
+            "{intro} Here their error was higher than in range in {worse} of {} cities",
+            pairs.len()
+        );
+        if !covered.is_empty() {
+            text.push_str(&format!(
+                ", and their intervals covered less in {less} of {}",
+                covered.len()
+            ));
+        }
+        text.push_str(if worse * 2 > pairs.len() {
+            ": the flag marks buildings to check first."
+        } else {
+            ": in these cities the flag did not single out worse predictions, so read it as \"unlike the training data\", not as \"wrong\"."
+        });
+        text
+    }
+}
+
 /// Local-data scenarios to run with leave-one-city-out, and the cities' configs they read
 /// (point clouds to degrade), in the order of the cities.
 #[derive(Clone, Copy, Debug, Default)]

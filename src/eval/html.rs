@@ -255,7 +255,12 @@ fn by_height_bin(h: &mut String, s: &CvSummary, rows: &[(String, Vec<PlotRow>)])
 fn intervals_and_ood(h: &mut String, s: &CvSummary) -> Result<()> {
     let cities: Vec<&CityMetrics> = s.per_city.iter().collect();
     let _ = writeln!(h, "<h2>Intervals and the out-of-training-range flag</h2>");
-    let _ = writeln!(h, "<p class=\"muted\">A building is <i>ood</i> when one of its features lies outside the range seen in training; its interval is least trustworthy.</p><div class=\"plots\">");
+    let finding = s.ood_finding().replace('*', "");
+    let _ = writeln!(
+        h,
+        "<p class=\"muted\">{}</p><div class=\"plots\">",
+        escape(&finding).replace("`ood`", "<i>ood</i>")
+    );
     let _ = writeln!(
         h,
         "<figure class=\"coverage\">{}</figure>",

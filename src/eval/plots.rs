@@ -275,8 +275,10 @@ fn grouped_bars(
 ) -> Result<String> {
     let width = (140 + 110 * groups.len()).clamp(420, 900) as u32;
     let k = series.len().max(1) as f64;
-    svg((width, 340), |root| {
-        let mut chart = ChartBuilder::on(&root)
+    svg((width, 370), |root| {
+        // The legend gets its own strip under the chart: drawn inside it, it covered bars.
+        let (plot, strip) = root.split_vertically(340);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(caption, (FONT, 15))
             .margin(8)
             .x_label_area_size(38)
@@ -298,16 +300,22 @@ fn grouped_bars(
             .y_label_formatter(&|y| {
                 if percent {
                     format!("{:.0} %", y * 100.0)
-                } else {
+                } else if y.fract().abs() < 1e-9 {
                     format!("{y:.0}")
+                } else {
+                    format!("{y:.1}")
                 }
             })
             .y_desc(y_desc)
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
-        for (s, name) in series.iter().enumerate() {
-            let colour = Palette99::pick(s).to_rgba();
+        let colours: Vec<RGBColor> = series
+            .iter()
+            .enumerate()
+            .map(|(s, name)| series_colour(name, s))
+            .collect();
+        for (s, colour) in colours.iter().enumerate() {
             chart
                 .draw_series(groups.iter().enumerate().filter_map(|(g, (_, v))| {
                     let v = v.get(s).copied().flatten()?;
@@ -317,13 +325,9 @@ fn grouped_bars(
                         colour.filled(),
                     ))
                 }))
-                .map_err(err)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 4), (x + 8, y + 4)], colour.filled())
-                });
+                .map_err(err)?;
         }
-        if let Some((y, label)) = reference {
+        if let Some((y, _)) = reference {
             chart
                 .draw_series(DashedLineSeries::new(
                     vec![(0.0, y), (groups.len() as f64, y)],
@@ -331,20 +335,44 @@ fn grouped_bars(
                     4,
                     BLACK.stroke_width(1),
                 ))
-                .map_err(err)?
-                .label(label)
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], BLACK));
+                .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 11))
-            .draw()
-            .map_err(err)?;
+        let style = (FONT, 11).into_font().color(&BLACK);
+        let mut x = 60;
+        for (name, colour) in series.iter().zip(&colours) {
+            strip
+                .draw(&Rectangle::new([(x, 10), (x + 10, 20)], colour.filled()))
+                .map_err(err)?;
+            strip
+                .draw(&Text::new(*name, (x + 14, 9), style.clone()))
+                .map_err(err)?;
+            x += 28 + 6 * name.len() as i32;
+        }
+        if let Some((_, label)) = reference {
+            strip
+                .draw(&PathElement::new(vec![(x, 15), (x + 14, 15)], BLACK))
+                .map_err(err)?;
+            strip
+                .draw(&Text::new(label, (x + 18, 9), style))
+                .map_err(err)?;
+        }
         Ok(())
     })
+}
+
+/// One colour per meaning across the report's bar charts (the same series is the same colour
+/// in every chart): blue in the training range, orange out of it, grey for everything or the
+/// baseline.
+fn series_colour(name: &str, index: usize) -> RGBColor {
+    match name {
+        "in training range" => BLUE,
+        "ood" => ORANGE,
+        "all" | "baseline (all)" => GREY,
+        _ => {
+            let c = Palette99::pick(index).to_rgba();
+            RGBColor(c.0, c.1, c.2)
+        }
+    }
 }
 
 /// 90 % interval coverage per city (all buildings, inside and outside the training range)
@@ -427,8 +455,9 @@ pub fn error_map(city: &str, rows: &[PlotRow]) -> Result<Option<String>> {
     let span = (x1 - x0).max(y1 - y0).max(1.0) * 1.04;
     let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
     let size = 380;
-    Ok(Some(svg((size, size + 30), |root| {
-        let mut chart = ChartBuilder::on(&root)
+    Ok(Some(svg((size, size + 60), |root| {
+        let (map, scale) = root.split_vertically(size + 30);
+        let mut chart = ChartBuilder::on(&map)
             .caption(format!("{city}: error map (m)"), (FONT, 15))
             .margin(6)
             .build_cartesian_2d(
@@ -443,8 +472,31 @@ pub fn error_map(city: &str, rows: &[PlotRow]) -> Result<Option<String>> {
                     .map(|i| Circle::new((pts[i].0, pts[i].1), 2, diverging(pts[i].2).filled())),
             )
             .map_err(err)?;
-        Ok(())
+        colour_scale(&scale, size as i32)
     })?))
+}
+
+/// The error maps' colour scale: predicted − measured from −10 m (too low) to +10 m (too high).
+fn colour_scale(area: &DrawingArea<SVGBackend<'_>, Shift>, width: i32) -> Result<()> {
+    let (x0, x1) = (40, width - 40);
+    let steps = 40;
+    for i in 0..steps {
+        let a = x0 + (x1 - x0) * i / steps;
+        let b = x0 + (x1 - x0) * (i + 1) / steps;
+        let e = -10.0 + 20.0 * (i as f64 + 0.5) / steps as f64;
+        area.draw(&Rectangle::new([(a, 4), (b, 14)], diverging(e).filled()))
+            .map_err(err)?;
+    }
+    let style = (FONT, 10).into_font().color(&BLACK);
+    for (text, x) in [
+        ("≤ −10 m too low", x0),
+        ("0", (x0 + x1) / 2),
+        ("≥ +10 m too high", x1 - 80),
+    ] {
+        area.draw(&Text::new(text, (x, 17), style.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Blue (−10 m) – light grey (0) – red (+10 m).

@@ -201,10 +201,7 @@ pub fn render_markdown(out: &CvOutput) -> String {
     if !negative.is_empty() {
         let _ = writeln!(md, "\n{}", super::metrics::negative_r2_note(&negative));
     }
-    let _ = writeln!(
-        md,
-        "\nA building is *out of training range* when one of its features lies outside the range seen in training (`ood` in predictions); intervals there are least trustworthy.\n"
-    );
+    let _ = writeln!(md, "\n{}\n", s.ood_finding());
     ood_section(&mut md, s);
     scenario_section(&mut md, s);
     ablation_section(&mut md, s);

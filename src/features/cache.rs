@@ -171,6 +171,9 @@ pub fn key(cfg: &CityConfig, options: FeatureOptions) -> Option<String> {
     if let Some(l) = &cfg.lidar {
         inputs.extend(l.files.iter().cloned());
     }
+    if let Some(crate::config::LabelConfig::Survey(s)) = &cfg.label {
+        inputs.extend(with_sidecars(&s.path));
+    }
     for im in &cfg.imagery {
         inputs.extend(with_sidecars(&im.path));
         if let Some(m) = &im.mask {

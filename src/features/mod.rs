@@ -310,6 +310,7 @@ impl CityFeatures {
             skipped: Vec::new(),
             duplicate_ids: 0,
             summary: crate::io::plausible::FootprintSummary::of(&self.geometries),
+            partial: false,
         }
     }
 

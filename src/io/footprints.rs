@@ -45,6 +45,9 @@ pub struct Footprints {
     pub duplicate_ids: usize,
     /// Extent, median area and vertex spacing in the working CRS, checked on reading.
     pub summary: FootprintSummary,
+    /// True for a share of a city's footprints (one job of a plan): known heights that join
+    /// none of them are not a mistake here.
+    pub partial: bool,
 }
 
 /// Extra things to read along with ids and geometries.
@@ -101,6 +104,7 @@ impl Footprints {
             duplicate_ids: self.duplicate_ids,
             summary: FootprintSummary::of(&geometries),
             geometries,
+            partial: true,
         }
     }
 }
@@ -173,21 +177,26 @@ pub fn read_footprints(
         Some(_) => "footprints.sql".to_string(),
         None => layer.name(),
     };
+    // How messages name where the rows come from: a layer, or the query's result.
+    let from = match &cfg.sql {
+        Some(_) => "the footprints.sql result".to_string(),
+        None => format!("layer '{layer_name}'"),
+    };
     if layer.feature_count() == 0 {
         return Err(Error::of(
             FileKind::Footprints,
             path,
             match &cfg.row_filter {
                 Some(w) => {
-                    format!("no feature of layer '{layer_name}' passes footprints.where '{w}'")
+                    format!("no feature of {from} passes footprints.where '{w}'")
                 }
-                None => format!("layer '{layer_name}' has no features"),
+                None => format!("{from} has no features"),
             },
         ));
     }
     let fields = Fields {
         path,
-        layer: &layer_name,
+        from: &from,
         names: layer.defn().fields().map(|f| f.name()).collect(),
     };
     let id_idx = cfg.id.as_deref().map(|n| fields.index(n)).transpose()?;
@@ -208,7 +217,7 @@ pub fn read_footprints(
                 .map(|i| (n.clone(), i))
         })
         .collect();
-    let (source_crs, crs, crs_note) = footprint_crs(cfg, &layer, &layer_name, path, working)?;
+    let (source_crs, crs, crs_note) = footprint_crs(cfg, &layer, &from, path, working)?;
     let transform = Transform::new(&source_crs, &crs).at_kind(FileKind::Footprints, path)?;
     let mut out = Footprints {
         path: path.to_path_buf(),
@@ -230,6 +239,7 @@ pub fn read_footprints(
         skipped: Vec::new(),
         duplicate_ids: 0,
         summary: FootprintSummary::of(&[]),
+        partial: false,
     };
     // Ids are read first, so a repeated id can be handled by policy before any row is kept.
     let raw_ids = read_ids(&mut layer, id_idx, id_name, path)?;
@@ -250,10 +260,10 @@ pub fn read_footprints(
             match &cfg.row_filter {
                 // Some drivers (GeoPackage) only fail a bad condition while reading.
                 Some(w) => format!(
-                    "no usable polygon of layer '{layer_name}' passes footprints.where '{w}' (is it a valid condition on the fields {}?)",
+                    "no usable polygon of {from} passes footprints.where '{w}' (is it a valid condition on the fields {}?)",
                     fields.names.join(", ")
                 ),
-                None => format!("layer '{layer_name}' has no usable polygon"),
+                None => format!("{from} has no usable polygon"),
             },
         ));
     }
@@ -262,6 +272,7 @@ pub fn read_footprints(
     }
     out.summary = FootprintSummary::of(&out.geometries);
     check_footprints(path, &out.source_crs, &out.summary)?;
+    crate::io::axis_order::check_axis_order(path, &out.source_crs, &out.crs, &out.geometries)?;
     if let Some(note) = crs_note {
         tracing::warn!("{}: {note}", path.display());
     }
@@ -273,7 +284,8 @@ pub fn read_footprints(
 /// The layer's field names, so a missing field's error can list the ones there are.
 struct Fields<'a> {
     path: &'a Path,
-    layer: &'a str,
+    /// `layer 'name'` or `the footprints.sql result`, for messages.
+    from: &'a str,
     names: Vec<String>,
 }
 
@@ -285,8 +297,8 @@ impl Fields<'_> {
                 FileKind::Footprints,
                 self.path,
                 format!(
-                    "layer '{}' has no field '{name}' (fields: {})",
-                    self.layer,
+                    "{} has no field '{name}' (fields: {})",
+                    self.from,
                     self.names.join(", ")
                 ),
             )
@@ -300,7 +312,7 @@ impl Fields<'_> {
 fn footprint_crs(
     cfg: &FootprintsConfig,
     layer: &gdal::vector::Layer<'_>,
-    layer_name: &str,
+    from: &str,
     path: &Path,
     working: Option<&Crs>,
 ) -> Result<(Crs, Crs, Option<String>)> {
@@ -315,9 +327,7 @@ fn footprint_crs(
                 return Err(Error::of(
                     FileKind::Footprints,
                     path,
-                    format!(
-                        "layer '{layer_name}' has no CRS; set footprints.crs in the city config"
-                    ),
+                    format!("{from} has no CRS; set footprints.crs in the city config"),
                 ))
             }
         },
@@ -535,7 +545,7 @@ impl NotNumeric {
 fn report_skipped_and_repaired(path: &Path, out: &Footprints) {
     if !out.skipped.is_empty() {
         tracing::warn!(
-            "{}: skipped {} footprints without a usable polygon (first: {})",
+            "{}: {} footprints have no usable polygon (first: {}): no features and no height, kept as rows flagged no_geometry",
             path.display(),
             out.skipped.len(),
             out.skipped

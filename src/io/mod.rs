@@ -1,6 +1,7 @@
 //! Readers and writers: everything that touches a file format lives here, so later stages work
 //! on typed in-memory tables only.
 
+pub mod axis_order;
 pub mod bench_city;
 pub mod footprints;
 pub mod gdal_setup;

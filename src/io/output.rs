@@ -41,6 +41,9 @@ pub enum Format {
     PostGis,
 }
 
+/// The table formats by extension, for messages.
+pub const TABLE_FORMATS: &str = ".csv, .parquet, .gpkg, .geojson, .fgb, .shp";
+
 impl Format {
     /// The format named by the file's extension (case-insensitive); an error naming the file and
     /// the accepted extensions otherwise.
@@ -63,7 +66,9 @@ impl Format {
                 return Err(Error::of(
                     FileKind::Output,
                     path,
-                    "unknown output format (use .csv, .parquet, .gpkg, .geojson, .fgb, .shp or PG:dbname=... with --table)",
+                    format!(
+                        "unknown output format (use {TABLE_FORMATS} or PG:dbname=... with --table)"
+                    ),
                 ))
             }
         })
@@ -343,6 +348,9 @@ pub fn write_table(table: &Table, path: &Path) -> Result<()> {
     }
     if format == Format::Shapefile {
         return write_shapefile(table, path);
+    }
+    if format == Format::FlatGeobuf {
+        check_flatgeobuf(table, path)?;
     }
     let tmp = TempOutput::new(path)?;
     match format {
@@ -643,6 +651,39 @@ fn write_gdal(table: &Table, path: &Path, driver_name: &str) -> Result<()> {
     verify_gdal(table, path)
 }
 
+/// Refuses a table with rows that have no geometry for FlatGeobuf, whose GDAL writer (3.6)
+/// drops such rows without an error: the rows are named, and formats that keep them offered.
+fn check_flatgeobuf(table: &Table, path: &Path) -> Result<()> {
+    let Some(g) = &table.geometry else {
+        return Ok(());
+    };
+    let empty: Vec<usize> = (0..g.len()).filter(|&i| g[i].0.is_empty()).collect();
+    if empty.is_empty() {
+        return Ok(());
+    }
+    let ids = table.column("id").map(|c| match &c.data {
+        ColumnData::Str(v) => empty
+            .iter()
+            .take(3)
+            .map(|&i| v[i].clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    });
+    Err(Error::of(
+        FileKind::Output,
+        path,
+        format!(
+            "FlatGeobuf cannot hold rows without a geometry (GDAL drops them), and {} of {} rows have none (footprints without a usable polygon{}); write .gpkg, .parquet or .geojson, which keep them",
+            empty.len(),
+            table.n_rows(),
+            ids.filter(|s| !s.is_empty())
+                .map(|s| format!(", e.g. id {s}"))
+                .unwrap_or_default()
+        ),
+    ))
+}
+
 /// Reads a GDAL-written file back and counts its rows: some drivers (GeoJSON) do not report a
 /// failed write, so a full disk or a file-size limit would otherwise leave a cut-off file that
 /// looks written.
@@ -650,7 +691,7 @@ fn verify_gdal(table: &Table, path: &Path) -> Result<()> {
     let incomplete = |what: String| {
         Error::of(FileKind::Output,
             path,
-            format!("cannot write: the file came out incomplete ({what}) — disk full or a file-size limit?"),
+            format!("cannot write: the file came out incomplete ({what}), though GDAL reported no error"),
         )
     };
     let ds = gdal::Dataset::open_ex(
@@ -666,7 +707,10 @@ fn verify_gdal(table: &Table, path: &Path) -> Result<()> {
         .map_err(|e| incomplete(format!("no layer: {e}")))?;
     let n = layer.features().count();
     if n != table.n_rows() {
-        return Err(incomplete(format!("{n} of {} rows", table.n_rows())));
+        return Err(incomplete(format!(
+            "{n} of {} rows read back",
+            table.n_rows()
+        )));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod attribute;
 pub mod lidar;
 pub mod osm;
 pub mod sparse;
+pub mod survey;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -129,6 +130,8 @@ pub enum Origin {
     OsmHeight,
     /// OpenStreetMap storeys × a storey height ([`osm`]).
     OsmLevels,
+    /// A file of surveyed heights ([`survey`]).
+    Survey,
 }
 
 impl Origin {
@@ -138,6 +141,7 @@ impl Origin {
             Origin::Measured => "measured",
             Origin::OsmHeight => "osm_height",
             Origin::OsmLevels => "osm_levels",
+            Origin::Survey => "survey",
         }
     }
 }
@@ -355,11 +359,18 @@ pub fn label_footprints(
         .label
         .as_ref()
         .ok_or_else(|| Error::file(&city.path, "has no [label] section"))?;
+    // What became of known heights from tags or a survey: said once they pass the unit check.
+    let mut note = None;
     let (rows, points_read) = match label {
         LabelConfig::Attribute(a) => (attribute::attribute_labels(footprints, a), 0),
         LabelConfig::Osm(o) => {
             let (rows, summary) = osm::osm_labels(footprints, o);
-            tracing::warn!("{}", summary.describe(&footprints.path));
+            note = Some(summary.describe(&footprints.path));
+            (rows, 0)
+        }
+        LabelConfig::Survey(v) => {
+            let (rows, summary) = survey::survey_labels(footprints, v)?;
+            note = Some(summary.describe(&v.path));
             (rows, 0)
         }
         LabelConfig::Lidar(def) => {
@@ -377,15 +388,23 @@ pub fn label_footprints(
             (out.rows, out.points_read)
         }
     };
-    if let LabelConfig::Attribute(a) = label {
+    let said = match label {
+        LabelConfig::Attribute(a) => Some(units::Said::from(a)),
+        LabelConfig::Survey(v) => Some(units::Said::from(v)),
+        _ => None,
+    };
+    if let Some(said) = said {
         let heights: Vec<f64> = rows
             .iter()
             .filter(|r| r.flag == Flag::Ok)
             .filter_map(|r| r.height_m)
             .collect();
-        if let Some(msg) = units::check(&heights, a) {
+        if let Some(msg) = units::check(&heights, said, &provenance(footprints)) {
             return Err(Error::config_key(&city.path, "label.unit", msg));
         }
+    }
+    if let Some(note) = note {
+        tracing::warn!("{note}");
     }
     let mut rows = rows;
     flag_implausible(&mut rows, &city.path);
@@ -397,6 +416,25 @@ pub fn label_footprints(
         points_read,
     };
     Ok(table)
+}
+
+/// Where a city's footprints lie and what unit their file measures in, for the feet question.
+fn provenance(fp: &Footprints) -> units::Provenance {
+    let e = fp.summary.extent;
+    let lon_lat = crate::crs::Crs::from_epsg(4326)
+        .and_then(|wgs84| crate::crs::Transform::new(&fp.crs, &wgs84))
+        .and_then(|t| {
+            let (mut x, mut y) = ([(e[0] + e[2]) / 2.0], [(e[1] + e[3]) / 2.0]);
+            t.apply(&mut x, &mut y)?;
+            Ok((x[0], y[0]))
+        })
+        .ok()
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    units::Provenance {
+        lon_lat,
+        crs_label: fp.source_crs.label.clone(),
+        crs_unit_m: fp.source_crs.linear_unit_m(),
+    }
 }
 
 /// Flags `ok` labels that cannot be building heights (zero or negative: roof below ground;

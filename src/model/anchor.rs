@@ -24,6 +24,8 @@ pub enum Source {
     OsmHeight,
     /// The region's OpenStreetMap storey count × a storey height.
     OsmLevels,
+    /// A surveyed height from a file of its own ([`crate::label::survey`]).
+    Survey,
     /// Measured directly from a few points of the region's sparse survey.
     SparseLidar,
     /// The model, corrected with the region's known buildings ([`super::local`]).
@@ -34,8 +36,9 @@ pub enum Source {
 
 impl Source {
     /// Every source, best first.
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::Measured,
+        Source::Survey,
         Source::OsmHeight,
         Source::OsmLevels,
         Source::SparseLidar,
@@ -49,6 +52,7 @@ impl Source {
             Source::Measured => Origin::Measured.as_str(),
             Source::OsmHeight => Origin::OsmHeight.as_str(),
             Source::OsmLevels => Origin::OsmLevels.as_str(),
+            Source::Survey => Origin::Survey.as_str(),
             Source::SparseLidar => "sparse_lidar",
             Source::Recalibrated => "recalibrated",
             Source::Predicted => "predicted",
@@ -59,7 +63,7 @@ impl Source {
     pub fn is_label(&self) -> bool {
         matches!(
             self,
-            Source::Measured | Source::OsmHeight | Source::OsmLevels
+            Source::Measured | Source::OsmHeight | Source::OsmLevels | Source::Survey
         )
     }
 
@@ -69,6 +73,7 @@ impl Source {
             Origin::Measured => Source::Measured,
             Origin::OsmHeight => Source::OsmHeight,
             Origin::OsmLevels => Source::OsmLevels,
+            Origin::Survey => Source::Survey,
         }
     }
 

@@ -137,13 +137,14 @@ pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2
 /// # Ok::<(), roofline::Error>(())
 /// ```
 pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Predictions> {
-    let region = with_known_heights(model, region);
+    // Labels of another family are neither kept, nor anchor, nor feed neighbour features.
+    let measured = own_labels(model, region);
+    let region = with_known_heights(model, region, &measured);
     let region = region.as_ref();
     let x = model_matrix(model, region)?;
     let log_level = model.region_log_level(region);
     let point = model.heights(&x, log_level)?;
     let (lo, hi) = intervals(model, &x, &point, log_level)?;
-    let measured = own_labels(model, region);
     let ood = out_of_range(model, &x);
     let ood_gain_share = gain_shares(model, &ood);
     let ood_features = ood.iter().map(Vec::len).collect();
@@ -205,11 +206,12 @@ fn own_labels(model: &HeightModel, region: &CityFeatures) -> Vec<Option<f64>> {
     }
 }
 
-/// The region with known-neighbour heights from its own measured buildings (none: all
-/// missing) when the model needs them and the region lacks them.
+/// The region with known-neighbour heights from its own measured buildings (`known`, of the
+/// model's family; none: all missing) when the model needs them and the region lacks them.
 fn with_known_heights<'a>(
     model: &HeightModel,
     region: &'a CityFeatures,
+    known: &[Option<f64>],
 ) -> std::borrow::Cow<'a, CityFeatures> {
     let has_known = region
         .names
@@ -219,8 +221,8 @@ fn with_known_heights<'a>(
         return std::borrow::Cow::Borrowed(region);
     }
     let mut r = region.clone();
-    let known = neighbours::neighbour_heights(&r.centroids, &r.ok_labels());
-    r.append(neighbours::names(), &known);
+    let heights = neighbours::neighbour_heights(&r.centroids, known);
+    r.append(neighbours::names(), &heights);
     std::borrow::Cow::Owned(r)
 }
 
@@ -388,7 +390,7 @@ impl Predictions {
                     "height_m": "measured height where the region's LiDAR gives an ok label, else the model's prediction",
                     "height_lo_m": "lower bound of the 90 % interval (the measurement itself for measured buildings)",
                     "height_hi_m": "upper bound of the 90 % interval",
-                    "source": "measured (the region's own label), osm_height / osm_levels (its OpenStreetMap height tag, or storeys × a storey height), sparse_lidar (measured directly from a few points of a sparse survey), recalibrated (the model corrected with the region's known buildings) or predicted (the model alone)",
+                    "source": "measured (the region's own label), survey (a height from its survey file), osm_height / osm_levels (its OpenStreetMap height tag, or storeys × a storey height), sparse_lidar (measured directly from a few points of a sparse survey), recalibrated (the model corrected with the region's known buildings) or predicted (the model alone)",
                     "ood": "some feature lies outside the range seen in training",
                     "ood_feature_count": "how many features lie outside the training range",
                     "ood_feature_names": "those features, comma-separated",
