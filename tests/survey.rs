@@ -249,9 +249,10 @@ fn a_tiled_run_with_a_survey_equals_the_single_run() {
         assert_eq!(code, 0, "{args:?}: {err}");
         err
     };
-    // A model of one other city (no city level: a tiled run estimates a level per tile,
-    // README "Models"), as tests/plan.rs does.
-    let model = d.join("delft-3dfier.model");
+    // A model of one other city (no city level), as tests/plan.rs uses, and the shipped
+    // roof-p70 model, whose city level a tile cannot estimate alone: the merge applies the
+    // whole region's.
+    let trained = d.join("delft-3dfier.model");
     ok(&[
         "train",
         "--quiet",
@@ -259,19 +260,8 @@ fn a_tiled_run_with_a_survey_equals_the_single_run() {
         "--trees",
         "60",
         "-o",
-        &s(&model),
+        &s(&trained),
     ]);
-    let single_out = d.join("single.parquet");
-    ok(&[
-        "predict",
-        "--quiet",
-        "--model",
-        &s(&model),
-        &s(&cfg),
-        "-o",
-        &s(&single_out),
-    ]);
-    let single = roofline::io::output::read_table(&single_out).unwrap();
     ok(&[
         "plan",
         &s(&cfg),
@@ -283,36 +273,50 @@ fn a_tiled_run_with_a_survey_equals_the_single_run() {
     ]);
     let plan = roofline::plan::Plan::load(&plan_dir).unwrap();
     assert!(plan.jobs.len() >= 4, "{} jobs", plan.jobs.len());
-    let mut without = 0;
-    for j in &plan.jobs {
-        let err = ok(&[
+    let shipped = common::data().join("../models/roof-p70.model");
+    for (what, model) in [("one-city model", &trained), ("shipped roof-p70", &shipped)] {
+        let single_out = d.join("single.parquet");
+        ok(&[
             "predict",
             "--quiet",
             "--model",
-            &s(&model),
-            "--job",
-            &s(&plan_dir.join(&j.path)),
+            &s(model),
+            &s(&cfg),
+            "-o",
+            &s(&single_out),
         ]);
-        without += usize::from(err.contains("0 of 6 rows joined"));
+        let single = roofline::io::output::read_table(&single_out).unwrap();
+        let mut without = 0;
+        for j in &plan.jobs {
+            let err = ok(&[
+                "predict",
+                "--quiet",
+                "--model",
+                &s(model),
+                "--job",
+                &s(&plan_dir.join(&j.path)),
+            ]);
+            without += usize::from(err.contains("0 of 6 rows joined"));
+        }
+        assert!(without > 0, "every tile held a surveyed building");
+        let merged = d.join("merged.parquet");
+        ok(&[
+            "merge",
+            &s(&plan_dir),
+            "--stage",
+            "predictions",
+            "-o",
+            &s(&merged),
+        ]);
+        let merged = roofline::io::output::read_table(&merged).unwrap();
+        let surveyed = single
+            .column("source")
+            .unwrap()
+            .as_strings()
+            .iter()
+            .filter(|s| *s == "survey")
+            .count();
+        assert_eq!(surveyed, 6, "{what}");
+        common::assert_same_output(&single, &merged, what);
     }
-    assert!(without > 0, "every tile held a surveyed building");
-    let merged = d.join("merged.parquet");
-    ok(&[
-        "merge",
-        &s(&plan_dir),
-        "--stage",
-        "predictions",
-        "-o",
-        &s(&merged),
-    ]);
-    let merged = roofline::io::output::read_table(&merged).unwrap();
-    let surveyed = single
-        .column("source")
-        .unwrap()
-        .as_strings()
-        .iter()
-        .filter(|s| *s == "survey")
-        .count();
-    assert_eq!(surveyed, 6);
-    common::assert_same_output(&single, &merged, "predictions with a survey");
 }

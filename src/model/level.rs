@@ -47,36 +47,59 @@ pub const RIDGE: f64 = 2.0;
 /// Structure weights tried by the nested leave-one-city-out in training.
 pub const STRUCTURE_WEIGHTS: [f64; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
+/// A height (m, never negative) from its structure in ln(height) at ln level `l`.
+pub fn height_at(l: f64, structure: f64) -> f64 {
+    (l + structure).exp().max(0.0)
+}
+
+/// A 90 % interval from its bounds in ln(height) above ln level `l`, never negative and always
+/// holding the point.
+pub fn bounds_at(l: f64, lo: f64, hi: f64, point: f64) -> (f64, f64) {
+    (
+        (l + lo).exp().min(point).max(0.0),
+        (l + hi).exp().max(point),
+    )
+}
+
 /// The log of each of [`DESCRIPTORS`] for a city (`None` where the city lacks the feature).
 pub fn descriptors(city: &CityFeatures) -> Vec<Option<f64>> {
     DESCRIPTORS
         .iter()
         .map(|&name| {
-            let source = if name == "touching_share" {
-                "touching_neighbours"
-            } else {
-                name
-            };
-            let col = city.column(source)?;
-            let mut finite: Vec<f64> = col.iter().copied().filter(|v| v.is_finite()).collect();
-            if finite.is_empty() {
-                return None;
-            }
-            if name == "touching_share" {
-                let share =
-                    finite.iter().filter(|&&v| v > 0.0).count() as f64 / finite.len() as f64;
-                return Some((share + 0.01).ln());
-            }
-            finite.sort_by(f64::total_cmp);
-            let m = crate::stats::percentile::percentile_sorted(&finite, 50.0);
-            let floor = if name == "shared_perimeter_share" {
-                0.01
-            } else {
-                1e-3
-            };
-            Some((m.max(0.0) + floor).ln())
+            let col = city.column(descriptor_source(name))?;
+            descriptor_value(name, &col.to_vec())
         })
         .collect()
+}
+
+/// The per-building feature a descriptor summarises.
+pub fn descriptor_source(name: &str) -> &str {
+    if name == "touching_share" {
+        "touching_neighbours"
+    } else {
+        name
+    }
+}
+
+/// Descriptor `name` of a city from its buildings' values of [`descriptor_source`]: the log of
+/// their median (of the share above zero for `touching_share`); `None` without a finite value.
+pub fn descriptor_value(name: &str, values: &[f64]) -> Option<f64> {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return None;
+    }
+    if name == "touching_share" {
+        let share = finite.iter().filter(|&&v| v > 0.0).count() as f64 / finite.len() as f64;
+        return Some((share + 0.01).ln());
+    }
+    finite.sort_by(f64::total_cmp);
+    let m = crate::stats::percentile::percentile_sorted(&finite, 50.0);
+    let floor = if name == "shared_perimeter_share" {
+        0.01
+    } else {
+        1e-3
+    };
+    Some((m.max(0.0) + floor).ln())
 }
 
 /// One training city: its median label height and descriptors.
@@ -206,6 +229,19 @@ impl LevelModel {
             descriptors_tried: use_descriptors,
             cities,
         }
+    }
+
+    /// [`LevelModel::log_level`] from the per-building values of the chosen descriptor's
+    /// [`descriptor_source`] alone (what a tiled run's merge has of the whole region).
+    pub fn log_level_from_values(&self, values: &[f64]) -> f64 {
+        let d: Vec<Option<f64>> = DESCRIPTORS
+            .iter()
+            .map(|&n| match &self.descriptor {
+                Some(chosen) if chosen == n => descriptor_value(n, values),
+                _ => None,
+            })
+            .collect();
+        self.log_level(&d)
     }
 
     /// ln of the estimated level (m) of a city with these [`descriptors`], kept within the

@@ -150,7 +150,8 @@ pub struct HeightModel {
 
 impl HeightModel {
     /// ln of a region's estimated height level, for a model with a city level (`None`
-    /// otherwise). From the whole region's buildings: one tile of a city gives its own level.
+    /// otherwise). From the whole region's buildings: one tile of a city gives its own level
+    /// (a plan's merge applies the whole region's, [`HeightModel::structure`]).
     pub fn region_log_level(&self, region: &crate::features::CityFeatures) -> Option<f64> {
         self.meta
             .level
@@ -166,12 +167,43 @@ impl HeightModel {
         x: &ndarray::Array2<f64>,
         log_level: Option<f64>,
     ) -> crate::error::Result<ndarray::Array1<f64>> {
+        Ok(self.heights_at(&self.structure(x)?, log_level))
+    }
+
+    /// The part of each row's height that does not depend on the region's level: its weighted
+    /// structure in ln(height) for a model with a city level, the height itself otherwise. A
+    /// tiled run keeps it so the merge can apply the whole region's level
+    /// ([`HeightModel::heights_at`]), which no single tile knows.
+    pub fn structure(
+        &self,
+        x: &ndarray::Array2<f64>,
+    ) -> crate::error::Result<ndarray::Array1<f64>> {
+        let raw = boosting::predict_booster(&self.point, x)?;
+        let w = self.meta.level.as_ref().map(|l| l.structure_weight);
+        Ok(ndarray::Array1::from_iter((0..x.nrows()).map(
+            |i| match w {
+                Some(w) => w * raw[[i, 0]],
+                None => raw[[i, 0]],
+            },
+        )))
+    }
+
+    /// Point heights (m, never negative) from [`HeightModel::structure`] at a region's level
+    /// (`None` with a city level: the training cities' mean level).
+    pub fn heights_at(
+        &self,
+        structure: &ndarray::Array1<f64>,
+        log_level: Option<f64>,
+    ) -> ndarray::Array1<f64> {
         let level = self
             .meta
             .level
             .as_ref()
-            .map(|l| (log_level.unwrap_or(l.intercept), l.structure_weight));
-        Ok(level::heights_of(&self.point, x, |_| level)?.mapv(|v| v.max(0.0)))
+            .map(|l| log_level.unwrap_or(l.intercept));
+        structure.mapv(|s| match level {
+            Some(l) => level::height_at(l, s),
+            None => s.max(0.0),
+        })
     }
 }
 

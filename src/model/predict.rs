@@ -234,22 +234,42 @@ fn intervals(
     point: &ndarray::Array1<f64>,
     log_level: Option<f64>,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    Ok(match &model.interval {
-        Some(i) => {
-            let (mut lo, mut hi) = i.predict(x)?;
-            if i.calibration.log_scale {
-                let l = log_level
-                    .or(model.meta.level.as_ref().map(|l| l.intercept))
-                    .unwrap_or(0.0);
-                lo.mapv_inplace(|v| (l + v).exp());
-                hi.mapv_inplace(|v| (l + v).exp());
-            }
-            (0..x.nrows())
-                .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
+    let structure = interval_structure(model, x)?;
+    Ok(intervals_at(model, structure.as_ref(), point, log_level))
+}
+
+/// The interval model's raw bounds per row (in ln(height) above the level for a model with a
+/// city level, metres otherwise); `None` without an interval model. With
+/// [`intervals_at`], what [`HeightModel::structure`] is to the point.
+pub fn interval_structure(
+    model: &HeightModel,
+    x: &Array2<f64>,
+) -> Result<Option<(ndarray::Array1<f64>, ndarray::Array1<f64>)>> {
+    model.interval.as_ref().map(|i| i.predict(x)).transpose()
+}
+
+/// Intervals from [`interval_structure`] at a region's level, never negative and always
+/// holding the point (NaN without an interval model).
+pub fn intervals_at(
+    model: &HeightModel,
+    structure: Option<&(ndarray::Array1<f64>, ndarray::Array1<f64>)>,
+    point: &ndarray::Array1<f64>,
+    log_level: Option<f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    match (&model.interval, structure) {
+        (Some(i), Some((lo, hi))) if i.calibration.log_scale => {
+            let l = log_level
+                .or(model.meta.level.as_ref().map(|l| l.intercept))
+                .unwrap_or(0.0);
+            (0..point.len())
+                .map(|k| super::level::bounds_at(l, lo[k], hi[k], point[k]))
                 .unzip()
         }
-        None => (vec![f64::NAN; x.nrows()], vec![f64::NAN; x.nrows()]),
-    })
+        (Some(_), Some((lo, hi))) => (0..point.len())
+            .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
+            .unzip(),
+        _ => (vec![f64::NAN; point.len()], vec![f64::NAN; point.len()]),
+    }
 }
 
 /// Per row, the features outside the range seen in training (any finite value of a feature

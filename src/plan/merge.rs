@@ -8,10 +8,11 @@ use crate::error::{Error, Result};
 use crate::io::output::read_table;
 use crate::io::table::{concat_union, ColumnData, Table};
 use crate::model::anchor::{anchor, HeightRows, Source};
+use crate::model::level::{bounds_at, height_at};
 use crate::model::local::{LocalOptions, LocalSummary};
 use crate::model::predict::column;
 
-use super::run::{MergeSteps, HELPER_COLUMNS, PLAN_METADATA};
+use super::run::{MergeSteps, PlanLevel, HELPER_COLUMNS, LEVEL_COLUMNS, PLAN_METADATA};
 use super::{partition_path, Job, Plan, Stage};
 
 /// The stages whose partitions exist for every job of a plan.
@@ -109,11 +110,15 @@ pub fn merge(plan_dir: &Path, stage: Stage) -> Result<(Table, Option<LocalSummar
                 )
             })?,
         };
+        if let Some(level) = &steps.level {
+            relevel_merged(&mut out, plan.footprints, level)?;
+        }
         if let Some(opts) = steps.recalibrate {
             summary = recalibrate_merged(&mut out, plan.footprints, &opts)?;
         }
-        out.columns
-            .retain(|c| !HELPER_COLUMNS.contains(&c.name.as_str()));
+        out.columns.retain(|c| {
+            !HELPER_COLUMNS.contains(&c.name.as_str()) && !LEVEL_COLUMNS.contains(&c.name.as_str())
+        });
     }
     Ok((out, summary))
 }
@@ -141,6 +146,64 @@ fn f64_column(t: &Table, name: &str) -> Result<Vec<f64>> {
             "predictions partitions lack the number column '{name}': run the jobs again"
         ))),
     }
+}
+
+/// The merged rows (the first `n`) at the whole region's level, as `roofline predict` puts
+/// them: each job predicted at its own tile's level, from its buildings alone. The point and
+/// interval are made again from the structure the jobs kept, with the same arithmetic, so the
+/// heights are the single run's to the bit; rows the region measured keep their height.
+fn relevel_merged(t: &mut Table, n: usize, level: &PlanLevel) -> Result<()> {
+    let head = |v: Vec<f64>| v[..n].to_vec();
+    let structure = head(f64_column(t, LEVEL_COLUMNS[0])?);
+    let lo_s = head(f64_column(t, LEVEL_COLUMNS[1])?);
+    let hi_s = head(f64_column(t, LEVEL_COLUMNS[2])?);
+    let feature = head(f64_column(t, LEVEL_COLUMNS[3])?);
+    let l = level.model.log_level_from_values(&feature);
+    let point: Vec<f64> = structure.iter().map(|&s| height_at(l, s)).collect();
+    let (lo, hi): (Vec<f64>, Vec<f64>) = (0..n)
+        .map(|i| {
+            if level.log_intervals {
+                bounds_at(l, lo_s[i], hi_s[i], point[i])
+            } else {
+                (f64::NAN, f64::NAN)
+            }
+        })
+        .unzip();
+    let predicted_rows: Vec<bool> = match t.column(column::SOURCE).map(|c| &c.data) {
+        Some(ColumnData::Str(v)) => v[..n]
+            .iter()
+            .map(|s| s.as_deref() == Some(Source::Predicted.as_str()))
+            .collect(),
+        _ => return Err(Error::invalid("predictions partitions lack 'source'")),
+    };
+    let number =
+        |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
+    // Intervals not in ln(height) (none, or metres) do not move with the level.
+    let keep_or = |name: &str, new: &[f64]| -> Result<Vec<f64>> {
+        let old = head(f64_column(t, name)?);
+        Ok(if level.log_intervals {
+            new.to_vec()
+        } else {
+            old
+        })
+    };
+    let plo = keep_or(HELPER_COLUMNS[0], &lo)?;
+    let phi = keep_or(HELPER_COLUMNS[1], &hi)?;
+    let mut height = head(f64_column(t, column::HEIGHT)?);
+    let mut height_lo = head(f64_column(t, column::LO)?);
+    let mut height_hi = head(f64_column(t, column::HI)?);
+    for i in (0..n).filter(|&i| predicted_rows[i]) {
+        height[i] = point[i];
+        height_lo[i] = plo[i];
+        height_hi[i] = phi[i];
+    }
+    t.set_head(column::PREDICTED, ColumnData::F64(number(&point)))?;
+    t.set_head(HELPER_COLUMNS[0], ColumnData::F64(number(&plo)))?;
+    t.set_head(HELPER_COLUMNS[1], ColumnData::F64(number(&phi)))?;
+    t.set_head(column::HEIGHT, ColumnData::F64(number(&height)))?;
+    t.set_head(column::LO, ColumnData::F64(number(&height_lo)))?;
+    t.set_head(column::HI, ColumnData::F64(number(&height_hi)))?;
+    Ok(())
 }
 
 /// `roofline predict`'s local recalibration on the merged rows (the first `n`, the usable

@@ -11,7 +11,9 @@ use crate::features::{features_of, features_table, CityFeatures, FeatureOptions}
 use crate::io::footprints::{read_attributes, Footprints, KeepColumns};
 use crate::io::table::{Column, Table};
 use crate::label::{label_footprints, read_city_footprints, LabelTable};
+use crate::model::level::{descriptor_source, LevelModel};
 use crate::model::local::LocalOptions;
+use crate::model::predict::{interval_structure, model_matrix};
 use crate::model::predict::{predict_region_local, LocalData, Predictions};
 use crate::model::HeightModel;
 use crate::progress::Progress;
@@ -28,6 +30,17 @@ pub const HELPER_COLUMNS: [&str; 4] = [
     "_plan_y",
 ];
 
+/// Columns a predictions partition of a model with a city level carries, so the merge can
+/// apply the whole region's level (a tile's own, from its buildings alone, differs): each
+/// row's structure and interval bounds in ln(height) above the level, and its value of the
+/// feature the level is estimated from (removed by the merge).
+pub const LEVEL_COLUMNS: [&str; 4] = [
+    "_plan_structure",
+    "_plan_lo_structure",
+    "_plan_hi_structure",
+    "_plan_level_feature",
+];
+
 /// What the merge does after concatenating a predictions stage's partitions, under
 /// [`PLAN_METADATA`].
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -36,6 +49,19 @@ pub struct MergeSteps {
     /// `roofline predict` does; `None` leaves the rows as the jobs predicted them.
     #[serde(default)]
     pub recalibrate: Option<LocalOptions>,
+    /// The model's city level: the merge estimates the region's from every job's rows
+    /// ([`LEVEL_COLUMNS`]) and predicts them at it, as a single run does.
+    #[serde(default)]
+    pub level: Option<PlanLevel>,
+}
+
+/// A model's city level, as the merge needs it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PlanLevel {
+    /// The model's level model.
+    pub model: LevelModel,
+    /// Whether the model's intervals are in ln(height) above the level.
+    pub log_intervals: bool,
 }
 
 /// A job's city config (its point clouds narrowed to the job's) and the footprints it reads.
@@ -192,6 +218,34 @@ impl JobInput {
             HELPER_COLUMNS[3],
             region.centroids.iter().map(|c| c[1]),
         ));
+        let level = model.meta.level.as_ref().map(|l| PlanLevel {
+            model: l.clone(),
+            log_intervals: model
+                .interval
+                .as_ref()
+                .is_some_and(|i| i.calibration.log_scale),
+        });
+        if let Some(l) = &level {
+            let x = model_matrix(model, &region)?;
+            let structure = model.structure(&x)?;
+            let bounds = interval_structure(model, &x)?;
+            let nan = vec![f64::NAN; region.len()];
+            let (lo, hi) = bounds
+                .map(|(a, b)| (a.to_vec(), b.to_vec()))
+                .unwrap_or((nan.clone(), nan.clone()));
+            let feature = l
+                .model
+                .descriptor
+                .as_deref()
+                .and_then(|d| region.column(descriptor_source(d)))
+                .map_or(nan, |c| c.to_vec());
+            for (name, v) in LEVEL_COLUMNS
+                .iter()
+                .zip([structure.to_vec(), lo, hi, feature])
+            {
+                table.push(Column::f64(name, v));
+            }
+        }
         table.append_unusable(
             &region.skipped,
             &[
@@ -204,6 +258,7 @@ impl JobInput {
             PLAN_METADATA.into(),
             serde_json::to_string(&MergeSteps {
                 recalibrate: recalibrate.then(|| LocalOptions::for_model(model)),
+                level,
             })
             .expect("plain JSON"),
         );
