@@ -318,7 +318,10 @@ fn a_large_city_calibrates_on_one_held_out_block_fold() {
     };
     let split = train_model(&[&train], &opts(1000)).unwrap();
     let cal = split.meta.calibration.clone().unwrap();
-    assert_eq!(cal.method, "holdout");
+    assert_eq!(
+        cal.method,
+        roofline::model::intervals::CalibrationMethod::Holdout
+    );
     assert_eq!(cal.groups, ["250 m block fold 1"]);
     assert!(
         cal.n * 10 > n_train && cal.n * 10 < n_train * 4,
@@ -327,7 +330,10 @@ fn a_large_city_calibrates_on_one_held_out_block_fold() {
     );
     let cross = train_model(&[&train], &opts(usize::MAX)).unwrap();
     let cross_cal = cross.meta.calibration.clone().unwrap();
-    assert_eq!(cross_cal.method, "grouped");
+    assert_eq!(
+        cross_cal.method,
+        roofline::model::intervals::CalibrationMethod::Grouped
+    );
     assert_eq!(cross_cal.n, n_train);
     let pred = predict_region(&split, &p).unwrap();
     let test: Vec<usize> = (0..p.len())

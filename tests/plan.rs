@@ -68,7 +68,7 @@ fn amsterdam_in_squares_and_lidar_tiles_equals_the_single_run() {
     // 400 m squares across its two LiDAR tiles: jobs read parts of both.
     run(&["plan", city, "--grid", "--tile-size", "400", "-o", p]);
     let plan = check_plan(&plan_dir, 4);
-    assert_eq!(plan.cut, "grid");
+    assert_eq!(plan.cut, roofline::plan::CutKind::Grid);
     let out = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
 
     // Labels.
@@ -85,7 +85,7 @@ fn amsterdam_in_squares_and_lidar_tiles_equals_the_single_run() {
     let t = tiles_dir.to_str().unwrap();
     run(&["plan", city, "-o", t]);
     let tiles = check_plan(&tiles_dir, 2);
-    assert_eq!(tiles.cut, "lidar-tiles");
+    assert_eq!(tiles.cut, roofline::plan::CutKind::LidarTiles);
     run_jobs(&["labels"], &tiles_dir, &tiles, &[]);
     run(&["merge", t, "-o", &out("labels-tiles.parquet")]);
     let by_tile = read_table(Path::new(&out("labels-tiles.parquet"))).unwrap();
@@ -157,7 +157,7 @@ fn wageningen_on_a_grid_equals_the_single_run() {
     let p = plan_dir.to_str().unwrap();
     run(&["plan", city, "--tile-size", "400", "-o", p]);
     let plan = check_plan(&plan_dir, 4);
-    assert_eq!(plan.cut, "grid");
+    assert_eq!(plan.cut, roofline::plan::CutKind::Grid);
     let single = tmp.path().join("features.parquet");
     run(&["features", "--quiet", city, "-o", single.to_str().unwrap()]);
     run_jobs(&["features"], &plan_dir, &plan, &[]);

@@ -16,6 +16,8 @@ use clap::{Parser, Subcommand};
 use roofline::error::Result;
 use roofline::features::cache::FeatureCache;
 use roofline::model::anchor::{Draw, Reveal};
+use roofline::model::intervals::IntervalRule;
+use roofline::model::ModelKind;
 use roofline::progress::Progress;
 
 #[derive(Parser, Debug)]
@@ -162,7 +164,7 @@ pub enum Command {
         local_labels: Vec<String>,
         /// Where --local-labels buildings lie unless one says: spread over the city, or
         /// clustered in one district.
-        #[arg(long, value_enum, default_value_t = Draw::Spread)]
+        #[arg(long, value_parser = choice::<Draw>(), default_value = "spread")]
         local_draw: Draw,
         /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
         /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
@@ -351,7 +353,7 @@ pub struct LocalArgs {
     pub local_labels: Option<Reveal>,
     /// Where the --local-labels buildings lie: spread over the region or clustered in one
     /// district.
-    #[arg(long, value_enum, default_value_t = Draw::Spread)]
+    #[arg(long, value_parser = choice::<Draw>(), default_value = "spread")]
     pub local_draw: Draw,
     /// Seed of the what-if choices.
     #[arg(long, default_value_t = 42)]
@@ -387,8 +389,8 @@ pub enum LossArg {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model kind.
-    #[arg(long, value_enum, default_value_t = roofline::model::ModelKind::Gbm)]
-    pub model: roofline::model::ModelKind,
+    #[arg(long, value_parser = choice::<ModelKind>(), default_value = "gbm")]
+    pub model: ModelKind,
     /// Seed for every random choice; the same seed gives the same model on any thread count.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -441,8 +443,82 @@ pub struct ModelArgs {
     /// How the 90 % interval is calibrated across training cities: pooled (all held-out
     /// cities' scores together), worst-city (the largest city correction) or scaled-worst-city
     /// (the same on scores scaled by the quantile spread).
-    #[arg(long, value_enum, default_value = "scaled-worst-city")]
-    pub intervals: roofline::model::intervals::IntervalRule,
+    #[arg(long, value_parser = choice::<IntervalRule>(), default_value = "scaled-worst-city")]
+    pub intervals: IntervalRule,
+}
+
+/// A library enum offered by name on the command line: the library does not depend on clap,
+/// so the names (the ones its files use) and their help are given here.
+trait Choice: Copy + Send + Sync + 'static {
+    /// Every value, with its name and a line of help.
+    const CHOICES: &'static [(Self, &'static str, &'static str)];
+}
+
+/// clap's parser for a [`Choice`]: `--help` lists the values with their help.
+fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        T::CHOICES
+            .iter()
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .map(|s| {
+        T::CHOICES
+            .iter()
+            .find(|(_, name, _)| *name == s)
+            .expect("clap admits only the possible values")
+            .0
+    })
+}
+
+impl Choice for ModelKind {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            ModelKind::Gbm,
+            "gbm",
+            "Histogram gradient boosting (hessboost), with 90 % intervals",
+        ),
+        (
+            ModelKind::Forest,
+            "forest",
+            "Random forest: bootstrap trees averaged, with out-of-bag error",
+        ),
+    ];
+}
+
+impl Choice for IntervalRule {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            IntervalRule::Pooled,
+            "pooled",
+            "Every held-out city weighted equally, one conformal quantile over all scores",
+        ),
+        (
+            IntervalRule::WorstCity,
+            "worst-city",
+            "Each city's own conformal quantile; the largest wins",
+        ),
+        (
+            IntervalRule::ScaledWorstCity,
+            "scaled-worst-city",
+            "As worst-city, on scores divided by the quantile spread",
+        ),
+    ];
+}
+
+impl Choice for Draw {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Draw::Spread,
+            "spread",
+            "Seeded uniformly over the labelled buildings",
+        ),
+        (
+            Draw::Clustered,
+            "clustered",
+            "The labelled buildings nearest one seeded labelled building",
+        ),
+    ];
 }
 
 /// Runs the command line; returns the process exit code.
@@ -736,6 +812,20 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// The names offered on the command line are the ones model files and metrics use.
+    #[test]
+    fn choices_are_named_as_the_library_writes_them() {
+        use super::{Choice, Draw, IntervalRule, ModelKind};
+        fn check<T: Choice + serde::Serialize>() {
+            for (v, name, _) in T::CHOICES {
+                assert_eq!(serde_json::to_value(v).unwrap(), *name);
+            }
+        }
+        check::<ModelKind>();
+        check::<IntervalRule>();
+        check::<Draw>();
     }
 
     /// A user reading `--help` must learn what every option does.

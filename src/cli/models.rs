@@ -21,6 +21,7 @@ use roofline::io::output::{
 use roofline::io::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Known};
 use roofline::model::boosting::Loss;
+use roofline::model::intervals::CalibrationMethod;
 use roofline::model::predict::{predict_region_local, LocalData, Predictions, Source};
 use roofline::model::train::{train_model, train_model_for, TrainOptions};
 use roofline::model::HeightModel;
@@ -195,19 +196,16 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
         println!("  {}", l.describe());
     }
     if let Some(c) = &m.calibration {
-        let how = match c.method.as_str() {
-            "holdout" => format!(
+        let how = match c.method {
+            CalibrationMethod::Holdout => format!(
                 "split conformal on {} ({} buildings)",
                 c.groups.join(", "),
                 c.n
             ),
-            _ => format!(
+            CalibrationMethod::Grouped => format!(
                 "{} calibration, {} rule, over {}",
                 c.method,
-                serde_json::to_value(c.rule)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                c.rule.as_str(),
                 c.groups.join(", ")
             ),
         };
@@ -542,7 +540,7 @@ pub fn scenarios(
         let (known, draw) = match arg.split_once(':') {
             Some((k, d)) => (
                 k,
-                <Draw as clap::ValueEnum>::from_str(d, true).map_err(|_| {
+                d.parse::<Draw>().map_err(|_| {
                     roofline::Error::invalid(format!(
                         "--local-labels {arg}: the draw after ':' is spread or clustered"
                     ))

@@ -34,7 +34,7 @@ pub fn plan(city: &Path, tile_size: f64, grid: bool, output: &Path) -> Result<()
         "{}: {} jobs ({}), {} buildings owned once each, {} read in all ({:.2}× with {:.0} m halos)",
         plan.city_name,
         plan.jobs.len(),
-        plan.cut,
+        plan.cut.as_str(),
         plan.footprints,
         read,
         read as f64 / plan.footprints.max(1) as f64,

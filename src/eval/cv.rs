@@ -312,7 +312,13 @@ pub fn cross_validate_with(
     let start = Instant::now();
     let refs: Vec<&CityFeatures> = cities.iter().collect();
     let label = common_label(&refs, opts.allow_mixed_labels)?;
-    let mixed = label.name.starts_with("mixed");
+    // Cities of more than one label family (allowed by option).
+    let mixed = refs
+        .iter()
+        .filter_map(|c| c.labels.as_ref().map(|l| &l.definition.name))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let run = Run {
         label: &label,
         opts,

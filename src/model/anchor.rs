@@ -139,7 +139,7 @@ impl Reveal {
 
 /// Where the known buildings lie: a random sample of the city, or one district's worth
 /// (OpenStreetMap tags and surveys are usually clustered).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Draw {
     /// Seeded uniformly over the labelled buildings.
@@ -147,6 +147,18 @@ pub enum Draw {
     Spread,
     /// The labelled buildings nearest one seeded labelled building.
     Clustered,
+}
+
+impl std::str::FromStr for Draw {
+    type Err = String;
+    /// `spread` or `clustered` (any case).
+    fn from_str(s: &str) -> Result<Draw, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "spread" => Ok(Draw::Spread),
+            "clustered" => Ok(Draw::Clustered),
+            _ => Err(format!("unknown draw '{s}' (spread or clustered)")),
+        }
+    }
 }
 
 impl fmt::Display for Draw {

@@ -20,7 +20,7 @@ pub struct Calibration {
     /// Added to both quantile bounds' distance from the truth (m); negative narrows.
     pub correction: f64,
     /// `grouped` (each group left out in turn, groups weighted equally) or `holdout`.
-    pub method: String,
+    pub method: CalibrationMethod,
     /// The groups (cities or blocks) calibration held out.
     pub groups: Vec<String>,
     /// Calibration buildings.
@@ -39,6 +39,25 @@ pub struct Calibration {
     pub log_scale: bool,
 }
 
+/// How an interval model's correction was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalibrationMethod {
+    /// Each group (city or block) left out in turn, groups weighted equally.
+    Grouped,
+    /// Split conformal on one held-out calibration set.
+    Holdout,
+}
+
+impl std::fmt::Display for CalibrationMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CalibrationMethod::Grouped => "grouped",
+            CalibrationMethod::Holdout => "holdout",
+        })
+    }
+}
+
 /// How grouped calibration treats its groups (see [`IntervalModel::fit_grouped_with`]).
 #[derive(Clone, Debug, Default)]
 pub struct Grouping {
@@ -53,7 +72,7 @@ pub struct Grouping {
 }
 
 /// How grouped calibration turns the held-out groups' conformity scores into one correction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IntervalRule {
     /// Every group weighted equally, one conformal quantile over all scores.
@@ -64,6 +83,17 @@ pub enum IntervalRule {
     /// As `worst-city`, on scores divided by the quantile spread (normalised CQR).
     #[default]
     ScaledWorstCity,
+}
+
+impl IntervalRule {
+    /// The name the command line and `roofline.json` use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IntervalRule::Pooled => "pooled",
+            IntervalRule::WorstCity => "worst-city",
+            IntervalRule::ScaledWorstCity => "scaled-worst-city",
+        }
+    }
 }
 
 impl Calibration {
@@ -182,7 +212,7 @@ impl IntervalModel {
             calibration: Calibration {
                 alpha,
                 correction,
-                method: "holdout".into(),
+                method: CalibrationMethod::Holdout,
                 groups: vec!["calibration set".into()],
                 n: scores.len(),
                 scaled: false,
@@ -310,7 +340,7 @@ impl IntervalModel {
             calibration: Calibration {
                 alpha,
                 correction,
-                method: "grouped".into(),
+                method: CalibrationMethod::Grouped,
                 groups: ids.iter().map(|&g| group_names[g].clone()).collect(),
                 n,
                 scaled,

@@ -34,7 +34,7 @@ pub const WORKING_CRS_RULE: &str =
 
 /// Which learner gives the point height (`--model`); intervals always come from quantile
 /// boosting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Histogram gradient boosting (hessboost), with 90 % intervals.

@@ -65,8 +65,8 @@ pub struct Plan {
     pub city_name: String,
     /// Working CRS of the tile bounds.
     pub crs: String,
-    /// `lidar-tiles` or `grid`.
-    pub cut: String,
+    /// How the city was cut.
+    pub cut: CutKind,
     /// Grid square side (m) when cut on a grid.
     pub tile_size_m: Option<f64>,
     /// How far (m) beyond its tile a job reads buildings: the largest reach of any feature.
@@ -166,6 +166,26 @@ pub fn partition_path(plan_dir: &Path, stage: Stage, job: usize) -> PathBuf {
         .join("part.parquet")
 }
 
+/// What a plan's tiles are: the LiDAR tiles themselves, or squares of a grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CutKind {
+    /// One job per LiDAR tile (the default for a city with point clouds).
+    LidarTiles,
+    /// Squares of `--tile-size` metres.
+    Grid,
+}
+
+impl CutKind {
+    /// The name `plan.json` and messages use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CutKind::LidarTiles => "lidar-tiles",
+            CutKind::Grid => "grid",
+        }
+    }
+}
+
 /// How to cut a city.
 #[derive(Clone, Copy, Debug)]
 pub struct CutOptions {
@@ -214,7 +234,7 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
         }
         let id = jobs.len();
         let read = reach.read_by(&owned);
-        let own_tile = (cut == "lidar-tiles").then_some(cell);
+        let own_tile = (cut == CutKind::LidarTiles).then_some(cell);
         let lidar_files = clouds
             .as_ref()
             .map(|clouds| clouds_reached(clouds, &index, &read, ring, own_tile));
@@ -235,8 +255,8 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
         city,
         city_name: cfg.name.clone(),
         crs: fp.crs.label.clone(),
-        cut: cut.to_string(),
-        tile_size_m: (cut == "grid").then_some(opts.tile_size_m),
+        cut,
+        tile_size_m: (cut == CutKind::Grid).then_some(opts.tile_size_m),
         halo_m: halo,
         footprints: n,
         without_geometry: fp.skipped.len(),
@@ -246,7 +266,7 @@ pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)>
 }
 
 /// The cells of a cut, and the cell owning each building.
-type Cut = (&'static str, Vec<[f64; 4]>, Vec<usize>);
+type Cut = (CutKind, Vec<[f64; 4]>, Vec<usize>);
 
 /// The LiDAR tiles as cells, so a job reads its own tile's points and few others.
 fn lidar_cells(clouds: &[crate::io::pointcloud::PointCloudFile], cents: &[[f64; 2]]) -> Cut {
@@ -258,7 +278,7 @@ fn lidar_cells(clouds: &[crate::io::pointcloud::PointCloudFile], cents: &[[f64; 
         .iter()
         .map(|c| tile_of(&cells, *c))
         .collect::<Vec<_>>();
-    ("lidar-tiles", cells, owner)
+    (CutKind::LidarTiles, cells, owner)
 }
 
 /// Grid squares of side `s` holding a centroid, numbered row by row from the south-west;
@@ -290,7 +310,7 @@ fn grid_cells(cents: &[[f64; 2]], s: f64) -> Cut {
         })
         .collect();
     let owner = cents.iter().map(|c| number[&key(c)]).collect();
-    ("grid", cells, owner)
+    (CutKind::Grid, cells, owner)
 }
 
 /// Whole-city structure the halo cannot bound (blocks and far nearest neighbours), followed
