@@ -18,6 +18,7 @@ use roofline::features::cache::FeatureCache;
 use roofline::model::anchor::{Draw, Reveal};
 use roofline::model::intervals::IntervalRule;
 use roofline::model::ModelKind;
+use roofline::plan::Stage;
 use roofline::progress::Progress;
 
 #[derive(Parser, Debug)]
@@ -43,206 +44,30 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure building heights from LiDAR (or read them from an attribute) for one city.
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
-    Labels {
-        /// City config (TOML).
-        #[arg(required_unless_present = "job")]
-        city: Option<PathBuf>,
-        /// Output table: .csv, .parquet, .gpkg, .geojson, .fgb, or PG:dbname=... with --table.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        db: TableArgs,
-        #[command(flatten)]
-        job: JobArg,
-    },
+    Labels(LabelsArgs),
     /// Compute per-building features (and labels, where a city has them) for one or more cities.
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
-    Features {
-        /// City or region configs (TOML).
-        #[arg(required_unless_present = "job")]
-        cities: Vec<PathBuf>,
-        /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson, .fgb, or PG:dbname=...
-        /// with --table.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        db: TableArgs,
-        /// Leave out the known-neighbour-height features.
-        #[arg(long)]
-        no_known_heights: bool,
-        #[command(flatten)]
-        job: JobArg,
-    },
+    Features(FeaturesArgs),
     /// Train a height model on labelled cities.
-    Train {
-        /// City configs (TOML) with labels.
-        #[arg(required = true)]
-        cities: Vec<PathBuf>,
-        /// Model file to write (e.g. models/roof-p70.model).
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Train for this region (a config; labels not needed): training buildings that look
-        /// like its buildings weigh more (gbm only). The model is then meant for that region.
-        #[arg(long, value_name = "REGION.toml")]
-        adapt_to: Option<PathBuf>,
-        /// Fit the point model only: no 90 % intervals (their quantile models and calibration
-        /// folds are most of the training time); predict then leaves the interval columns empty.
-        #[arg(long)]
-        no_intervals: bool,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        cache: CacheArg,
-    },
+    Train(TrainArgs),
     /// Predict heights for regions (city configs, labels optional) with a trained model.
     ///
     /// A region config with a [label] section (a field some footprints carry, OpenStreetMap
     /// tags, LiDAR) gives known heights: those buildings keep them (source measured, osm-height,
     /// osm-levels) and recalibrate the prediction for the rest (source recalibrated); without
     /// one every height comes from the model (source predicted).
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
-    Predict {
-        /// Model file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Region configs (TOML); a [label] section in one gives known heights.
-        #[arg(required_unless_present = "job")]
-        regions: Vec<PathBuf>,
-        /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb, .shp or .csv, geometry in the
-        /// input's CRS; or .html, a 3D map of the buildings coloured by height (works offline); or a
-        /// PostGIS table: PG:dbname=... with --table.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        db: TableArgs,
-        #[command(flatten)]
-        local: LocalArgs,
-        /// Carry only these attributes of the footprint file (comma-separated; default: all).
-        #[arg(long, value_delimiter = ',', conflicts_with = "no_keep")]
-        keep_columns: Option<Vec<String>>,
-        /// Carry none of the footprint file's attributes except its id field.
-        #[arg(long)]
-        no_keep: bool,
-        #[command(flatten)]
-        job: JobArg,
-        #[command(flatten)]
-        cache: CacheArg,
-    },
+    Predict(PredictArgs),
     /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
-    Cv {
-        /// City configs (TOML) with labels.
-        #[arg(required = true)]
-        cities: Vec<PathBuf>,
-        /// Report folder (metrics.json, predictions.parquet/.csv, report.md, report.html).
-        #[arg(short, long)]
-        output: PathBuf,
-        /// city: leave one city out (default with two or more cities); blocks: spatial k-fold inside each city.
-        #[arg(long, value_enum)]
-        by: Option<By>,
-        /// Block size (m) for --by blocks.
-        #[arg(long, default_value_t = 250.0)]
-        block_size: f64,
-        /// Folds for --by blocks.
-        #[arg(long, default_value_t = 5)]
-        folds: usize,
-        /// For --by blocks: training buildings within this distance (m) of a test block are
-        /// left out of that fold (default: the largest context radius; 0 turns it off).
-        #[arg(long, default_value_t = roofline::eval::cv::DEFAULT_BUFFER_M)]
-        buffer: f64,
-        /// Scenario of leave-one-city-out, repeatable: the held-out city keeps only a degraded
-        /// copy of its own survey (density=PTS_PER_M2 random thinning, strips=SHARE parallel
-        /// flight strips, tracks=SPACING_M spaceborne-like lines); its buildings still hit are
-        /// measured directly and recalibrate the model for the rest. Cities with LiDAR labels only.
-        #[arg(long, value_name = "KIND=VALUE")]
-        sparse_lidar: Vec<String>,
-        /// Scenario of leave-one-city-out, repeatable: this share (0.02) or number (20) of the
-        /// held-out city's labelled buildings (seeded) is known and recalibrates the model; the
-        /// rest are scored. `20:clustered` draws them in one district (as OpenStreetMap tags
-        /// and surveys usually are), `20:spread` over the city (the --local-draw default).
-        #[arg(long, value_name = "SHARE|COUNT[:DRAW]")]
-        local_labels: Vec<String>,
-        /// Where --local-labels buildings lie unless one says: spread over the city, or
-        /// clustered in one district.
-        #[arg(long, value_parser = choice::<Draw>(), default_value = "spread")]
-        local_draw: Draw,
-        /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
-        /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
-        /// city-ranks, linear-leaves, or all) next to the default, over --ablation-seeds seeds; a table in
-        /// report.md and `ablation` in metrics.json.
-        #[arg(long, value_name = "VARIANT")]
-        ablate: Vec<String>,
-        /// Seeds of the ablation (the --seed and the ones after it).
-        #[arg(long, default_value_t = 3)]
-        ablation_seeds: u64,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        cache: CacheArg,
-    },
+    Cv(CvArgs),
     /// Export a model's point booster for other tools.
-    Export {
-        /// Model file.
-        model: PathBuf,
-        /// Write XGBoost JSON (loadable with xgboost.Booster().load_model) with feature names.
-        #[arg(long, required = true)]
-        xgboost_json: bool,
-        /// JSON file to write.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// The region the booster will predict (a city config): a model with a city level
-        /// needs it, for the level its output is relative to.
-        #[arg(long)]
-        region: Option<PathBuf>,
-        #[command(flatten)]
-        cache: CacheArg,
-    },
+    Export(ExportArgs),
     /// Run the whole pipeline on the shipped data (labels, cross-validation, training, prediction).
-    Demo {
-        /// The shipped data folder.
-        #[arg(long, default_value = "data")]
-        data: PathBuf,
-        /// Output folder.
-        #[arg(long, default_value = "out")]
-        output: PathBuf,
-        /// Folder for the trained model.
-        #[arg(long, default_value = "models")]
-        models: PathBuf,
-    },
+    Demo(DemoArgs),
     /// Render a cross-validation folder's report.html again from its metrics.json and predictions.
-    Report {
-        /// Folder written by `roofline cv`.
-        cv_dir: PathBuf,
-    },
+    Report(ReportArgs),
     /// Cut a city into tile jobs for separate processes or machines (see `--job` and `merge`).
-    Plan {
-        /// City config (TOML).
-        city: PathBuf,
-        /// Grid square size (m), used when the city has no LiDAR (else its LiDAR tiles are the
-        /// jobs) or with --grid.
-        #[arg(long, default_value_t = 1000.0)]
-        tile_size: f64,
-        /// Cut on the grid even when the city has LiDAR tiles.
-        #[arg(long)]
-        grid: bool,
-        /// Plan folder to create (must be new or empty).
-        #[arg(short, long)]
-        output: PathBuf,
-    },
+    Plan(PlanArgs),
     /// Join a plan's partitions into the table a single run writes (same rows, columns, order).
-    Merge {
-        /// Plan folder.
-        plan: PathBuf,
-        /// Which partitions: labels, features or predictions (default: the only complete one).
-        #[arg(long)]
-        stage: Option<String>,
-        /// Output table: .parquet (GeoParquet), .gpkg, .csv, .geojson, .fgb, or PG:dbname=...
-        /// with --table.
-        #[arg(short, long)]
-        output: PathBuf,
-        #[command(flatten)]
-        db: TableArgs,
-    },
+    Merge(MergeArgs),
     /// Write a large benchmark city tiled from the shipped real data (for benchmarks only).
     ///
     /// Copies of the Delft and Amsterdam AHN3 surveys and their footprints, shifted on a grid
@@ -250,28 +75,252 @@ pub enum Command {
     /// buildings straddle; writes DIR/tiles/*.laz, DIR/footprints.gpkg and DIR/city.toml (a
     /// normal city config with LiDAR labels). Real measurements, but not a real place: use it
     /// to time roofline, never to judge its accuracy.
-    BenchCity {
-        /// Folder to write the city into.
-        dir: PathBuf,
-        /// Buildings in the city (100 000 gives about 70 M points).
-        #[arg(long)]
-        buildings: usize,
-        /// Seed of the arrangement.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Side of a LAZ tile (m).
-        #[arg(long, default_value_t = 1000.0)]
-        tile_size: f64,
-        /// The shipped data folder (holds cities/delft-3dfier.toml and cities/amsterdam-centre.toml).
-        #[arg(long, default_value = "data")]
-        data: PathBuf,
-    },
+    BenchCity(BenchCityArgs),
     /// Describe what roofline reads from a city config: CRS, footprints, point clouds, rasters.
-    Inspect {
-        /// City configs (TOML).
-        #[arg(required = true)]
-        configs: Vec<PathBuf>,
-    },
+    Inspect(InspectArgs),
+}
+
+/// The arguments of `roofline labels`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
+pub struct LabelsArgs {
+    /// City config (TOML).
+    #[arg(required_unless_present = "job")]
+    pub city: Option<PathBuf>,
+    /// Output table: .csv, .parquet, .gpkg, .geojson, .fgb, or PG:dbname=... with --table.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: TableArgs,
+    #[command(flatten)]
+    pub job: JobArg,
+}
+
+/// The arguments of `roofline features`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
+pub struct FeaturesArgs {
+    /// City or region configs (TOML).
+    #[arg(required_unless_present = "job")]
+    pub cities: Vec<PathBuf>,
+    /// Output table: .parquet (GeoParquet), .csv, .gpkg, .geojson, .fgb, or PG:dbname=...
+    /// with --table.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: TableArgs,
+    /// Leave out the known-neighbour-height features.
+    #[arg(long)]
+    pub no_known_heights: bool,
+    #[command(flatten)]
+    pub job: JobArg,
+}
+
+/// The arguments of `roofline train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// City configs (TOML) with labels.
+    #[arg(required = true)]
+    pub cities: Vec<PathBuf>,
+    /// Model file to write (e.g. models/roof-p70.model).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Train for this region (a config; labels not needed): training buildings that look
+    /// like its buildings weigh more (gbm only). The model is then meant for that region.
+    #[arg(long, value_name = "REGION.toml")]
+    pub adapt_to: Option<PathBuf>,
+    /// Fit the point model only: no 90 % intervals (their quantile models and calibration
+    /// folds are most of the training time); predict then leaves the interval columns empty.
+    #[arg(long)]
+    pub no_intervals: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub cache: CacheArg,
+}
+
+/// The arguments of `roofline predict`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["output", "job"])))]
+pub struct PredictArgs {
+    /// Model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Region configs (TOML); a [label] section in one gives known heights.
+    #[arg(required_unless_present = "job")]
+    pub regions: Vec<PathBuf>,
+    /// Output: .gpkg, .parquet (GeoParquet), .geojson, .fgb, .shp or .csv, geometry in the
+    /// input's CRS; or .html, a 3D map of the buildings coloured by height (works offline); or a
+    /// PostGIS table: PG:dbname=... with --table.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: TableArgs,
+    #[command(flatten)]
+    pub local: LocalArgs,
+    /// Carry only these attributes of the footprint file (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',', conflicts_with = "no_keep")]
+    pub keep_columns: Option<Vec<String>>,
+    /// Carry none of the footprint file's attributes except its id field.
+    #[arg(long)]
+    pub no_keep: bool,
+    #[command(flatten)]
+    pub job: JobArg,
+    #[command(flatten)]
+    pub cache: CacheArg,
+}
+
+/// The arguments of `roofline cv`.
+#[derive(clap::Args, Debug)]
+pub struct CvArgs {
+    /// City configs (TOML) with labels.
+    #[arg(required = true)]
+    pub cities: Vec<PathBuf>,
+    /// Report folder (metrics.json, predictions.parquet/.csv, report.md, report.html).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// city: leave one city out (default with two or more cities); blocks: spatial k-fold inside each city.
+    #[arg(long, value_enum)]
+    pub by: Option<By>,
+    /// Block size (m) for --by blocks.
+    #[arg(long, default_value_t = 250.0)]
+    pub block_size: f64,
+    /// Folds for --by blocks.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// For --by blocks: training buildings within this distance (m) of a test block are
+    /// left out of that fold (default: the largest context radius; 0 turns it off).
+    #[arg(long, default_value_t = roofline::eval::cv::DEFAULT_BUFFER_M)]
+    pub buffer: f64,
+    /// Scenario of leave-one-city-out, repeatable: the held-out city keeps only a degraded
+    /// copy of its own survey (density=PTS_PER_M2 random thinning, strips=SHARE parallel
+    /// flight strips, tracks=SPACING_M spaceborne-like lines); its buildings still hit are
+    /// measured directly and recalibrate the model for the rest. Cities with LiDAR labels only.
+    #[arg(long, value_name = "KIND=VALUE")]
+    pub sparse_lidar: Vec<String>,
+    /// Scenario of leave-one-city-out, repeatable: this share (0.02) or number (20) of the
+    /// held-out city's labelled buildings (seeded) is known and recalibrates the model; the
+    /// rest are scored. `20:clustered` draws them in one district (as OpenStreetMap tags
+    /// and surveys usually are), `20:spread` over the city (the --local-draw default).
+    #[arg(long, value_name = "SHARE|COUNT[:DRAW]")]
+    pub local_labels: Vec<String>,
+    /// Where --local-labels buildings lie unless one says: spread over the city, or
+    /// clustered in one district.
+    #[arg(long, value_parser = choice::<Draw>(), default_value = "spread")]
+    pub local_draw: Draw,
+    /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
+    /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
+    /// city-ranks, linear-leaves, or all) next to the default, over --ablation-seeds seeds; a table in
+    /// report.md and `ablation` in metrics.json.
+    #[arg(long, value_name = "VARIANT")]
+    pub ablate: Vec<String>,
+    /// Seeds of the ablation (the --seed and the ones after it).
+    #[arg(long, default_value_t = 3)]
+    pub ablation_seeds: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub cache: CacheArg,
+}
+
+/// The arguments of `roofline export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Model file.
+    pub model: PathBuf,
+    /// Write XGBoost JSON (loadable with xgboost.Booster().load_model) with feature names.
+    #[arg(long, required = true)]
+    pub xgboost_json: bool,
+    /// JSON file to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The region the booster will predict (a city config): a model with a city level
+    /// needs it, for the level its output is relative to.
+    #[arg(long)]
+    pub region: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArg,
+}
+
+/// The arguments of `roofline demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// The shipped data folder.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Output folder.
+    #[arg(long, default_value = "out")]
+    pub output: PathBuf,
+    /// Folder for the trained model.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+}
+
+/// The arguments of `roofline report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Folder written by `roofline cv`.
+    pub cv_dir: PathBuf,
+}
+
+/// The arguments of `roofline plan`.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// City config (TOML).
+    pub city: PathBuf,
+    /// Grid square size (m), used when the city has no LiDAR (else its LiDAR tiles are the
+    /// jobs) or with --grid.
+    #[arg(long, default_value_t = 1000.0)]
+    pub tile_size: f64,
+    /// Cut on the grid even when the city has LiDAR tiles.
+    #[arg(long)]
+    pub grid: bool,
+    /// Plan folder to create (must be new or empty).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// The arguments of `roofline merge`.
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// Plan folder.
+    pub plan: PathBuf,
+    /// Which partitions: labels, features or predictions (default: the only complete one).
+    #[arg(long, value_parser = choice::<Stage>())]
+    pub stage: Option<Stage>,
+    /// Output table: .parquet (GeoParquet), .gpkg, .csv, .geojson, .fgb, or PG:dbname=...
+    /// with --table.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub db: TableArgs,
+}
+
+/// The arguments of `roofline bench-city`.
+#[derive(clap::Args, Debug)]
+pub struct BenchCityArgs {
+    /// Folder to write the city into.
+    pub dir: PathBuf,
+    /// Buildings in the city (100 000 gives about 70 M points).
+    #[arg(long)]
+    pub buildings: usize,
+    /// Seed of the arrangement.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Side of a LAZ tile (m).
+    #[arg(long, default_value_t = 1000.0)]
+    pub tile_size: f64,
+    /// The shipped data folder (holds cities/delft-3dfier.toml and cities/amsterdam-centre.toml).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+}
+
+/// The arguments of `roofline inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// City configs (TOML).
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
 }
 
 /// The feature cache, for the commands that compute features (train, predict, cv, export).
@@ -506,6 +555,22 @@ impl Choice for IntervalRule {
     ];
 }
 
+impl Choice for Stage {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Stage::Labels, "labels", "The partitions of `labels --job`"),
+        (
+            Stage::Features,
+            "features",
+            "The partitions of `features --job`",
+        ),
+        (
+            Stage::Predictions,
+            "predictions",
+            "The partitions of `predict --job`",
+        ),
+    ];
+}
+
 impl Choice for Draw {
     const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
         (
@@ -633,173 +698,82 @@ fn init_logging(quiet: bool, verbose: u8) {
         .try_init();
 }
 
-/// Runs a command: the pipeline stages a plan job can run apart, or any other command.
+/// Runs a command: each command's arguments go to the function that does its work.
 fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
-        stage @ (Command::Labels { .. } | Command::Features { .. } | Command::Predict { .. }) => {
-            run_stage(stage, progress)
+        Command::Labels(a) => run_labels(a, progress),
+        Command::Features(a) => run_features(a, progress),
+        Command::Predict(a) => run_predict(a, progress),
+        Command::Plan(a) => plan::plan(&a.city, a.tile_size, a.grid, &a.output),
+        Command::Merge(a) => plan::merge(&a.plan, a.stage, &a.output, &a.db.options()),
+        Command::Inspect(a) => labels::inspect(&a.configs),
+        Command::Report(a) => report::run(&a.cv_dir),
+        Command::BenchCity(a) => {
+            bench_city::run(&a.dir, &a.data, a.buildings, a.seed, a.tile_size, progress)
         }
-        Command::Plan {
-            city,
-            tile_size,
-            grid,
-            output,
-        } => plan::plan(&city, tile_size, grid, &output),
-        Command::Merge {
-            plan,
-            stage,
-            output,
-            db,
-        } => plan::merge(&plan, stage.as_deref(), &output, &db.options()),
-        Command::Inspect { configs } => labels::inspect(&configs),
-        Command::Report { cv_dir } => report::run(&cv_dir),
-        Command::BenchCity {
-            dir,
-            buildings,
-            seed,
-            tile_size,
-            data,
-        } => bench_city::run(&dir, &data, buildings, seed, tile_size, progress),
-        Command::Train {
-            cities,
-            output,
-            adapt_to,
-            no_intervals,
-            model,
-            cache,
-        } => models::train(
-            &cities,
-            &output,
-            adapt_to.as_deref(),
-            no_intervals,
-            &model,
-            progress,
-            cache.open().as_ref(),
-        ),
-        Command::Cv {
-            cities,
-            output,
-            by,
-            block_size,
-            folds,
-            buffer,
-            sparse_lidar,
-            local_labels,
-            local_draw,
-            ablate,
-            ablation_seeds,
-            model,
-            cache,
-        } => {
-            let scenarios = models::scenarios(&sparse_lidar, &local_labels, local_draw)?;
-            let ablation = models::ablation(&ablate, ablation_seeds, model.seed)?;
-            models::cv(
-                &cities,
-                &output,
-                by,
-                block_size,
-                folds,
-                buffer,
-                &scenarios,
-                &ablation,
-                &model,
-                progress,
-                cache.open().as_ref(),
-            )
-        }
-        Command::Demo {
-            data,
-            output,
-            models,
-        } => demo::run(&data, &output, &models, progress),
-        Command::Export {
-            model,
-            output,
-            region,
-            cache,
-            ..
-        } => models::export(
-            &model,
-            &output,
-            region.as_deref(),
+        Command::Train(a) => models::train(&a, progress, a.cache.open().as_ref()),
+        Command::Cv(a) => models::cv(&a, progress, a.cache.open().as_ref()),
+        Command::Demo(a) => demo::run(&a.data, &a.output, &a.models, progress),
+        Command::Export(a) => models::export(
+            &a.model,
+            &a.output,
+            a.region.as_deref(),
             &progress,
-            cache.open().as_ref(),
+            a.cache.open().as_ref(),
         ),
     }
 }
 
-/// A stage that runs on configs or, with `--job`, on one job of a plan (never both).
-fn run_stage(command: Command, progress: Progress) -> Result<()> {
-    match command {
-        Command::Labels {
-            city,
-            output,
-            db,
-            job,
-        } => match (job.job, city, output) {
-            (Some(_), Some(_), _) => Err(plan::no_configs_with_job()),
-            (Some(j), None, _) => db.not_with_job().and_then(|_| plan::labels(&j, progress)),
-            (None, Some(city), Some(output)) => {
-                labels::run(&city, &output, &db.options(), progress)
-            }
-            _ => unreachable!("clap requires a city and an output without --job"),
-        },
-        Command::Predict {
-            model,
-            regions,
-            output,
-            db,
-            keep_columns,
-            no_keep,
-            local,
-            job,
-            cache,
-        } => {
-            use roofline::io::footprints::KeepColumns;
-            let keep = match (keep_columns, no_keep) {
-                (_, true) => KeepColumns::IdOnly,
-                (Some(c), false) => KeepColumns::Only(c),
-                (None, false) => KeepColumns::All,
-            };
-            match (job.job, output) {
-                (Some(_), _) if !regions.is_empty() => Err(plan::no_configs_with_job()),
-                (Some(j), _) => db
-                    .not_with_job()
-                    .and_then(|_| plan::predict(&j, &model, &keep, &local, progress)),
-                (None, Some(output)) => {
-                    let db = db.options();
-                    let cache = cache.open();
-                    models::predict(
-                        &model,
-                        &regions,
-                        &output,
-                        &db,
-                        &keep,
-                        &local,
-                        progress,
-                        cache.as_ref(),
-                    )
-                }
-                _ => unreachable!("clap requires an output without --job"),
-            }
+/// Where a stage that a plan job can also run writes: a table of its configs, or a job's
+/// partition (clap's `target` group admits exactly one).
+enum Target {
+    Output(PathBuf),
+    Job(PathBuf),
+}
+
+impl Target {
+    fn of(output: Option<PathBuf>, job: JobArg, configs: usize, db: &TableArgs) -> Result<Target> {
+        match (job.job, output) {
+            (Some(_), _) if configs > 0 => Err(plan::no_configs_with_job()),
+            (Some(j), _) => db.not_with_job().map(|_| Target::Job(j)),
+            (None, Some(o)) => Ok(Target::Output(o)),
+            (None, None) => Err(roofline::error::Error::invalid(
+                "give -o OUTPUT or --job JOB_DIR",
+            )),
         }
-        Command::Features {
-            cities,
-            output,
-            db,
-            no_known_heights,
-            job,
-        } => match (job.job, output) {
-            (Some(_), _) if !cities.is_empty() => Err(plan::no_configs_with_job()),
-            (Some(j), _) => db
-                .not_with_job()
-                .and_then(|_| plan::features(&j, !no_known_heights, progress)),
-            (None, Some(output)) => {
-                features::run(&cities, &output, &db.options(), !no_known_heights, progress)
-            }
-            _ => unreachable!("clap requires an output without --job"),
-        },
-        _ => unreachable!("run passes only stages"),
+    }
+}
+
+fn run_labels(a: LabelsArgs, progress: Progress) -> Result<()> {
+    let configs = usize::from(a.city.is_some());
+    match (Target::of(a.output, a.job, configs, &a.db)?, a.city) {
+        (Target::Job(j), _) => plan::labels(&j, progress),
+        (Target::Output(o), Some(city)) => labels::run(&city, &o, &a.db.options(), progress),
+        (Target::Output(_), None) => Err(roofline::error::Error::invalid("give a city config")),
+    }
+}
+
+fn run_features(a: FeaturesArgs, progress: Progress) -> Result<()> {
+    let known = !a.no_known_heights;
+    match Target::of(a.output, a.job, a.cities.len(), &a.db)? {
+        Target::Job(j) => plan::features(&j, known, progress),
+        Target::Output(o) => features::run(&a.cities, &o, &a.db.options(), known, progress),
+    }
+}
+
+fn run_predict(a: PredictArgs, progress: Progress) -> Result<()> {
+    use roofline::io::footprints::KeepColumns;
+    let keep = match (&a.keep_columns, a.no_keep) {
+        (_, true) => KeepColumns::IdOnly,
+        (Some(c), false) => KeepColumns::Only(c.clone()),
+        (None, false) => KeepColumns::All,
+    };
+    match Target::of(a.output.clone(), a.job.clone(), a.regions.len(), &a.db)? {
+        Target::Job(j) => plan::predict(&j, &a.model, &keep, &a.local, progress),
+        Target::Output(o) => {
+            let cache = a.cache.open();
+            models::predict(&a, &o, &keep, progress, cache.as_ref())
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use linfa::ParamGuard;
 
-use super::{By, LocalArgs, LossArg, ModelArgs};
+use super::{By, CvArgs, LocalArgs, LossArg, ModelArgs, PredictArgs, TrainArgs};
 use roofline::config::CityConfig;
 use roofline::crs::Crs;
 use roofline::error::{Error, FileKind, Result};
@@ -106,17 +106,16 @@ pub fn load_cities(
     Ok(out)
 }
 
-pub fn train(
-    cities: &[PathBuf],
-    output: &Path,
-    adapt_to: Option<&Path>,
-    no_intervals: bool,
-    args: &ModelArgs,
-    progress: Progress,
-    cache: Option<&FeatureCache>,
-) -> Result<()> {
+/// `roofline train`.
+pub fn train(a: &TrainArgs, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
+    let (cities, output, adapt_to, args) = (
+        &a.cities,
+        a.output.as_path(),
+        a.adapt_to.as_deref(),
+        &a.model,
+    );
     let mut opts = train_options(args)?;
-    if no_intervals {
+    if a.no_intervals {
         opts.alpha = None;
     }
     check_output_file(output, false)?;
@@ -230,17 +229,16 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
     println!("  model fitting: training {fit_seconds:.2} s (after labels and features)");
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `roofline predict` of whole regions into `output`.
 pub fn predict(
-    model_path: &Path,
-    regions: &[PathBuf],
+    a: &PredictArgs,
     output: &Path,
-    db: &TableOptions,
     keep: &KeepColumns,
-    local_args: &LocalArgs,
     progress: Progress,
     cache: Option<&FeatureCache>,
 ) -> Result<()> {
+    let (model_path, regions, local_args) = (a.model.as_path(), &a.regions, &a.local);
+    let db = &a.db.options();
     let html = check_predict_output(output, db)?;
     let thin = match &local_args.sparse_lidar {
         Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
@@ -577,20 +575,12 @@ pub fn ablation(names: &[String], seeds: u64, first_seed: u64) -> Result<(Vec<Va
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn cv(
-    cities: &[PathBuf],
-    output: &Path,
-    by: Option<By>,
-    block_size: f64,
-    folds: usize,
-    buffer: f64,
-    scenario_list: &[Scenario],
-    (variants, seeds): &(Vec<Variant>, Vec<u64>),
-    args: &ModelArgs,
-    progress: Progress,
-    cache: Option<&FeatureCache>,
-) -> Result<()> {
+/// `roofline cv`.
+pub fn cv(a: &CvArgs, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
+    let scenario_list = &scenarios(&a.sparse_lidar, &a.local_labels, a.local_draw)?;
+    let (variants, seeds) = &ablation(&a.ablate, a.ablation_seeds, a.model.seed)?;
+    let (cities, output, args) = (&a.cities, a.output.as_path(), &a.model);
+    let (by, block_size, folds, buffer) = (a.by, a.block_size, a.folds, a.buffer);
     use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
     let scheme = match by {
         Some(By::City) => Scheme::City,

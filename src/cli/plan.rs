@@ -99,11 +99,16 @@ pub fn predict(
     write_partition(&plan_dir, Stage::Predictions, &input, &table)
 }
 
-pub fn merge(plan_dir: &Path, stage: Option<&str>, output: &Path, db: &TableOptions) -> Result<()> {
+pub fn merge(
+    plan_dir: &Path,
+    stage: Option<Stage>,
+    output: &Path,
+    db: &TableOptions,
+) -> Result<()> {
     check_output_table(output, db)?;
     let plan = Plan::load(plan_dir)?;
     let stage = match stage {
-        Some(s) => s.parse()?,
+        Some(s) => s,
         None => match complete_stages(plan_dir, &plan).as_slice() {
             [one] => *one,
             [] => {
