@@ -10,9 +10,10 @@ use gdal::vector::{Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeom
 use gdal::{DriverManager, Metadata};
 use geo::{BoundingRect, MultiPolygon};
 use polars::prelude::{
-    BinaryChunked, BooleanChunked, Column as PlColumn, CsvReadOptions, CsvWriter, DataFrame,
-    DataType, Float64Chunked, Int64Chunked, IntoColumn, KeyValueMetadata, NamedFrom,
-    NewChunkedArray, ParquetReader, ParquetWriter, SerReader, SerWriter, Series, StringChunked,
+    BinaryChunked, BooleanChunked, Column as PlColumn, CompatLevel, CsvReadOptions, CsvWriter,
+    DataFrame, DataType, Float64Chunked, Int64Chunked, IntoColumn, KeyValueMetadata, NamedFrom,
+    NewChunkedArray, ParquetReader, ParquetWriter, SchemaExt, SerReader, SerWriter, Series,
+    StringChunked,
 };
 
 use crate::crs::Crs;
@@ -548,6 +549,15 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
         None => None,
     };
     let mut df = to_dataframe(table, geometry)?;
+    // Polars describes the columns in the footer's Arrow schema with the view types it holds
+    // them in (string_view, binary_view); the oldest compatibility level names the plain ones
+    // every Arrow reader opens. The pages are the same either way (Parquet has no view types).
+    let plain = polars_parquet::arrow::write::schema_to_metadata_key(
+        &df.schema().to_arrow(CompatLevel::oldest()),
+    );
+    if let Some(v) = plain.value {
+        kv.insert(plain.key, v);
+    }
     let f = File::create(path)
         .map_err(|e| Error::of(FileKind::Output, path, format!("cannot create: {e}")))?;
     ParquetWriter::new(f)
@@ -736,7 +746,9 @@ pub fn read_table(path: &Path) -> Result<Table> {
                 .ok()
                 .and_then(|m| m.key_value_metadata().clone())
                 .map(|kvs| {
+                    // The Arrow schema describes the file, not the table: a writer makes its own.
                     kvs.into_iter()
+                        .filter(|kv| kv.key != "ARROW:schema")
                         .filter_map(|kv| Some((kv.key, kv.value?)))
                         .collect()
                 })
