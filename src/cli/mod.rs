@@ -496,6 +496,29 @@ pub struct ModelArgs {
     pub intervals: IntervalRule,
 }
 
+/// An error in the command line's words: the library names its parameters in backticks
+/// (`` `tile_size` ``, as a Python caller passes them); each one that is a flag of this
+/// command line becomes the flag (`--tile-size`).
+fn as_flags(msg: &str) -> String {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let mut flags: Vec<String> = cli
+        .get_arguments()
+        .chain(cli.get_subcommands().flat_map(|c| c.get_arguments()))
+        .filter_map(|a| a.get_long().map(String::from))
+        .collect();
+    flags.sort();
+    flags.dedup();
+    let mut out = msg.to_string();
+    for flag in flags {
+        out = out.replace(
+            &format!("`{}`", flag.replace('-', "_")),
+            &format!("--{flag}"),
+        );
+    }
+    out
+}
+
 /// A library enum offered by name on the command line: the library does not depend on clap,
 /// so the names (the ones its files use) and their help are given here.
 trait Choice: Copy + Send + Sync + 'static {
@@ -629,7 +652,7 @@ pub fn main() -> i32 {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command, progress))) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            eprintln!("roofline: error: {e}");
+            eprintln!("roofline: error: {}", as_flags(&e.to_string()));
             1
         }
         Err(_) => {
@@ -786,6 +809,17 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Library messages name parameters; the command line shows its flags instead, and
+    /// leaves other backticked words alone.
+    #[test]
+    fn library_parameters_become_flags() {
+        let msg = "`sparse_lidar` and `local_labels` are scenarios of leave-one-city-out (`by` city); try `buffer` 0 or a smaller `block_size`; `no_such_flag` stays";
+        assert_eq!(
+            super::as_flags(msg),
+            "--sparse-lidar and --local-labels are scenarios of leave-one-city-out (--by city); try --buffer 0 or a smaller --block-size; `no_such_flag` stays"
+        );
     }
 
     /// The names offered on the command line are the ones model files and metrics use.

@@ -305,7 +305,7 @@ pub fn cross_validate_with(
 ) -> Result<CvOutput> {
     if !scenarios.list.is_empty() && !matches!(scheme, Scheme::City) {
         return Err(Error::invalid(
-            "--sparse-lidar and --local-labels are scenarios of leave-one-city-out (--by city)",
+            "`sparse_lidar` and `local_labels` are scenarios of leave-one-city-out (`by` city)",
         ));
     }
     let mut scenario_cities: Vec<Vec<ScenarioCity>> = vec![Vec::new(); scenarios.list.len()];
@@ -427,7 +427,7 @@ fn leave_cities_out(
 ) -> Result<()> {
     if cities.len() < 2 {
         return Err(Error::invalid(
-            "leave-one-city-out needs at least two cities (use --by blocks for one)",
+            "leave-one-city-out needs at least two cities (use `by` blocks for one)",
         ));
     }
     let opts = run.opts;
@@ -509,7 +509,7 @@ fn blocks_within(
             if fold.test.is_empty() || fold.train.is_empty() {
                 if !fold.test.is_empty() {
                     tracing::warn!(
-                        "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller --buffer or --block-size)",
+                        "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller `buffer` or `block_size`)",
                         city.city,
                         fold.fold,
                         fold.test.len()
@@ -543,7 +543,7 @@ fn check_every_city_scored(scheme: Scheme, cities: &[CityFeatures], rows: &[CvRo
             .find(|c| !rows.iter().any(|r| r.city == c.city))
         {
             return Err(Error::invalid(format!(
-                "{}: block cross-validation scored no building: with a {buffer_m} m buffer no fold keeps a training building (the city is too small for it; try --buffer 0 or a smaller --block-size)",
+                "{}: block cross-validation scored no building: with a {buffer_m} m buffer no fold keeps a training building (the city is too small for it; try `buffer` 0 or a smaller `block_size`)",
                 c.city
             )));
         }

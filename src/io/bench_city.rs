@@ -97,7 +97,7 @@ pub fn build_bench_city(
     progress: &Progress,
 ) -> Result<BenchCitySummary> {
     if opts.buildings == 0 {
-        return Err(Error::invalid("--buildings must be at least 1"));
+        return Err(Error::invalid("`buildings` must be at least 1"));
     }
     if opts.tile_m.is_nan() || opts.tile_m < 10.0 {
         return Err(Error::invalid("tile size must be at least 10 m"));

@@ -886,7 +886,7 @@ fn kept_fields(
                         FileKind::Footprints,
                         path,
                         format!(
-                            "--keep-columns: no field '{n}' (fields: {})",
+                            "`keep_columns`: no field '{n}' (fields: {})",
                             all.join(", ")
                         ),
                     )

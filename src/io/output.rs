@@ -68,7 +68,7 @@ impl Format {
                     FileKind::Output,
                     path,
                     format!(
-                        "unknown output format (use {TABLE_FORMATS} or PG:dbname=... with --table)"
+                        "unknown output format (use {TABLE_FORMATS} or PG:dbname=... with `table`)"
                     ),
                 ))
             }
@@ -203,7 +203,7 @@ pub fn check_output_file(path: &Path, table: bool) -> Result<()> {
             FileKind::Output,
             crate::io::postgis::display_name(path),
             if table {
-                "a database output needs a table name: --table NAME (or SCHEMA.NAME)"
+                "a database output needs a table name: `table` NAME (or SCHEMA.NAME)"
             } else {
                 "this output is a file, not a database table"
             },
@@ -307,12 +307,12 @@ pub fn check_output_table(path: &Path, opts: &TableOptions) -> Result<()> {
         (false, Some(_)) => Err(Error::of(
             FileKind::Output,
             path,
-            "--table names a table of a database output (-o PG:dbname=...); a file holds one table",
+            "`table` names a table of a database output (PG:dbname=...); a file holds one table",
         )),
         (false, None) if opts.overwrite => Err(Error::of(
             FileKind::Output,
             path,
-            "--overwrite is for database outputs (-o PG:dbname=... --table NAME); files are always replaced",
+            "`overwrite` is for database outputs (PG:dbname=... with `table` NAME); files are always replaced",
         )),
         _ => check_output_file(path, true),
     }

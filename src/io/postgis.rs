@@ -161,7 +161,7 @@ fn check_table_name(conn: &Path, table: &str) -> Result<()> {
         Err(Error::of(
             FileKind::Output,
             display_name(conn),
-            format!("--table '{table}': {why}"),
+            format!("`table` '{table}': {why}"),
         ))
     };
     let parts: Vec<&str> = table.split('.').collect();
@@ -213,7 +213,7 @@ fn exists_error(conn: &Path, table: &str) -> Error {
     Error::of(
         FileKind::Output,
         display_name(conn),
-        format!("table '{table}' already exists; pass --overwrite to replace it (in one transaction) or choose another --table"),
+        format!("table '{table}' already exists; set `overwrite` to replace it (in one transaction) or choose another `table`"),
     )
 }
 

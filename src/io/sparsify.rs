@@ -50,7 +50,7 @@ impl FromStr for Sparsify {
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| {
             Error::invalid(format!(
-                "--sparse-lidar '{s}': {why} (expected density=PTS_PER_M2, strips=SHARE or tracks=SPACING_M, e.g. density=0.05)"
+                "`sparse_lidar` '{s}': {why} (expected density=PTS_PER_M2, strips=SHARE or tracks=SPACING_M, e.g. density=0.05)"
             ))
         };
         let (key, value) = s.split_once('=').ok_or_else(|| bad("no '='"))?;

@@ -152,7 +152,7 @@ pub fn common_label(cities: &[&CityFeatures], allow_mixed: bool) -> Result<Label
     if let Some((city, other)) = defs.iter().find(|(_, d)| d.name != first.1.name) {
         if !allow_mixed {
             return Err(Error::invalid(format!(
-                "label definitions differ: '{}' ({}: {}) vs '{}' ({city}: {}); use --allow-mixed-labels to mix them",
+                "label definitions differ: '{}' ({}: {}) vs '{}' ({city}: {}); set `allow_mixed_labels` to mix them",
                 first.1.name, first.0, first.1.detail, other.name, other.detail
             )));
         }

@@ -41,7 +41,7 @@ pub fn merge(plan_dir: &Path, stage: Stage) -> Result<(Table, Option<LocalSummar
             return Err(Error::file(
                 &path,
                 format!(
-                    "is missing: job {} has not written its {} (run it with --job {})",
+                    "is missing: job {} has not written its {} (run it with `job` {})",
                     job.id,
                     stage.as_str(),
                     plan_dir.join(&s.path).display()

@@ -199,7 +199,7 @@ pub struct CutOptions {
 pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)> {
     if !(opts.tile_size_m.is_finite() && opts.tile_size_m > 0.0) {
         return Err(Error::invalid(format!(
-            "--tile-size must be a positive number of metres, got {}",
+            "`tile_size` must be a positive number of metres, got {}",
             opts.tile_size_m
         )));
     }
@@ -493,7 +493,7 @@ impl Job {
     pub fn load(job_dir: &Path) -> Result<(Job, PathBuf)> {
         let job: Job = read_json(
             &job_dir.join(JOB_FILE),
-            "--job takes a job folder such as PLAN_DIR/jobs/0",
+            "`job` takes a job folder such as PLAN_DIR/jobs/0",
             "job",
         )?;
         let plan_dir = std::path::absolute(job_dir)
