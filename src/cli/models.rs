@@ -432,7 +432,7 @@ fn say_the_level(model: &HeightModel, region: &CityFeatures, p: &Predictions) {
     let (lo, hi) = level.log_level_range();
     let (lo, hi) = (lo.exp(), hi.exp());
     println!(
-        "{}: no known heights, so the height level is estimated: {:.1} m ({}; training cities {lo:.1}–{hi:.1} m, off by ×{:.2} on average for a city left out); about 20 known heights spread over the region anchor it (in leave-one-city-out they took Tokyo Chiyoda from 14.4 to 9.4 m MAE, 2 % of a city to within 1.3× of its own block CV): OpenStreetMap tags ([label] source = \"osm\"), a [label] field that some rows carry, or a sparse survey in [lidar]",
+        "{}: no known heights, so the height level is estimated: {:.1} m ({}; training cities {lo:.1}–{hi:.1} m, off by ×{:.2} on average for a city left out); about 20 known heights spread over the region anchor it (in leave-one-city-out they took Tokyo Chiyoda from 14.4 to 9.4 m MAE, 2 % of a city to within 1.3× of its own block CV): OpenStreetMap tags ([label] source = \"osm\"), a file of surveyed heights ([label] source = \"survey\"), a [label] field that some rows carry, or sparse LiDAR in [lidar]",
         p.city,
         log_level.exp(),
         level
