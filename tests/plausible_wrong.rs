@@ -441,3 +441,64 @@ fn inspect_reads_the_label_as_train_does() {
     common::assert_clean_error(code, &err, "cm.toml");
     assert!(err.contains("centimetres"), "{err}");
 }
+
+#[test]
+fn labels_of_another_family_do_not_feed_known_neighbour_features() {
+    // 13. A region whose labels are another family's heights (here Delft's roof heights
+    // called eaves) must be predicted as if it had none by a model that uses known-neighbour
+    // heights: neither kept, nor anchoring, nor feeding the neighbour features.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let model = d.join("known.model");
+    let (code, _, err) = roofline(&[
+        "train",
+        "--quiet",
+        &s(&common::data().join("cities/delft-3dfier.toml")),
+        "--known-heights",
+        "--trees",
+        "40",
+        "-o",
+        &s(&model),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let footprints = common::data().join("cities/delft-5910/footprints_DERIVED.gpkg");
+    let region = |name: &str, label: &str| {
+        write_config(
+            d,
+            &format!("{name}.toml"),
+            &format!(
+                "name = \"delft\"\n[footprints]\npath = \"{}\"\nlayer = \"footprints\"\nid = \"identificatie\"\n{label}",
+                footprints.display()
+            ),
+        )
+    };
+    let plain = region("plain", "");
+    let eave = region(
+        "eave",
+        "[label]\nsource = \"attribute\"\nname = \"eave\"\nfield = \"h_70p\"\n",
+    );
+    let heights = |cfg: &Path| {
+        let out = cfg.with_extension("parquet");
+        let (code, _, err) = roofline(&[
+            "predict",
+            "--quiet",
+            "--model",
+            &s(&model),
+            &s(cfg),
+            "-o",
+            &s(&out),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let t = roofline::io::output::read_table(&out).unwrap();
+        t.column("height_m").unwrap().as_f64()
+    };
+    let (a, b) = (heights(&plain), heights(&eave));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+            "{x} vs {y}"
+        );
+    }
+}

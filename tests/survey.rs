@@ -99,6 +99,8 @@ fn a_survey_joined_by_id_or_location_anchors_as_the_same_heights_in_a_field_do()
     }
     by_id.push_str("NL.IMBAG.Pand.0000000000000000,12.5\n");
     at.push_str("80000.0,440000.0,12.5\n");
+    // A typo'd coordinate that no transformation places: unmatched, not fatal.
+    at.push_str("85000.0,1e300,12.5\n");
     std::fs::write(d.join("by-id.csv"), by_id).unwrap();
     std::fs::write(d.join("at.csv"), at).unwrap();
     let points = {
@@ -130,7 +132,7 @@ fn a_survey_joined_by_id_or_location_anchors_as_the_same_heights_in_a_field_do()
         (
             "at",
             "path = \"at.csv\"\nx = \"x\"\ny = \"y\"\ncrs = \"EPSG:28992\"\n",
-            1,
+            2,
         ),
         ("points", "path = \"points.gpkg\"\n", 0),
     ] {
@@ -184,6 +186,14 @@ fn a_survey_that_joins_nothing_or_is_in_centimetres_stops_with_one_line() {
     }
     std::fs::write(d.join("wrong.csv"), wrong_ids).unwrap();
     std::fs::write(d.join("cm.csv"), cm).unwrap();
+    let comma: String = std::iter::once("bag_id,hoogte\n".to_string())
+        .chain(
+            known
+                .iter()
+                .map(|(_, id, h, _)| format!("{id},\"{}\"\n", format!("{h:.2}").replace('.', ","))),
+        )
+        .collect();
+    std::fs::write(d.join("comma.csv"), comma).unwrap();
     let out = d.join("never.parquet");
     for (name, keys, file, words) in [
         (
@@ -203,6 +213,12 @@ fn a_survey_that_joins_nothing_or_is_in_centimetres_stops_with_one_line() {
             "path = \"cm.csv\"\nid = \"hoogte_m\"\n",
             "cm.csv",
             &["has no field 'hoogte_m'"][..],
+        ),
+        (
+            "comma",
+            "path = \"comma.csv\"\nid = \"bag_id\"\n",
+            "comma.csv",
+            &["no row holds a number in field 'hoogte'"][..],
         ),
     ] {
         let cfg = region(

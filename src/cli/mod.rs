@@ -52,9 +52,10 @@ pub enum Command {
     /// Predict heights for regions (city configs, labels optional) with a trained model.
     ///
     /// A region config with a [label] section (a field some footprints carry, OpenStreetMap
-    /// tags, LiDAR) gives known heights: those buildings keep them (source measured, osm-height,
-    /// osm-levels) and recalibrate the prediction for the rest (source recalibrated); without
-    /// one every height comes from the model (source predicted).
+    /// tags, a survey file, LiDAR) gives known heights: those buildings keep them (source
+    /// measured, survey, osm_height, osm_levels) and recalibrate the prediction for the rest
+    /// (source recalibrated); without one every height comes from the model (source
+    /// predicted).
     Predict(PredictArgs),
     /// Cross-validate: leave-one-city-out or spatial blocks; writes a report folder.
     Cv(CvArgs),

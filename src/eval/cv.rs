@@ -509,7 +509,7 @@ fn blocks_within(
             if fold.test.is_empty() || fold.train.is_empty() {
                 if !fold.test.is_empty() {
                     tracing::warn!(
-                        "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller `buffer` or `block_size`)",
+                        "{}: fold {} leaves {} labelled buildings unscored: no training building lies beyond the {buffer_m} m buffer (try a smaller buffer or block size)",
                         city.city,
                         fold.fold,
                         fold.test.len()

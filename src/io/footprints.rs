@@ -103,8 +103,8 @@ impl Footprints {
             },
             duplicate_ids: self.duplicate_ids,
             summary: FootprintSummary::of(&geometries),
+            partial: rows.len() < self.len(),
             geometries,
-            partial: true,
         }
     }
 }

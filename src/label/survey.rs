@@ -160,19 +160,15 @@ pub fn survey_labels(
     if rows.is_empty() {
         return Err(fail("has no rows".into()));
     }
-    // Place the points in the working CRS, all at once.
+    // Place each point in the working CRS; one that cannot be placed (a typo'd coordinate)
+    // matches no footprint, rather than failing the survey.
     if let Some(t) = &to_working {
-        let (mut x, mut y): (Vec<f64>, Vec<f64>) = rows
-            .iter()
-            .map(|r| match r.2 {
-                Key::At(Some(p)) => p,
-                _ => (0.0, 0.0),
-            })
-            .unzip();
-        t.apply(&mut x, &mut y).at_kind(FileKind::Other, path)?;
-        for (r, (x, y)) in rows.iter_mut().zip(x.into_iter().zip(y)) {
+        for r in rows.iter_mut() {
             if let Key::At(Some(p)) = &mut r.2 {
-                *p = (x, y);
+                let (mut x, mut y) = ([p.0], [p.1]);
+                let placed =
+                    t.apply(&mut x, &mut y).is_ok() && x[0].is_finite() && y[0].is_finite();
+                r.2 = Key::At(placed.then_some((x[0], y[0])));
             }
         }
     }
@@ -203,13 +199,23 @@ pub fn survey_labels(
             }
         }
     }
+    if summary.no_height == summary.rows {
+        return Err(fail(format!(
+            "no row holds a number in field '{}' (a decimal comma, or another field?)",
+            cfg.field
+        )));
+    }
     if summary.joined == 0 && !fp.partial {
         return Err(fail(format!(
-            "none of its {} rows joins a footprint by {} (first unmatched: {}); check label.{} and the CRS",
+            "none of its {} rows joins a footprint by {} (first unmatched: {}); {}",
             summary.rows,
             summary.by,
             summary.unmatched_first.join(", "),
-            if by_id { "id" } else { "crs" }
+            if by_id {
+                "does label.id hold the footprints' ids?"
+            } else {
+                "is its CRS right (label.crs), and do its points lie in the footprints?"
+            }
         )));
     }
     summary.repeated = found.values().filter(|v| v.len() > 1).count();

@@ -52,13 +52,15 @@ pub fn height_at(l: f64, structure: f64) -> f64 {
     (l + structure).exp().max(0.0)
 }
 
-/// A 90 % interval from its bounds in ln(height) above ln level `l`, never negative and always
-/// holding the point.
-pub fn bounds_at(l: f64, lo: f64, hi: f64, point: f64) -> (f64, f64) {
-    (
-        (l + lo).exp().min(point).max(0.0),
-        (l + hi).exp().max(point),
-    )
+/// A 90 % interval from the interval model's raw bounds: in ln(height) above ln level `l`
+/// when `log_scale`, else metres; never negative and always holding the point.
+pub fn bounds_at(log_scale: bool, l: f64, lo: f64, hi: f64, point: f64) -> (f64, f64) {
+    let (lo, hi) = if log_scale {
+        ((l + lo).exp(), (l + hi).exp())
+    } else {
+        (lo, hi)
+    };
+    (lo.min(point).max(0.0), hi.max(point))
 }
 
 /// The log of each of [`DESCRIPTORS`] for a city (`None` where the city lacks the feature).

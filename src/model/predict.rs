@@ -192,18 +192,34 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
 /// (storeys, eaves for a roof-top model) are not the heights the model gives, so they are
 /// neither kept as the answer nor used to anchor it, and a warning says so.
 fn own_labels(model: &HeightModel, region: &CityFeatures) -> Vec<Option<f64>> {
+    if let Some(l) = region
+        .labels
+        .as_ref()
+        .filter(|l| l.definition.name != model.meta.label.name)
+    {
+        tracing::warn!(
+            "{}: its labels are '{}' heights, the model gives '{}': they are not used (neither kept nor to anchor the model); give the region labels of the model's family or use a model of theirs",
+            region.city,
+            l.definition.name,
+            model.meta.label.name
+        );
+    }
+    own_labels_quiet(model, region)
+}
+
+/// [`own_labels`] without its warning (said once, by [`predict_region`]).
+fn own_labels_quiet(model: &HeightModel, region: &CityFeatures) -> Vec<Option<f64>> {
     match &region.labels {
-        Some(l) if l.definition.name != model.meta.label.name => {
-            tracing::warn!(
-                "{}: its labels are '{}' heights, the model gives '{}': they are not used (neither kept nor to anchor the model); give the region labels of the model's family or use a model of theirs",
-                region.city,
-                l.definition.name,
-                model.meta.label.name
-            );
-            vec![None; region.len()]
-        }
+        Some(l) if l.definition.name != model.meta.label.name => vec![None; region.len()],
         _ => region.ok_labels(),
     }
+}
+
+/// The feature matrix [`predict_region`] predicts from: the region's features with the
+/// known-neighbour heights of its own family's labels, in the model's column order.
+pub fn region_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2<f64>> {
+    let known = own_labels_quiet(model, region);
+    model_matrix(model, with_known_heights(model, region, &known).as_ref())
 }
 
 /// The region with known-neighbour heights from its own measured buildings (`known`, of the
@@ -217,7 +233,10 @@ fn with_known_heights<'a>(
         .names
         .iter()
         .any(|n| describe(n).group == Group::KnownHeights);
-    if !model.meta.uses_known_heights() || has_known {
+    // Columns made from the region's own labels stand when those are the model's family;
+    // labels of another family must not feed them.
+    let from_own = has_known && region.ok_labels() == known;
+    if !model.meta.uses_known_heights() || from_own {
         return std::borrow::Cow::Borrowed(region);
     }
     let mut r = region.clone();
@@ -257,17 +276,15 @@ pub fn intervals_at(
     log_level: Option<f64>,
 ) -> (Vec<f64>, Vec<f64>) {
     match (&model.interval, structure) {
-        (Some(i), Some((lo, hi))) if i.calibration.log_scale => {
+        (Some(i), Some((lo, hi))) => {
             let l = log_level
                 .or(model.meta.level.as_ref().map(|l| l.intercept))
                 .unwrap_or(0.0);
+            let log = i.calibration.log_scale;
             (0..point.len())
-                .map(|k| super::level::bounds_at(l, lo[k], hi[k], point[k]))
+                .map(|k| super::level::bounds_at(log, l, lo[k], hi[k], point[k]))
                 .unzip()
         }
-        (Some(_), Some((lo, hi))) => (0..point.len())
-            .map(|k| (lo[k].min(point[k]).max(0.0), hi[k].max(point[k])))
-            .unzip(),
         _ => (vec![f64::NAN; point.len()], vec![f64::NAN; point.len()]),
     }
 }

@@ -160,13 +160,11 @@ fn relevel_merged(t: &mut Table, n: usize, level: &PlanLevel) -> Result<()> {
     let feature = head(f64_column(t, LEVEL_COLUMNS[3])?);
     let l = level.model.log_level_from_values(&feature);
     let point: Vec<f64> = structure.iter().map(|&s| height_at(l, s)).collect();
-    let (lo, hi): (Vec<f64>, Vec<f64>) = (0..n)
-        .map(|i| {
-            if level.log_intervals {
-                bounds_at(l, lo_s[i], hi_s[i], point[i])
-            } else {
-                (f64::NAN, f64::NAN)
-            }
+    // The interval as the single run makes it (none without an interval model).
+    let (plo, phi): (Vec<f64>, Vec<f64>) = (0..n)
+        .map(|i| match level.intervals {
+            Some(log) => bounds_at(log, l, lo_s[i], hi_s[i], point[i]),
+            None => (f64::NAN, f64::NAN),
         })
         .unzip();
     let predicted_rows: Vec<bool> = match t.column(column::SOURCE).map(|c| &c.data) {
@@ -178,17 +176,6 @@ fn relevel_merged(t: &mut Table, n: usize, level: &PlanLevel) -> Result<()> {
     };
     let number =
         |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
-    // Intervals not in ln(height) (none, or metres) do not move with the level.
-    let keep_or = |name: &str, new: &[f64]| -> Result<Vec<f64>> {
-        let old = head(f64_column(t, name)?);
-        Ok(if level.log_intervals {
-            new.to_vec()
-        } else {
-            old
-        })
-    };
-    let plo = keep_or(HELPER_COLUMNS[0], &lo)?;
-    let phi = keep_or(HELPER_COLUMNS[1], &hi)?;
     let mut height = head(f64_column(t, column::HEIGHT)?);
     let mut height_lo = head(f64_column(t, column::LO)?);
     let mut height_hi = head(f64_column(t, column::HI)?);

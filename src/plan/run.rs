@@ -13,7 +13,7 @@ use crate::io::table::{Column, Table};
 use crate::label::{label_footprints, read_city_footprints, LabelTable};
 use crate::model::level::{descriptor_source, LevelModel};
 use crate::model::local::LocalOptions;
-use crate::model::predict::{interval_structure, model_matrix};
+use crate::model::predict::{interval_structure, region_matrix};
 use crate::model::predict::{predict_region_local, LocalData, Predictions};
 use crate::model::HeightModel;
 use crate::progress::Progress;
@@ -60,8 +60,9 @@ pub struct MergeSteps {
 pub struct PlanLevel {
     /// The model's level model.
     pub model: LevelModel,
-    /// Whether the model's intervals are in ln(height) above the level.
-    pub log_intervals: bool,
+    /// With an interval model, whether its bounds are in ln(height) above the level
+    /// (`None`: no intervals).
+    pub intervals: Option<bool>,
 }
 
 /// A job's city config (its point clouds narrowed to the job's) and the footprints it reads.
@@ -220,13 +221,10 @@ impl JobInput {
         ));
         let level = model.meta.level.as_ref().map(|l| PlanLevel {
             model: l.clone(),
-            log_intervals: model
-                .interval
-                .as_ref()
-                .is_some_and(|i| i.calibration.log_scale),
+            intervals: model.interval.as_ref().map(|i| i.calibration.log_scale),
         });
         if let Some(l) = &level {
-            let x = model_matrix(model, &region)?;
+            let x = region_matrix(model, &region)?;
             let structure = model.structure(&x)?;
             let bounds = interval_structure(model, &x)?;
             let nan = vec![f64::NAN; region.len()];
