@@ -199,13 +199,6 @@ pub struct SurveyLabelConfig {
     pub heights_checked: bool,
 }
 
-impl SurveyLabelConfig {
-    /// The unit the heights are read in: the one said, else metres.
-    pub fn length_unit(&self) -> LengthUnit {
-        self.unit.unwrap_or_default()
-    }
-}
-
 /// Known heights from OpenStreetMap tags: `height` where tagged, else storeys
 /// (`building:levels` + `roof:levels`) × a storey height.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -321,10 +314,11 @@ pub struct AttributeLabelConfig {
     pub heights_checked: bool,
 }
 
-impl AttributeLabelConfig {
-    /// The unit the heights are read in: the one said, else metres.
-    pub fn length_unit(&self) -> LengthUnit {
-        self.unit.unwrap_or_default()
+/// " (in ft)" for a label definition's detail; nothing for metres, said or not.
+fn unit_detail(unit: Option<LengthUnit>) -> String {
+    match unit.unwrap_or_default() {
+        LengthUnit::Metre => String::new(),
+        u => format!(" (in {u})"),
     }
 }
 
@@ -503,10 +497,7 @@ impl LabelConfig {
                     "attribute {}{}{}{}",
                     a.field,
                     a.ground_field.as_ref().map(|g| format!(" minus {g}")).unwrap_or_default(),
-                    match a.length_unit() {
-                        LengthUnit::Metre => String::new(),
-                        u => format!(" (in {u})"),
-                    },
+                    unit_detail(a.unit),
                     a.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default()
                 ),
             },
@@ -524,10 +515,7 @@ impl LabelConfig {
                     "survey {} field {}{}, joined by {}",
                     v.path.display(),
                     v.field,
-                    match v.length_unit() {
-                        LengthUnit::Metre => String::new(),
-                        u => format!(" (in {u})"),
-                    },
+                    unit_detail(v.unit),
                     v.id.as_ref()
                         .map_or("location".to_string(), |id| format!("id ({id})"))
                 ),

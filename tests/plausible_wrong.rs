@@ -67,7 +67,7 @@ fn labels(cfg: &Path) -> (i32, String, Vec<Option<f64>>) {
 /// Trains on `cfg`, expecting one error line that names the config and `words`, and no model.
 fn train_refuses(dir: &Path, cfg: &Path, words: &[&str]) {
     let out = dir.join("never.model");
-    let (code, _, err) = roofline(&[
+    let args = [
         "train",
         "--quiet",
         cfg.to_str().unwrap(),
@@ -75,12 +75,13 @@ fn train_refuses(dir: &Path, cfg: &Path, words: &[&str]) {
         out.to_str().unwrap(),
         "--trees",
         "10",
-    ]);
-    common::assert_clean_error(code, &err, cfg.file_name().unwrap().to_str().unwrap());
-    for w in words {
-        assert!(err.contains(w), "'{w}' not in: {err}");
-    }
-    assert!(!out.exists(), "a model was written");
+    ];
+    common::refuses(
+        &args,
+        &out,
+        cfg.file_name().unwrap().to_str().unwrap(),
+        words,
+    );
 }
 
 #[test]
@@ -187,18 +188,14 @@ fn roof_altitudes_without_the_ground_stop_and_with_it_give_heights() {
 /// `roofline labels` on `cfg`, expecting one error line that names `file` and `words`.
 fn labels_refuse(cfg: &Path, file: &str, words: &[&str]) {
     let out = cfg.with_extension("never.parquet");
-    let (code, _, err) = roofline(&[
+    let args = [
         "labels",
         "--quiet",
         cfg.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
-    ]);
-    common::assert_clean_error(code, &err, file);
-    for w in words {
-        assert!(err.contains(w), "'{w}' not in: {err}");
-    }
-    assert!(!out.exists(), "an output was written");
+    ];
+    common::refuses(&args, &out, file, words);
 }
 
 #[test]

@@ -73,12 +73,14 @@ pub fn square_share(outlines: &[Vec<(f64, f64)>]) -> Option<f64> {
 }
 
 /// Refuses footprints that look read with x and y swapped. `source` is the file's CRS,
-/// `geoms` the footprints in the working CRS `working`.
+/// `geoms` the footprints in the working CRS `working`, `extent` theirs (as
+/// [`crate::io::plausible::FootprintSummary`] has it).
 pub fn check_axis_order(
     path: &Path,
     source: &Crs,
     working: &Crs,
     geoms: &[MultiPolygon<f64>],
+    extent: &[f64; 4],
 ) -> Result<()> {
     let fail = |what: String| {
         Error::of(
@@ -139,9 +141,10 @@ pub fn check_axis_order(
             && lat <= area.north_lat_degree + AREA_MARGIN_DEG
     };
     let world = area.east_lon_degree - area.west_lon_degree >= 359.0;
-    let Some(e) = extent(geoms) else {
+    let e = extent;
+    if !e.iter().all(|v| v.is_finite()) {
         return Ok(());
-    };
+    }
     let to_source = Transform::new(working, source).at_kind(FileKind::Footprints, path)?;
     let (mut x, mut y) = ([(e[0] + e[2]) / 2.0], [(e[1] + e[3]) / 2.0]);
     if world || to_source.apply(&mut x, &mut y).is_err() {
@@ -169,22 +172,6 @@ pub fn check_axis_order(
         )));
     }
     Ok(())
-}
-
-fn extent(geoms: &[MultiPolygon<f64>]) -> Option<[f64; 4]> {
-    use geo::BoundingRect;
-    geoms
-        .iter()
-        .filter_map(|g| g.bounding_rect())
-        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
-        .reduce(|a, b| {
-            [
-                a[0].min(b[0]),
-                a[1].min(b[1]),
-                a[2].max(b[2]),
-                a[3].max(b[3]),
-            ]
-        })
 }
 
 #[cfg(test)]

@@ -272,7 +272,13 @@ pub fn read_footprints(
     }
     out.summary = FootprintSummary::of(&out.geometries);
     check_footprints(path, &out.source_crs, &out.summary)?;
-    crate::io::axis_order::check_axis_order(path, &out.source_crs, &out.crs, &out.geometries)?;
+    crate::io::axis_order::check_axis_order(
+        path,
+        &out.source_crs,
+        &out.crs,
+        &out.geometries,
+        &out.summary.extent,
+    )?;
     if let Some(note) = crs_note {
         tracing::warn!("{}: {note}", path.display());
     }

@@ -9,7 +9,7 @@ use crate::label::{Flag, LabelRow, Origin};
 pub fn attribute_labels(fp: &Footprints, cfg: &AttributeLabelConfig) -> Vec<LabelRow> {
     let top = &fp.numeric[&cfg.field];
     let ground = cfg.ground_field.as_ref().map(|g| &fp.numeric[g]);
-    let m = cfg.length_unit().metres();
+    let m = cfg.unit.unwrap_or_default().metres();
     (0..fp.len())
         .map(|i| {
             let h = match (top[i], ground.map(|g| g[i])) {

@@ -128,7 +128,7 @@ pub fn survey_labels(
         };
         Some(Transform::new(&crs, &fp.crs).at_kind(FileKind::Other, path)?)
     };
-    let unit = cfg.length_unit().metres();
+    let unit = cfg.unit.unwrap_or_default().metres();
     let mut summary = SurveySummary {
         by: if by_id { "id" } else { "location" },
         ..Default::default()

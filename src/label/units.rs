@@ -27,12 +27,6 @@ pub struct Said<'a> {
     pub heights_checked: bool,
 }
 
-impl Said<'_> {
-    fn length_unit(&self) -> LengthUnit {
-        self.unit.unwrap_or_default()
-    }
-}
-
 impl<'a> From<&'a AttributeLabelConfig> for Said<'a> {
     fn from(c: &'a AttributeLabelConfig) -> Said<'a> {
         Said {
@@ -137,7 +131,10 @@ impl HeightShape {
                 unit_hint("cm"),
             ));
         }
-        if self.small_integers > 0.9 && m <= 6.0 && cfg.length_unit() == LengthUnit::Metre {
+        if self.small_integers > 0.9
+            && m <= 6.0
+            && cfg.unit.unwrap_or_default() == LengthUnit::Metre
+        {
             return Some((
                 format!(
                     "{:.0} % of the heights are whole numbers from 1 to 9 (median {m:.0}): storey counts?",

@@ -115,6 +115,17 @@ pub fn assert_clean_error(code: i32, stderr: &str, file: &str) {
     );
 }
 
+/// Runs roofline with `args`, expecting one error line that names `file` and each of
+/// `words`, and nothing written at `out`.
+pub fn refuses(args: &[&str], out: &Path, file: &str, words: &[&str]) {
+    let (code, _, err) = roofline(args);
+    assert_clean_error(code, &err, file);
+    for w in words {
+        assert!(err.contains(w), "'{w}' not in: {err}");
+    }
+    assert!(!out.exists(), "{} was written", out.display());
+}
+
 /// The outputs of `roofline demo` (out/ and models/ under the tests' temporary folder), made
 /// once per build of the binary and shared by the tests that read them (the browser test, the
 /// notebook): a file lock serialises test processes, a stamp of the binary says whether the
