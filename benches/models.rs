@@ -15,7 +15,7 @@ use roofline::config::CityConfig;
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::model::boosting::GbmParams;
 use roofline::model::ensemble::TreeEnsemble;
-use roofline::model::train::{feature_rows, select_features};
+use roofline::model::train::select_features;
 use roofline::progress::Progress;
 use roofline::spatial::blocks::block_folds;
 
@@ -54,7 +54,7 @@ fn rows(
         .filter(|&i| l[i].is_some() && keep(i))
         .collect();
     (
-        feature_rows(c, names, &r).unwrap(),
+        c.matrix(names, Some(&r)).unwrap(),
         r.iter().map(|&i| l[i].unwrap()).collect(),
     )
 }

@@ -7,7 +7,7 @@ use common::*;
 use roofline::eval::cv::CvSummary;
 use roofline::features::relative::{rank_name, with_city_ranks};
 use roofline::model::domain::domain_weights;
-use roofline::model::train::{feature_rows, select_features};
+use roofline::model::train::select_features;
 
 /// `cv --ablate` on two small cities: one row per variant next to the default, every seed run,
 /// the default row's point model the same as the main run's (same seed, same folds), and the
@@ -148,8 +148,8 @@ fn domain_weights_favour_buildings_like_the_target() {
     let cut = sorted[sorted.len() * 7 / 10];
     let large: Vec<usize> = all.iter().copied().filter(|&i| area[i] > cut).collect();
     assert!(large.len() > 100, "{}", large.len());
-    let train = feature_rows(&city, &names, &all).unwrap();
-    let target = feature_rows(&city, &names, &large).unwrap();
+    let train = city.matrix(&names, Some(&all)).unwrap();
+    let target = city.matrix(&names, Some(&large)).unwrap();
     let w = domain_weights(&train, &target, &quick_options().gbm_params()).unwrap();
     assert_eq!(w.len(), city.len());
     let mean = |rows: &mut dyn Iterator<Item = usize>| {
@@ -180,9 +180,13 @@ fn a_model_adapted_to_a_region_says_so_and_differs() {
     assert_eq!(adapted.meta.hyperparameters["adapted_to"], "delft-5910");
     assert!(plain.meta.hyperparameters.get("adapted_to").is_none());
     let all: Vec<usize> = (0..region.len()).collect();
-    let x = feature_rows(&region, &adapted.meta.feature_names, &all).unwrap();
+    let x = region
+        .matrix(&adapted.meta.feature_names, Some(&all))
+        .unwrap();
     let a = predict_booster(&adapted.point, &x).unwrap();
-    let x = feature_rows(&region, &plain.meta.feature_names, &all).unwrap();
+    let x = region
+        .matrix(&plain.meta.feature_names, Some(&all))
+        .unwrap();
     let p = predict_booster(&plain.point, &x).unwrap();
     let moved = a
         .iter()

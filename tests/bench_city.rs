@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use common::*;
 use geo::BoundingRect;
+use roofline::bench::city::{build_bench_city, BenchCityOptions};
 use roofline::config::CityConfig;
-use roofline::io::bench_city::{build_bench_city, BenchCityOptions};
 use roofline::label::{label_city, Flag};
 use roofline::progress::Progress;
 

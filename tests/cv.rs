@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use common::*;
 use roofline::eval::cv::{block_plan, cross_validate, fold_view, Scheme, DEFAULT_BUFFER_M};
-use roofline::eval::report::write_report;
 use roofline::features::CityFeatures;
 use roofline::model::train::TrainOptions;
 use roofline::progress::Progress;
+use roofline::render::report::write_report;
 use roofline::spatial::blocks::blocks;
 
 fn features(name: &str) -> CityFeatures {
@@ -294,7 +294,7 @@ fn mixed_label_definitions_are_refused() {
     };
     let out = cross_validate(&[d, o], Scheme::City, &opts, &Progress::hidden()).unwrap();
     assert!(out.summary.mixed_labels);
-    let md = roofline::eval::report::render_markdown(&out);
+    let md = roofline::render::markdown::render_markdown(&out);
     assert!(md.matches("Mixed label definitions").count() >= 3, "{md}");
 }
 

@@ -11,7 +11,7 @@ use roofline::model::boosting::GbmParams;
 use roofline::model::ensemble::TreeEnsemble;
 use roofline::model::intervals::IntervalModel;
 use roofline::model::predict::{predict_region, Source};
-use roofline::model::train::{feature_rows, select_features, train_model, TrainOptions};
+use roofline::model::train::{select_features, train_model, TrainOptions};
 use roofline::model::HeightModel;
 
 fn features(name: &str) -> CityFeatures {
@@ -258,7 +258,7 @@ fn intervals_are_calibrated_on_held_out_blocks() {
             .filter(|&i| blocks[i] == k && labels[i].is_some())
             .collect();
         (
-            feature_rows(&p, &names, &rows).unwrap(),
+            p.matrix(&names, Some(&rows)).unwrap(),
             rows.iter().map(|&i| labels[i].unwrap()).collect(),
         )
     };
@@ -542,7 +542,7 @@ fn early_stopping_stops() {
     let names = select_features(&[&city], false);
     let labels = city.ok_labels();
     let rows: Vec<usize> = (0..city.len()).filter(|&i| labels[i].is_some()).collect();
-    let x = feature_rows(&city, &names, &rows).unwrap();
+    let x = city.matrix(&names, Some(&rows)).unwrap();
     let y: Array1<f64> = rows.iter().map(|&i| labels[i].unwrap()).collect();
     let ds = Dataset::new(x, y);
     let params = GbmParams::new()

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use common::*;
 use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme, NO_SCENARIO};
-use roofline::eval::report::write_report;
 use roofline::eval::scenario::Scenario;
 use roofline::model::anchor::Draw;
 use roofline::model::train::train_model;
 use roofline::progress::Progress;
+use roofline::render::report::write_report;
 
 /// Two small cities, one with LiDAR labels: the sparse scenario really thins the survey (points
 /// counted), measures the buildings it still hits close to their full-survey height, and the

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use roofline::bench::city::{build_bench_city, BenchCityOptions};
 use roofline::error::Result;
-use roofline::io::bench_city::{build_bench_city, BenchCityOptions};
 use roofline::progress::Progress;
 
 pub fn run(

@@ -8,16 +8,16 @@ use std::time::Instant;
 use roofline::config::CityConfig;
 use roofline::error::Result;
 use roofline::eval::cv::{cross_validate, cross_validate_with, CvOutput, Scenarios, Scheme};
-use roofline::eval::report::write_report;
 use roofline::eval::scenario::Scenario;
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::io::output::write_table;
-use roofline::io::sparsify::Sparsify;
+use roofline::label::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Reveal};
 use roofline::model::predict::{predict_region_local, LocalData, Source};
 use roofline::model::train::{train_model, TrainOptions};
 use roofline::model::HeightModel;
 use roofline::progress::Progress;
+use roofline::render::report::write_report;
 
 const ROOF_P70: [&str; 4] = [
     "amsterdam-centre",
@@ -248,7 +248,7 @@ impl Demo<'_> {
         let pred_table = p.to_table(&region, &region.source_crs)?;
         write_table(&pred_table, &pred_path)?;
         let map_path = out.join("predictions").join("bresse.html");
-        let layer = roofline::eval::map::MapLayer::from_predictions(&pred_table)?;
+        let layer = roofline::render::map::MapLayer::from_predictions(&pred_table)?;
         roofline::io::output::write_text(&map_path, &layer.page("roofline heights: Bresse"))?;
         let measured = p.source.iter().filter(|s| **s == Source::Measured).count();
         println!(

@@ -13,8 +13,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use roofline::error::Result;
+use roofline::error::{Error, Result};
+use roofline::eval::ablation::Variant;
 use roofline::features::cache::FeatureCache;
+use roofline::label::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Reveal};
 use roofline::model::intervals::IntervalRule;
 use roofline::model::ModelKind;
@@ -198,13 +200,13 @@ pub struct CvArgs {
     /// flight strips, tracks=SPACING_M spaceborne-like lines); its buildings still hit are
     /// measured directly and recalibrate the model for the rest. Cities with LiDAR labels only.
     #[arg(long, value_name = "KIND=VALUE")]
-    pub sparse_lidar: Vec<String>,
+    pub sparse_lidar: Vec<Sparsify>,
     /// Scenario of leave-one-city-out, repeatable: this share (0.02) or number (20) of the
     /// held-out city's labelled buildings (seeded) is known and recalibrates the model; the
     /// rest are scored. `20:clustered` draws them in one district (as OpenStreetMap tags
     /// and surveys usually are), `20:spread` over the city (the --local-draw default).
     #[arg(long, value_name = "SHARE|COUNT[:DRAW]")]
-    pub local_labels: Vec<String>,
+    pub local_labels: Vec<LocalLabels>,
     /// Where --local-labels buildings lie unless one says: spread over the city, or
     /// clustered in one district.
     #[arg(long, value_parser = choice::<Draw>(), default_value = "spread")]
@@ -214,7 +216,7 @@ pub struct CvArgs {
     /// city-ranks, linear-leaves, or all) next to the default, over --ablation-seeds seeds; a table in
     /// report.md and `ablation` in metrics.json.
     #[arg(long, value_name = "VARIANT")]
-    pub ablate: Vec<String>,
+    pub ablate: Vec<Ablate>,
     /// Seeds of the ablation (the --seed and the ones after it).
     #[arg(long, default_value_t = 3)]
     pub ablation_seeds: u64,
@@ -344,6 +346,24 @@ impl CacheArg {
     }
 }
 
+/// What a command's work carries besides its arguments: the progress bars (hidden with
+/// --quiet) and the feature cache, when --cache or ROOFLINE_CACHE asks for one.
+pub struct Context {
+    /// Bars on stderr, or hidden.
+    pub progress: Progress,
+    /// Where labels and features are kept between runs.
+    pub cache: Option<FeatureCache>,
+}
+
+impl Context {
+    fn new(progress: Progress, cache: &CacheArg) -> Context {
+        Context {
+            progress,
+            cache: cache.open(),
+        }
+    }
+}
+
 /// One job of a plan instead of whole cities.
 #[derive(clap::Args, Debug, Clone)]
 pub struct JobArg {
@@ -396,7 +416,7 @@ pub struct LocalArgs {
     /// What-if: thin the region's sparse survey further before measuring from it
     /// (density=PTS_PER_M2, strips=SHARE or tracks=SPACING_M).
     #[arg(long, value_name = "KIND=VALUE")]
-    pub sparse_lidar: Option<String>,
+    pub sparse_lidar: Option<Sparsify>,
     /// What-if: keep only this share (0.02) or number (20) of the region's measured buildings
     /// (seeded) as measured.
     #[arg(long, value_name = "SHARE|COUNT")]
@@ -518,6 +538,53 @@ fn as_flags(msg: &str) -> String {
         );
     }
     out
+}
+
+/// `cv --local-labels 20:clustered`: how many buildings are known and, when said, how they
+/// are drawn (else `--local-draw`).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalLabels {
+    known: Reveal,
+    draw: Option<Draw>,
+}
+
+impl std::str::FromStr for LocalLabels {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<LocalLabels> {
+        let (known, draw) = match s.split_once(':') {
+            Some((k, d)) => (
+                k,
+                Some(d.parse::<Draw>().map_err(|_| {
+                    Error::invalid(format!("{s}: the draw after ':' is spread or clustered"))
+                })?),
+            ),
+            None => (s, None),
+        };
+        Ok(LocalLabels {
+            known: known.parse()?,
+            draw,
+        })
+    }
+}
+
+/// `cv --ablate`: one variant, or `all` of them.
+#[derive(Clone, Copy, Debug)]
+pub enum Ablate {
+    /// Every variant.
+    All,
+    /// One variant.
+    One(Variant),
+}
+
+impl std::str::FromStr for Ablate {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Ablate> {
+        if s == "all" {
+            Ok(Ablate::All)
+        } else {
+            Variant::parse(s).map(Ablate::One)
+        }
+    }
 }
 
 /// A library enum offered by name on the command line: the library does not depend on clap,
@@ -735,15 +802,14 @@ fn run(command: Command, progress: Progress) -> Result<()> {
         Command::BenchCity(a) => {
             bench_city::run(&a.dir, &a.data, a.buildings, a.seed, a.tile_size, progress)
         }
-        Command::Train(a) => models::train(&a, progress, a.cache.open().as_ref()),
-        Command::Cv(a) => models::cv(&a, progress, a.cache.open().as_ref()),
+        Command::Train(a) => models::train(&a, &Context::new(progress, &a.cache)),
+        Command::Cv(a) => models::cv(&a, &Context::new(progress, &a.cache)),
         Command::Demo(a) => demo::run(&a.data, &a.output, &a.models, progress),
         Command::Export(a) => models::export(
             &a.model,
             &a.output,
             a.region.as_deref(),
-            &progress,
-            a.cache.open().as_ref(),
+            &Context::new(progress, &a.cache),
         ),
     }
 }
@@ -794,10 +860,7 @@ fn run_predict(a: PredictArgs, progress: Progress) -> Result<()> {
     };
     match Target::of(a.output.clone(), a.job.clone(), a.regions.len(), &a.db)? {
         Target::Job(j) => plan::predict(&j, &a.model, &keep, &a.local, progress),
-        Target::Output(o) => {
-            let cache = a.cache.open();
-            models::predict(&a, &o, &keep, progress, cache.as_ref())
-        }
+        Target::Output(o) => models::predict(&a, &o, &keep, &Context::new(progress, &a.cache)),
     }
 }
 

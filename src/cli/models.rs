@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use linfa::ParamGuard;
 
-use super::{By, CvArgs, LocalArgs, LossArg, ModelArgs, PredictArgs, TrainArgs};
+use super::{
+    Ablate, By, Context, CvArgs, LocalArgs, LocalLabels, LossArg, ModelArgs, PredictArgs, TrainArgs,
+};
 use roofline::config::CityConfig;
 use roofline::crs::Crs;
 use roofline::error::{Error, FileKind, Result};
 use roofline::eval::ablation::{ablate, Variant};
 use roofline::eval::scenario::Scenario;
-use roofline::features::cache::FeatureCache;
 use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::io::footprints::{read_attributes, KeepColumns};
@@ -18,7 +19,7 @@ use roofline::io::output::{
     check_output_dir, check_output_file, check_output_table, output_name, write_table_with,
     TableOptions,
 };
-use roofline::io::sparsify::Sparsify;
+use roofline::label::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Known};
 use roofline::model::boosting::Loss;
 use roofline::model::intervals::CalibrationMethod;
@@ -85,9 +86,9 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
 pub fn load_cities(
     paths: &[PathBuf],
     options: FeatureOptions,
-    progress: &Progress,
-    cache: Option<&FeatureCache>,
+    ctx: &Context,
 ) -> Result<Vec<CityFeatures>> {
+    let (progress, cache) = (&ctx.progress, ctx.cache.as_ref());
     let configs = paths
         .iter()
         .map(CityConfig::load)
@@ -107,7 +108,8 @@ pub fn load_cities(
 }
 
 /// `roofline train`.
-pub fn train(a: &TrainArgs, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
+pub fn train(a: &TrainArgs, ctx: &Context) -> Result<()> {
+    let progress = &ctx.progress;
     let (cities, output, adapt_to, args) = (
         &a.cities,
         a.output.as_path(),
@@ -125,8 +127,7 @@ pub fn train(a: &TrainArgs, progress: Progress, cache: Option<&FeatureCache>) ->
             known_heights: opts.known_heights,
             ..Default::default()
         },
-        &progress,
-        cache,
+        ctx,
     )?;
     // The region's features are read before the clock of the fit starts.
     let region = adapt_to
@@ -137,8 +138,7 @@ pub fn train(a: &TrainArgs, progress: Progress, cache: Option<&FeatureCache>) ->
                     known_heights: false,
                     ..Default::default()
                 },
-                &progress,
-                cache,
+                ctx,
             )
         })
         .transpose()?
@@ -230,20 +230,12 @@ fn print_trained(model: &HeightModel, region: Option<&CityFeatures>, fit_seconds
 }
 
 /// `roofline predict` of whole regions into `output`.
-pub fn predict(
-    a: &PredictArgs,
-    output: &Path,
-    keep: &KeepColumns,
-    progress: Progress,
-    cache: Option<&FeatureCache>,
-) -> Result<()> {
+pub fn predict(a: &PredictArgs, output: &Path, keep: &KeepColumns, ctx: &Context) -> Result<()> {
+    let progress = &ctx.progress;
     let (model_path, regions, local_args) = (a.model.as_path(), &a.regions, &a.local);
     let db = &a.db.options();
     let html = check_predict_output(output, db)?;
-    let thin = match &local_args.sparse_lidar {
-        Some(s) => Some((s.parse::<Sparsify>()?, local_args.seed)),
-        None => None,
-    };
+    let thin = local_args.sparse_lidar.map(|s| (s, local_args.seed));
     let model = HeightModel::load(model_path)?;
     // The footprints' own attributes, read first so a misspelt --keep-columns fails at once.
     let mut kept = regions
@@ -258,14 +250,13 @@ pub fn predict(
             known_heights: known,
             ..Default::default()
         },
-        &progress,
-        cache,
+        ctx,
     )?;
     let out_crs = Crs::common_or_wgs84(features.iter().map(|f| &f.source_crs))?;
     let mut tables = Vec::new();
     for (region, path) in features.iter().zip(regions) {
         let cfg = CityConfig::load(path)?;
-        let local = local_data(&cfg, region, local_args, thin, &progress)?;
+        let local = local_data(&cfg, region, local_args, thin, progress)?;
         let p = predict_region_local(&model, region, &local).map_err(|e| match e {
             Error::Invalid(msg) | Error::Model(msg) => Error::of(FileKind::Config, path, msg),
             other => other,
@@ -478,8 +469,7 @@ pub fn export(
     model_path: &Path,
     output: &Path,
     region: Option<&Path>,
-    progress: &Progress,
-    cache: Option<&FeatureCache>,
+    ctx: &Context,
 ) -> Result<()> {
     check_output_file(output, false)?;
     let model = HeightModel::load(model_path)?;
@@ -499,8 +489,7 @@ pub fn export(
                     known_heights: false,
                     ..Default::default()
                 },
-                progress,
-                cache,
+                ctx,
             )?;
             model.region_log_level(&features[0])
         }
@@ -524,41 +513,27 @@ pub fn export(
 
 /// The scenarios of `--sparse-lidar` and `--local-labels`, in that order.
 pub fn scenarios(
-    sparse_lidar: &[String],
-    local_labels: &[String],
+    sparse_lidar: &[Sparsify],
+    local_labels: &[LocalLabels],
     draw: Draw,
-) -> Result<Vec<Scenario>> {
-    let mut out = Vec::new();
-    for s in sparse_lidar {
-        out.push(Scenario::SparseLidar {
-            sparsify: s.parse()?,
-        });
-    }
-    for arg in local_labels {
-        let (known, draw) = match arg.split_once(':') {
-            Some((k, d)) => (
-                k,
-                d.parse::<Draw>().map_err(|_| {
-                    roofline::Error::invalid(format!(
-                        "--local-labels {arg}: the draw after ':' is spread or clustered"
-                    ))
-                })?,
-            ),
-            None => (arg.as_str(), draw),
-        };
-        out.push(Scenario::local_labels(known, draw)?);
-    }
-    Ok(out)
+) -> Vec<Scenario> {
+    let sparse = sparse_lidar
+        .iter()
+        .map(|&sparsify| Scenario::SparseLidar { sparsify });
+    let local = local_labels.iter().map(|l| Scenario::LocalLabels {
+        known: l.known,
+        draw: l.draw.unwrap_or(draw),
+    });
+    sparse.chain(local).collect()
 }
 
-/// The variants of `--ablate` (`all` expands to every one) and the seeds they run with.
-pub fn ablation(names: &[String], seeds: u64, first_seed: u64) -> Result<(Vec<Variant>, Vec<u64>)> {
+/// The ablation variants asked for (each once, `all` expanded) and their seeds.
+pub fn ablation(asked: &[Ablate], seeds: u64, first_seed: u64) -> Result<(Vec<Variant>, Vec<u64>)> {
     let mut variants = Vec::new();
-    for n in names {
-        let add: Vec<Variant> = if n == "all" {
-            Variant::ALL.to_vec()
-        } else {
-            vec![Variant::parse(n)?]
+    for a in asked {
+        let add: Vec<Variant> = match a {
+            Ablate::All => Variant::ALL.to_vec(),
+            Ablate::One(v) => vec![*v],
         };
         for v in add {
             if !variants.contains(&v) {
@@ -576,8 +551,9 @@ pub fn ablation(names: &[String], seeds: u64, first_seed: u64) -> Result<(Vec<Va
 }
 
 /// `roofline cv`.
-pub fn cv(a: &CvArgs, progress: Progress, cache: Option<&FeatureCache>) -> Result<()> {
-    let scenario_list = &scenarios(&a.sparse_lidar, &a.local_labels, a.local_draw)?;
+pub fn cv(a: &CvArgs, ctx: &Context) -> Result<()> {
+    let progress = &ctx.progress;
+    let scenario_list = &scenarios(&a.sparse_lidar, &a.local_labels, a.local_draw);
     let (variants, seeds) = &ablation(&a.ablate, a.ablation_seeds, a.model.seed)?;
     let (cities, output, args) = (&a.cities, a.output.as_path(), &a.model);
     let (by, block_size, folds, buffer) = (a.by, a.block_size, a.folds, a.buffer);
@@ -606,8 +582,7 @@ pub fn cv(a: &CvArgs, progress: Progress, cache: Option<&FeatureCache>) -> Resul
             known_heights: false,
             wide_context: variants.contains(&Variant::WideContext),
         },
-        &progress,
-        cache,
+        ctx,
     )?;
     let configs = cities
         .iter()
@@ -617,11 +592,11 @@ pub fn cv(a: &CvArgs, progress: Progress, cache: Option<&FeatureCache>) -> Resul
         list: scenario_list,
         configs: &configs,
     };
-    let mut out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
+    let mut out = cross_validate_with(&features, scheme, &opts, scenarios, progress)?;
     if !variants.is_empty() {
-        out.summary.ablation = ablate(&features, variants, seeds, &opts, &progress)?;
+        out.summary.ablation = ablate(&features, variants, seeds, &opts, progress)?;
     }
-    roofline::eval::report::write_report(&out, &features, output)?;
+    roofline::render::report::write_report(&out, &features, output)?;
     print_cv_summary(&out.summary);
     println!(
         "wrote {} (metrics.json, predictions.parquet, predictions.csv, report.md, report.html)",
@@ -633,14 +608,7 @@ pub fn cv(a: &CvArgs, progress: Progress, cache: Option<&FeatureCache>) -> Resul
 pub fn print_cv_summary(s: &roofline::eval::cv::CvSummary) {
     println!(
         "{} cross-validation, label '{}'{}:",
-        match s.scheme {
-            roofline::eval::cv::Scheme::City => "leave-one-city-out".to_string(),
-            roofline::eval::cv::Scheme::Blocks {
-                size_m,
-                folds,
-                buffer_m,
-            } => format!("{size_m} m block {folds}-fold, {buffer_m} m buffer"),
-        },
+        s.scheme,
         s.label.name,
         if s.mixed_labels {
             " (MIXED label definitions)"

@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use roofline::error::Result;
-use roofline::eval::map::MapLayer;
 use roofline::io::output::write_text;
 use roofline::io::table::Table;
+use roofline::render::map::MapLayer;
 
 pub fn run(dir: &Path) -> Result<()> {
-    let out = roofline::eval::html::rerender(dir)?;
+    let out = roofline::render::html::rerender(dir)?;
     println!("wrote {}", out.display());
     Ok(())
 }

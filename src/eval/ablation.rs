@@ -4,13 +4,14 @@
 //!
 //! Only the point model is trained (no intervals): the question is the error of the height.
 
+use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
 
 use super::cv::{cross_validate, Scheme};
 pub use super::metrics::{AblationCity, AblationRow, Spread};
 use crate::error::{Error, Result};
 use crate::features::{relative, wide_context, CityFeatures};
-use crate::model::boosting::Loss;
+use crate::model::boosting::{GbmParams, Loss};
 use crate::model::train::{LevelMode, TrainOptions};
 use crate::model::ModelKind;
 use crate::progress::Progress;
@@ -126,24 +127,33 @@ impl Variant {
             })
     }
 
-    /// `base` with this variant's change.
-    pub fn options(&self, base: &TrainOptions) -> TrainOptions {
+    /// `base` with this variant's change, checked like any other options (a change to the
+    /// gbm hyperparameters goes through their builder).
+    pub fn options(&self, base: &TrainOptions) -> Result<TrainOptions> {
         let mut o = base.clone();
+        let gbm = GbmParams::from(base.gbm.clone());
+        let gbm = match self {
+            Variant::Huber => Some(gbm.loss(Loss::PseudoHuber { slope: 1.0 })),
+            Variant::SquaredLog => Some(gbm.loss(Loss::SquaredLogError)),
+            Variant::Gamma => Some(gbm.loss(Loss::Gamma)),
+            Variant::Unconstrained => Some(gbm.increasing(Vec::new())),
+            Variant::LinearLeaves => Some(gbm.linear_leaves(Some(LINEAR_LEAF_PENALTY))),
+            _ => None,
+        };
+        if let Some(gbm) = gbm {
+            o.gbm = gbm.check()?;
+        }
         match self {
-            Variant::Default | Variant::CityRanks => {}
             Variant::Forest => o.kind = ModelKind::Forest,
-            Variant::Huber => o.gbm.loss = Loss::PseudoHuber { slope: 1.0 },
-            Variant::SquaredLog => o.gbm.loss = Loss::SquaredLogError,
-            Variant::Gamma => o.gbm.loss = Loss::Gamma,
-            Variant::Unconstrained => o.gbm.increasing.clear(),
             Variant::DomainWeights => o.domain_weights = true,
             Variant::WideContext => o.wide_context = true,
-            Variant::LinearLeaves => o.gbm.linear_leaves = Some(LINEAR_LEAF_PENALTY),
             Variant::AbsoluteLevel => o.level = LevelMode::Absolute,
             Variant::MeanLevel => o.level = LevelMode::MeanLevel,
             Variant::FullStructure => o.level = LevelMode::FullStructure,
+            _ => {}
         }
-        o
+        o.check()?;
+        Ok(o)
     }
 }
 
@@ -186,7 +196,7 @@ pub fn ablate(
         let mut biases: Vec<Vec<f64>> = vec![Vec::new(); cities.len()];
         let mut means = Vec::new();
         for &seed in seeds {
-            let mut o = v.options(base).with_seed(seed);
+            let mut o = v.options(base)?.with_seed(seed);
             o.alpha = None;
             let out = cross_validate(input, Scheme::City, &o, &Progress::hidden())?;
             for (k, c) in out.summary.per_city.iter().enumerate() {

@@ -44,6 +44,49 @@ pub enum Scheme {
     },
 }
 
+/// How the scheme reads in every report and summary: `leave-one-city-out`, or
+/// `spatial blocks of 250 m, 5 folds inside each city, 200 m buffer`.
+impl Scheme {
+    /// An error when the scheme cannot run: fewer than 2 folds, a block size that is not
+    /// positive, a negative buffer.
+    pub fn check(&self) -> Result<()> {
+        if let Scheme::Blocks {
+            size_m,
+            folds,
+            buffer_m,
+        } = *self
+        {
+            if folds < 2 || size_m.is_nan() || size_m <= 0.0 {
+                return Err(Error::invalid(
+                    "block cross-validation needs at least 2 folds and a positive block size",
+                ));
+            }
+            if buffer_m.is_nan() || buffer_m < 0.0 {
+                return Err(Error::invalid(format!(
+                    "the block buffer must be 0 m or more, got {buffer_m}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scheme::City => f.write_str("leave-one-city-out"),
+            Scheme::Blocks {
+                size_m,
+                folds,
+                buffer_m,
+            } => write!(
+                f,
+                "spatial blocks of {size_m} m, {folds} folds inside each city, {buffer_m} m buffer"
+            ),
+        }
+    }
+}
+
 /// Metrics of one city (or `all`, pooled) for the model and the baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CityMetrics {
@@ -303,6 +346,8 @@ pub fn cross_validate_with(
     scenarios: Scenarios<'_>,
     progress: &Progress,
 ) -> Result<CvOutput> {
+    scheme.check()?;
+    opts.check()?;
     if !scenarios.list.is_empty() && !matches!(scheme, Scheme::City) {
         return Err(Error::invalid(
             "`sparse_lidar` and `local_labels` are scenarios of leave-one-city-out (`by` city)",
@@ -400,17 +445,9 @@ impl Folds {
         let opts = run.opts;
         let mut set = training_set(train, &names, &|_, _| true)?;
         if let Some(held) = toward {
-            weigh_toward(&mut set, held, &names, opts)?;
+            weigh_toward(&mut set, held, opts)?;
         }
-        let city_names: Vec<String> = train.iter().map(|c| c.city.clone()).collect();
-        let model = fit(
-            &set,
-            &names,
-            &city_names,
-            run.label.clone(),
-            set.per_city(train),
-            opts,
-        )?;
+        let model = fit(&set, run.label.clone(), opts)?;
         self.importance.push(model.meta.importance.clone());
         self.features.push(names);
         Ok((model, median(&mut set.y.to_vec())))
@@ -490,16 +527,6 @@ fn blocks_within(
     out: &mut Folds,
 ) -> Result<()> {
     let opts = run.opts;
-    if folds < 2 || size_m.is_nan() || size_m <= 0.0 {
-        return Err(Error::invalid(
-            "block cross-validation needs at least 2 folds and a positive block size",
-        ));
-    }
-    if buffer_m.is_nan() || buffer_m < 0.0 {
-        return Err(Error::invalid(format!(
-            "the block buffer must be 0 m or more, got {buffer_m}"
-        )));
-    }
     let bar = run
         .progress
         .bar((cities.len() * folds) as u64, "cv", "folds");

@@ -58,6 +58,20 @@ pub struct CityFeatures {
     pub skipped: Vec<String>,
 }
 
+/// The first six names, `…` when there are more: a message's list.
+pub(crate) fn shown(names: &[&str]) -> String {
+    let first = &names[..names.len().min(6)];
+    format!(
+        "{}{}",
+        first.join(", "),
+        if names.len() > first.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )
+}
+
 impl CityFeatures {
     /// Buildings with features (those in `skipped` not counted).
     pub fn len(&self) -> usize {
@@ -75,6 +89,42 @@ impl CityFeatures {
             .iter()
             .position(|n| n == name)
             .map(|j| self.values.column(j))
+    }
+
+    /// Buildings × `names`, in that column order, for the buildings `rows` (all when `None`):
+    /// the one place a feature matrix is built, for training and predicting alike. An error lists
+    /// the features the city lacks.
+    pub fn matrix(&self, names: &[String], rows: Option<&[usize]>) -> Result<Array2<f64>> {
+        let missing = self.lacks(names);
+        if !missing.is_empty() {
+            return Err(Error::invalid(format!(
+                "city '{}' lacks {} feature(s): {}",
+                self.city,
+                missing.len(),
+                shown(&missing)
+            )));
+        }
+        let cols: Vec<usize> = names
+            .iter()
+            .filter_map(|n| self.names.iter().position(|x| x == n))
+            .collect();
+        Ok(match rows {
+            Some(rows) => Array2::from_shape_fn((rows.len(), cols.len()), |(i, j)| {
+                self.values[[rows[i], cols[j]]]
+            }),
+            None => {
+                Array2::from_shape_fn((self.len(), cols.len()), |(i, j)| self.values[[i, cols[j]]])
+            }
+        })
+    }
+
+    /// Those of `names` the city has no column of.
+    pub fn lacks<'a>(&self, names: &'a [String]) -> Vec<&'a str> {
+        names
+            .iter()
+            .filter(|n| !self.names.contains(n))
+            .map(|n| n.as_str())
+            .collect()
     }
 
     /// Labels usable for training: height where the flag is `ok`.

@@ -9,9 +9,9 @@ use crate::error::Result;
 use crate::io::footprints::Footprints;
 use crate::io::pointcloud::open_point_clouds;
 use crate::io::pointcloud::PointCloudFile;
-use crate::io::sparsify::{Sparsify, SparsifyPlan};
 use crate::label::lidar::lidar_labels;
 use crate::label::sparse::{direct_estimates, SparseHeights, MIN_ROOF_POINTS};
+use crate::label::sparsify::{Sparsify, SparsifyPlan};
 use crate::progress::Progress;
 
 /// Feature names of this group, in column order.

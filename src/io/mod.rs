@@ -2,7 +2,6 @@
 //! on typed in-memory tables only.
 
 pub mod axis_order;
-pub mod bench_city;
 pub mod footprints;
 pub mod gdal_setup;
 pub mod layer;
@@ -11,5 +10,4 @@ pub mod plausible;
 pub mod pointcloud;
 pub mod postgis;
 pub mod raster;
-pub mod sparsify;
 pub mod table;

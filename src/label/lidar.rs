@@ -21,7 +21,7 @@ use crate::config::{LidarLabelConfig, Statistic};
 use crate::error::Result;
 use crate::io::footprints::Footprints;
 use crate::io::pointcloud::{PointChunk, PointCloudFile};
-use crate::io::sparsify::SparsifyPlan;
+use crate::label::sparsify::SparsifyPlan;
 use crate::label::{Flag, LabelRow, LidarStats, Origin};
 use crate::progress::Progress;
 

@@ -6,6 +6,7 @@ pub mod attribute;
 pub mod lidar;
 pub mod osm;
 pub mod sparse;
+pub mod sparsify;
 pub mod survey;
 pub mod units;
 

@@ -156,6 +156,14 @@ impl Default for GbmParams {
     }
 }
 
+/// Checked parameters back into the builder, to change one and check again (ablation
+/// variants do).
+impl From<GbmValidParams> for GbmParams {
+    fn from(p: GbmValidParams) -> Self {
+        GbmParams(p)
+    }
+}
+
 impl GbmParams {
     /// roofline's defaults: 500 trees at learning rate 0.05, 31 leaves grown leaf-wise, half
     /// the features per tree but at most [`DEFAULT_MAX_FEATURES`], squared error, height non-decreasing in the built-up ratios

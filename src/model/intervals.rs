@@ -58,7 +58,7 @@ impl std::fmt::Display for CalibrationMethod {
     }
 }
 
-/// How grouped calibration treats its groups (see [`IntervalModel::fit_grouped_with`]).
+/// How grouped calibration treats its groups (see [`IntervalModel::fit_grouped`]).
 #[derive(Clone, Debug, Default)]
 pub struct Grouping {
     /// How the groups' scores combine.
@@ -223,29 +223,9 @@ impl IntervalModel {
     }
 
     /// Quantiles trained on all rows; the correction from leaving each group out in turn
-    /// (a quantile model trained on the other groups scores the held-out group), every group
-    /// weighted equally whatever its size. Needs at least two groups.
+    /// (a quantile model trained on the other groups scores the held-out group), the groups'
+    /// scores combined as `how` says. Needs at least two groups.
     pub fn fit_grouped(
-        params: &GbmValidParams,
-        alpha: f64,
-        x: &Array2<f64>,
-        y: &Array1<f64>,
-        groups: &[usize],
-        group_names: &[String],
-    ) -> Result<IntervalModel> {
-        Self::fit_grouped_with(
-            params,
-            alpha,
-            x,
-            y,
-            groups,
-            group_names,
-            &Grouping::default(),
-        )
-    }
-
-    /// [`IntervalModel::fit_grouped`] with a choice of how groups' scores combine.
-    pub fn fit_grouped_with(
         params: &GbmValidParams,
         alpha: f64,
         x: &Array2<f64>,

@@ -68,25 +68,16 @@ pub struct Predictions {
 /// The model's feature matrix for a region; an error naming what the region lacks.
 pub fn model_matrix(model: &HeightModel, region: &CityFeatures) -> Result<Array2<f64>> {
     let names = &model.meta.feature_names;
-    let missing: Vec<&String> = names.iter().filter(|n| !region.names.contains(n)).collect();
+    let missing = region.lacks(names);
     if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(6).map(|s| s.as_str()).collect();
         return Err(Error::invalid(format!(
-            "region '{}' lacks {} feature(s) the model needs: {}{} — give the region the same imagery/LiDAR as the training cities, or train without them",
+            "region '{}' lacks {} feature(s) the model needs: {} — give the region the same imagery/LiDAR as the training cities, or train without them",
             region.city,
             missing.len(),
-            shown.join(", "),
-            if missing.len() > shown.len() { ", …" } else { "" }
+            crate::features::shown(&missing)
         )));
     }
-    let cols: Vec<usize> = names
-        .iter()
-        .map(|n| region.names.iter().position(|x| x == n).expect("checked"))
-        .collect();
-    Ok(Array2::from_shape_fn(
-        (region.len(), cols.len()),
-        |(i, j)| region.values[[i, cols[j]]],
-    ))
+    region.matrix(names, None)
 }
 
 /// Predicts every building of a region.

@@ -110,6 +110,26 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
+    /// An error naming the first option that cannot be used: a miscoverage outside (0, 1), a
+    /// calibration block size that is not positive. The learners' hyperparameters were checked
+    /// when built ([`GbmParams`], [`ForestParams`]).
+    pub fn check(&self) -> Result<()> {
+        if let Some(a) = self.alpha {
+            if !(a > 0.0 && a < 1.0) {
+                return Err(Error::invalid(format!(
+                    "interval miscoverage `alpha` must be in (0, 1), got {a}"
+                )));
+            }
+        }
+        if !(self.calibration_block_m.is_finite() && self.calibration_block_m > 0.0) {
+            return Err(Error::invalid(format!(
+                "`calibration_block_m` must be a positive number of metres, got {}",
+                self.calibration_block_m
+            )));
+        }
+        Ok(())
+    }
+
     /// Sets the seed of every random choice (subsampling, bootstrap, folds).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -209,22 +229,6 @@ fn select(cities: &[&CityFeatures], known_heights: bool, wide: bool) -> Vec<Stri
         .collect()
 }
 
-/// Rows of `names` for the chosen buildings of a city.
-pub fn feature_rows(city: &CityFeatures, names: &[String], rows: &[usize]) -> Result<Array2<f64>> {
-    let cols: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            city.names
-                .iter()
-                .position(|x| x == n)
-                .ok_or_else(|| Error::invalid(format!("city '{}' lacks feature '{n}'", city.city)))
-        })
-        .collect::<Result<_>>()?;
-    Ok(Array2::from_shape_fn((rows.len(), cols.len()), |(i, j)| {
-        city.values[[rows[i], cols[j]]]
-    }))
-}
-
 /// Labelled training rows of several cities: features, heights and the city index per row.
 pub struct TrainingSet {
     /// Buildings × features, in the order of the names the set was built with; NaN = missing.
@@ -242,21 +246,11 @@ pub struct TrainingSet {
     /// Per city (indexed like `city_of_row`): its [`level::descriptors`], from all its
     /// buildings.
     pub descriptors: Vec<Vec<Option<f64>>>,
-}
-
-impl TrainingSet {
-    /// How many rows each city contributed.
-    pub fn per_city(&self, cities: &[&CityFeatures]) -> Vec<TrainingCity> {
-        cities
-            .iter()
-            .enumerate()
-            .map(|(ci, c)| TrainingCity {
-                city: c.city.clone(),
-                buildings: c.len(),
-                used: self.city_of_row.iter().filter(|&&k| k == ci).count(),
-            })
-            .collect()
-    }
+    /// The features, one per column of `x`: the set owns them, so a model cannot be fitted
+    /// with names of other columns.
+    pub names: Vec<String>,
+    /// Per city (indexed like `city_of_row`): its name, buildings and how many it contributed.
+    pub cities: Vec<TrainingCity>,
 }
 
 /// Every building with an `ok` label (and `keep(city, building)`), in city order.
@@ -274,7 +268,7 @@ pub fn training_set(
         let rows: Vec<usize> = (0..c.len())
             .filter(|&i| labels[i].is_some() && keep(ci, i))
             .collect();
-        blocks.push(feature_rows(c, names, &rows)?);
+        blocks.push(c.matrix(names, Some(&rows))?);
         y.extend(rows.iter().map(|&i| labels[i].expect("filtered")));
         city_of_row.extend(std::iter::repeat_n(ci, rows.len()));
         centroids.extend(rows.iter().map(|&i| c.centroids[i]));
@@ -285,10 +279,20 @@ pub fn training_set(
     Ok(TrainingSet {
         x,
         y: Array1::from(y),
-        city_of_row,
-        centroids,
         weights: None,
         descriptors: cities.iter().map(|c| level::descriptors(c)).collect(),
+        names: names.to_vec(),
+        cities: cities
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| TrainingCity {
+                city: c.city.clone(),
+                buildings: c.len(),
+                used: city_of_row.iter().filter(|&&k| k == ci).count(),
+            })
+            .collect(),
+        city_of_row,
+        centroids,
     })
 }
 
@@ -329,9 +333,7 @@ pub fn train_model(cities: &[&CityFeatures], opts: &TrainOptions) -> Result<Heig
         return Err(Error::invalid("the training cities share no feature"));
     }
     let set = training_set(cities, &names, &|_, _| true)?;
-    let training = set.per_city(cities);
-    let city_names: Vec<String> = cities.iter().map(|c| c.city.clone()).collect();
-    fit(&set, &names, &city_names, label, training, opts)
+    fit(&set, label, opts)
 }
 
 /// [`train_model`] for one region to predict: each training building weighs by how much it
@@ -359,10 +361,8 @@ pub fn train_model_for(
         ));
     }
     let mut set = training_set(cities, &names, &|_, _| true)?;
-    weigh_toward(&mut set, region, &names, opts)?;
-    let training = set.per_city(cities);
-    let city_names: Vec<String> = cities.iter().map(|c| c.city.clone()).collect();
-    let mut model = fit(&set, &names, &city_names, label, training, opts)?;
+    weigh_toward(&mut set, region, opts)?;
+    let mut model = fit(&set, label, opts)?;
     if let Some(h) = model.meta.hyperparameters.as_object_mut() {
         h.insert("adapted_to".into(), region.city.clone().into());
     }
@@ -370,15 +370,13 @@ pub fn train_model_for(
 }
 
 /// Sets `set`'s row weights from the resemblance of its rows to `region`'s buildings (on the
-/// columns `names`).
+/// set's feature columns).
 pub fn weigh_toward(
     set: &mut TrainingSet,
     region: &CityFeatures,
-    names: &[String],
     opts: &TrainOptions,
 ) -> Result<()> {
-    let all: Vec<usize> = (0..region.len()).collect();
-    let target = feature_rows(region, names, &all)?;
+    let target = region.matrix(&set.names, None)?;
     set.weights = Some(super::domain::domain_weights(
         &set.x,
         &target,
@@ -411,15 +409,15 @@ fn keep_freed_memory() {
 /// whole cities when there are several, else whole 250 m blocks.
 ///
 /// The lower-level step under [`train_model`], for callers that choose the rows themselves
-/// (cross-validation folds): `names` must be the columns of `set.x`, `city_names` indexed by
-/// `set.city_of_row`. An error when the set has no rows.
+/// (cross-validation folds); the set carries its feature names and cities, so they always match
+/// its columns and rows. An error when the set has no rows or `opts` fail their check.
 ///
 /// ```
 /// use roofline::config::CityConfig;
 /// use roofline::features::{city_features, FeatureOptions};
 /// use roofline::model::boosting::GbmParams;
 /// use roofline::model::boosting::predict_booster;
-/// use roofline::model::train::{common_label, feature_rows, fit, select_features, training_set};
+/// use roofline::model::train::{common_label, fit, select_features, training_set};
 /// use roofline::model::train::TrainOptions;
 /// use roofline::progress::Progress;
 /// use linfa::ParamGuard;
@@ -441,14 +439,13 @@ fn keep_freed_memory() {
 ///     ..Default::default()
 /// };
 /// let label = common_label(&cities, false)?;
-/// let training = set.per_city(&cities);
-/// let model = fit(&set, &names, &[delft.city.clone()], label, training, &options)?;
+/// let model = fit(&set, label, &options)?;
 /// assert!(model.interval.is_none());
 /// assert_eq!(model.meta.training[0].used, set.y.len());
 /// // ... and test it on the labelled buildings of the eastern half, which it never saw.
 /// let labels = delft.ok_labels();
 /// let east: Vec<usize> = (0..delft.len()).filter(|&i| !west(i) && labels[i].is_some()).collect();
-/// let predicted = predict_booster(&model.point, &feature_rows(&delft, &names, &east)?)?;
+/// let predicted = predict_booster(&model.point, &delft.matrix(&names, Some(&east))?)?;
 /// let mae = east.iter().enumerate()
 ///     .map(|(k, &i)| (predicted[[k, 0]] - labels[i].unwrap()).abs())
 ///     .sum::<f64>() / east.len() as f64;
@@ -456,14 +453,12 @@ fn keep_freed_memory() {
 /// assert!(east.len() > 100 && mae < 1.5, "MAE {mae:.2} m on {} buildings", east.len());
 /// # Ok::<(), roofline::Error>(())
 /// ```
-pub fn fit(
-    set: &TrainingSet,
-    names: &[String],
-    city_names: &[String],
-    label: LabelDefinition,
-    training: Vec<TrainingCity>,
-    opts: &TrainOptions,
-) -> Result<HeightModel> {
+pub fn fit(set: &TrainingSet, label: LabelDefinition, opts: &TrainOptions) -> Result<HeightModel> {
+    opts.check()?;
+    let names = &set.names[..];
+    let city_names: Vec<String> = set.cities.iter().map(|t| t.city.clone()).collect();
+    let city_names = &city_names[..];
+    let training = set.cities.clone();
     let (x, y) = (&set.x, &set.y);
     if y.is_empty() {
         return Err(Error::invalid("no building with an ok label to train on"));
@@ -745,7 +740,7 @@ fn fit_intervals(
             .unwrap_or_default(),
         log_scale: levels.is_some(),
     };
-    Ok(Some(IntervalModel::fit_grouped_with(
+    Ok(Some(IntervalModel::fit_grouped(
         &opts.gbm_params(),
         alpha,
         &set.x,

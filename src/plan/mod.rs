@@ -195,14 +195,22 @@ pub struct CutOptions {
     pub grid: bool,
 }
 
+impl CutOptions {
+    /// An error when the cut cannot be made (a tile size that is not a positive number).
+    pub fn check(&self) -> Result<()> {
+        if !(self.tile_size_m.is_finite() && self.tile_size_m > 0.0) {
+            return Err(Error::invalid(format!(
+                "`tile_size` must be a positive number of metres, got {}",
+                self.tile_size_m
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Cuts a city into jobs (see the module documentation).
 pub fn make_plan(cfg: &CityConfig, opts: CutOptions) -> Result<(Plan, Vec<Job>)> {
-    if !(opts.tile_size_m.is_finite() && opts.tile_size_m > 0.0) {
-        return Err(Error::invalid(format!(
-            "`tile_size` must be a positive number of metres, got {}",
-            opts.tile_size_m
-        )));
-    }
+    opts.check()?;
     let city = std::path::absolute(&cfg.path).at(&cfg.path)?;
     let fp = read_city_footprints(cfg)?;
     let n = fp.len();

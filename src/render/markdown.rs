@@ -1,144 +1,23 @@
-//! Writes a cross-validation to a folder: `metrics.json` (the one source of every number),
-//! `predictions.parquet` (GeoParquet with footprints) and `predictions.csv` (every held-out
-//! building, so each metric can be recomputed), `report.md` (the tables, rendered from the same
-//! metrics) and `report.html` (tables, plots and a 3D map, rendered from the same summary and
-//! predictions table, see [`super::html`]).
+//! `report.md`: the tables of a cross-validation in Markdown, rendered from the same summary as
+//! `metrics.json` so the two never disagree.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use std::collections::HashMap;
-
-use geo::MultiPolygon;
-
-use super::cv::{CityMetrics, CvOutput, Scheme};
 use super::format::{f, opt, pct, spread, worse_than};
-use super::metrics::Metrics;
-use crate::crs::Crs;
-use crate::error::{Error, Result};
-use crate::features::{reproject_many, CityFeatures};
-use crate::io::output::{write_table, write_text};
-use crate::io::table::{Column, Table};
-
-/// `cities` are the cross-validated cities (their footprints give the predictions' geometry).
-pub fn write_report(out: &CvOutput, cities: &[CityFeatures], dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::file(dir, format!("cannot create folder: {e}")))?;
-    let json =
-        serde_json::to_string_pretty(&out.summary).map_err(|e| Error::invalid(e.to_string()))?;
-    write_text(&dir.join("metrics.json"), &json)?;
-    let table = predictions_table(out, cities)?;
-    write_table(&table, &dir.join("predictions.parquet"))?;
-    write_table(&table, &dir.join("predictions.csv"))?;
-    write_text(&dir.join("report.md"), &render_markdown(out))?;
-    write_text(
-        &dir.join("report.html"),
-        &super::html::render_html(&out.summary, &table)?,
-    )?;
-    Ok(())
-}
-
-/// Every held-out building with its footprint, in the cities' own CRS when they share one
-/// (else WGS 84), with the same column names as `predict`'s output.
-fn predictions_table(out: &CvOutput, cities: &[CityFeatures]) -> Result<Table> {
-    let r = &out.rows;
-    let crs = Crs::common_or_wgs84(cities.iter().map(|c| &c.source_crs))?;
-    let mut geometry = vec![MultiPolygon::new(vec![]); r.len()];
-    for c in cities {
-        let index: HashMap<&str, usize> = c
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
-            .collect();
-        let rows: Vec<(usize, usize)> = r
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| x.city == c.city)
-            .map(|(k, x)| {
-                index.get(x.id.as_str()).map(|&i| (k, i)).ok_or_else(|| {
-                    Error::invalid(format!("city '{}' has no building '{}'", c.city, x.id))
-                })
-            })
-            .collect::<Result<_>>()?;
-        let geoms: Vec<MultiPolygon<f64>> =
-            rows.iter().map(|&(_, i)| c.geometries[i].clone()).collect();
-        for ((k, _), g) in rows.iter().zip(reproject_many(&geoms, &c.crs, &crs)?) {
-            geometry[*k] = g;
-        }
-    }
-    let mut t = Table {
-        crs: Some(crs.clone()),
-        geometry: Some(geometry),
-        ..Default::default()
-    };
-    t.push(Column::str("city", r.iter().map(|x| x.city.clone())));
-    t.push(Column::str("id", r.iter().map(|x| x.id.clone())));
-    t.push(Column::i64("fold", r.iter().map(|x| x.fold as i64)));
-    t.push(Column::f64("height_m", r.iter().map(|x| x.truth_m)));
-    t.push(Column::f64(
-        "height_predicted_m",
-        r.iter().map(|x| x.predicted_m),
-    ));
-    t.push(Column::f64("height_lo_m", r.iter().map(|x| x.lo_m)));
-    t.push(Column::f64("height_hi_m", r.iter().map(|x| x.hi_m)));
-    t.push(Column::f64("baseline_m", r.iter().map(|x| x.baseline_m)));
-    t.push(Column::f64("area_m2", r.iter().map(|x| x.area_m2)));
-    t.push(Column::bool("ood", r.iter().map(|x| x.ood)));
-    t.push(Column::i64(
-        "ood_feature_count",
-        r.iter().map(|x| x.ood_feature_count as i64),
-    ));
-    t.push(Column::str(
-        "ood_feature_names",
-        r.iter().map(|x| x.ood_feature_names.clone()),
-    ));
-    t.push(Column::f64(
-        "ood_gain_share",
-        r.iter().map(|x| x.ood_gain_share),
-    ));
-    t.push(Column::str(
-        "scenario",
-        r.iter().map(|x| x.scenario.clone()),
-    ));
-    t.push(Column::str("source", r.iter().map(|x| x.source.clone())));
-    t.metadata.insert(
-        "roofline".into(),
-        serde_json::json!({
-            "table": "cv_predictions",
-            "label": out.summary.label,
-            "scheme": out.summary.scheme,
-            "crs": crs.label,
-            "height_unit": "m",
-            "columns": {
-                "height_m": "the measured height (the held-out label)",
-                "height_predicted_m": "the prediction of a model that never saw this building",
-                "height_lo_m": "lower bound of the model's 90 % interval",
-                "height_hi_m": "upper bound of the model's 90 % interval",
-                "baseline_m": "median label of the fold's training buildings",
-                "ood": "some feature lies outside the range seen in training",
-                "ood_feature_count": "how many features lie outside the training range",
-                "ood_feature_names": "those features, comma-separated",
-            },
-        })
-        .to_string(),
-    );
-    Ok(t)
-}
+use crate::eval::cv::{CityMetrics, CvOutput, Scheme};
+use crate::eval::metrics::Metrics;
 
 /// The Markdown report.
 pub fn render_markdown(out: &CvOutput) -> String {
     let s = &out.summary;
     let mut md = String::new();
+    // How block folds are made, said once where the scheme is.
     let scheme = match s.scheme {
-        Scheme::City => "leave-one-city-out".to_string(),
-        Scheme::Blocks {
-            size_m,
-            folds,
-            buffer_m,
-        } => {
-            format!("spatial blocks of {size_m} m, {folds} folds inside each city (folds balanced by labelled buildings; training buildings within {buffer_m} m of a test block left out)")
-        }
+        Scheme::City => s.scheme.to_string(),
+        Scheme::Blocks { .. } => format!(
+            "{} (folds balanced by labelled buildings; training buildings within the buffer of a test block left out)",
+            s.scheme
+        ),
     };
     let warn = if s.mixed_labels {
         "\n> **Mixed label definitions** — these cities define height differently; errors include that difference.\n"
@@ -199,7 +78,11 @@ pub fn render_markdown(out: &CvOutput) -> String {
         .map(|c| c.city.as_str())
         .collect();
     if !negative.is_empty() {
-        let _ = writeln!(md, "\n{}", super::metrics::negative_r2_note(&negative));
+        let _ = writeln!(
+            md,
+            "\n{}",
+            crate::eval::metrics::negative_r2_note(&negative)
+        );
     }
     let _ = writeln!(md, "\n{}\n", s.ood_finding());
     ood_section(&mut md, s);
@@ -236,7 +119,7 @@ fn bin_rows(md: &mut String, c: &CityMetrics) {
 }
 
 /// Errors and coverage of buildings flagged `ood` and of the rest: what the flag is worth.
-fn ood_section(md: &mut String, s: &super::cv::CvSummary) {
+fn ood_section(md: &mut String, s: &crate::eval::cv::CvSummary) {
     let _ = writeln!(md, "\n## Out of training range (`ood`) vs in range\n");
     let _ = writeln!(
         md,
@@ -255,7 +138,7 @@ fn ood_section(md: &mut String, s: &super::cv::CvSummary) {
 }
 
 /// One row per ablation variant: each held-out city's MAE, mean (min–max) over seeds.
-fn ablation_section(md: &mut String, s: &super::cv::CvSummary) {
+fn ablation_section(md: &mut String, s: &crate::eval::cv::CvSummary) {
     let Some(first) = s.ablation.first() else {
         return;
     };
@@ -299,7 +182,7 @@ fn ablation_section(md: &mut String, s: &super::cv::CvSummary) {
 }
 
 /// One row per scenario and held-out city, next to the same city with no local data.
-fn scenario_section(md: &mut String, s: &super::cv::CvSummary) {
+fn scenario_section(md: &mut String, s: &crate::eval::cv::CvSummary) {
     if s.scenarios.is_empty() {
         return;
     }

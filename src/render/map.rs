@@ -136,7 +136,7 @@ impl MapLayer {
         );
         let ood = bools(t, "ood");
         let keep: Vec<usize> = (0..t.n_rows())
-            .filter(|&i| scenario[i].is_empty() || scenario[i] == super::rows::NO_SCENARIO)
+            .filter(|&i| scenario[i].is_empty() || scenario[i] == crate::eval::rows::NO_SCENARIO)
             .collect();
         let geometry: Vec<MultiPolygon<f64>> = keep.iter().map(|&i| geometry[i].clone()).collect();
         let buildings = keep.iter().map(|&i| Building {

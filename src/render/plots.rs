@@ -5,8 +5,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::cv::CityMetrics;
 use crate::error::{Error, Result};
+use crate::eval::cv::CityMetrics;
 
 /// One held-out building as the plots need it.
 #[derive(Clone, Debug)]

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use geo::Centroid;
 
-use super::cv::{CityMetrics, CvSummary, Scheme};
 use super::format::{f, opt, pct, spread, worse_than};
 use super::map::{escape, head_assets, MapLayer};
 use super::plots::{self, PlotRow};
 use crate::error::{Error, Result};
+use crate::eval::cv::{CityMetrics, CvSummary};
 use crate::io::output::{read_table, write_text};
 use crate::io::table::Table;
 
@@ -58,7 +58,9 @@ fn plot_rows(summary: &CvSummary, t: &Table) -> Result<Vec<(String, Vec<PlotRow>
         .map(|c| {
             let rows = (0..t.n_rows())
                 .filter(|&i| city[i] == c.city)
-                .filter(|&i| scenario[i].is_empty() || scenario[i] == super::rows::NO_SCENARIO)
+                .filter(|&i| {
+                    scenario[i].is_empty() || scenario[i] == crate::eval::rows::NO_SCENARIO
+                })
                 .map(|i| PlotRow {
                     truth: truth[i],
                     predicted: predicted[i],
@@ -116,18 +118,6 @@ pub fn render_html(summary: &CvSummary, predictions: &Table) -> Result<String> {
 
 /// The page head and what was run: scheme, label, cities, model.
 fn header(h: &mut String, s: &CvSummary) {
-    let scheme = match s.scheme {
-        Scheme::City => "leave-one-city-out".to_string(),
-        Scheme::Blocks {
-            size_m,
-            folds,
-            buffer_m,
-        } => {
-            format!(
-                "spatial blocks of {size_m} m, {folds} folds inside each city, {buffer_m} m buffer"
-            )
-        }
-    };
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
@@ -137,7 +127,7 @@ fn header(h: &mut String, s: &CvSummary) {
         head_assets()
     );
     let _ = writeln!(h, "<h1>roofline cross-validation</h1><ul>");
-    let _ = writeln!(h, "<li>scheme: {}</li>", escape(&scheme));
+    let _ = writeln!(h, "<li>scheme: {}</li>", escape(&s.scheme.to_string()));
     let _ = writeln!(
         h,
         "<li>label: <code>{}</code> — {}</li>",
@@ -195,7 +185,7 @@ fn per_city(h: &mut String, s: &CvSummary) {
         .map(|c| c.city.as_str())
         .collect();
     if !negative.is_empty() {
-        let note = super::metrics::negative_r2_note(&negative).replace('*', "");
+        let note = crate::eval::metrics::negative_r2_note(&negative).replace('*', "");
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(&note));
     }
 }
@@ -273,7 +263,7 @@ fn intervals_and_ood(h: &mut String, s: &CvSummary) -> Result<()> {
     );
     let _ = writeln!(h, "<table id=\"ood\"><tr><th>city</th><th>ood n</th><th>ood MAE</th><th>ood 90 % coverage</th><th>in-range n</th><th>in-range MAE</th><th>in-range 90 % coverage</th></tr>");
     for c in s.per_city.iter().chain(std::iter::once(&s.pooled)) {
-        let part = |m: &Option<super::metrics::Metrics>| match m {
+        let part = |m: &Option<crate::eval::metrics::Metrics>| match m {
             Some(m) => (m.n.to_string(), f(m.mae), pct(m.coverage)),
             None => ("0".into(), "–".into(), "–".into()),
         };

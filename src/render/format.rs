@@ -20,7 +20,7 @@ pub(crate) fn opt(v: Option<f64>) -> String {
 }
 
 /// A measure over seeds: the mean, then (min–max) when the seeds disagree.
-pub(crate) fn spread(x: &super::metrics::Spread) -> String {
+pub(crate) fn spread(x: &crate::eval::metrics::Spread) -> String {
     if x.max - x.min < 0.005 {
         f(x.mean)
     } else {
@@ -31,8 +31,8 @@ pub(crate) fn spread(x: &super::metrics::Spread) -> String {
 /// Whether a variant's city MAE is more than 5 % worse than the default's: the bar an
 /// ablation change must clear in every city.
 pub(crate) fn worse_than(
-    row: &super::metrics::AblationCity,
-    default: Option<&super::metrics::AblationCity>,
+    row: &crate::eval::metrics::AblationCity,
+    default: Option<&crate::eval::metrics::AblationCity>,
 ) -> bool {
     default.is_some_and(|d| row.mae.mean > 1.05 * d.mae.mean)
 }
