@@ -47,6 +47,17 @@ if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matp
     nbclient nbformat ipykernel pandas pyarrow geopandas matplotlib xgboost-cpu numpy
 fi
 export ROOFLINE_NOTEBOOK_PYTHON="$venv/bin/python"
+# The Arrow readers test (tests/arrow_readers.rs) opens every GeoParquet output with pyarrow 14,
+# from before Arrow's view types, and with DuckDB, in a venv of their own (pyarrow 14 needs
+# numpy 1).
+arrow14="${ROOFLINE_ARROW14_VENV:-$HOME/.cache/roofline/arrow14-venv}"
+if ! "$arrow14/bin/python" -c "import duckdb, pyarrow; assert pyarrow.__version__ == '14.0.2'" >/dev/null 2>&1; then
+  echo "roofline test: installing pyarrow 14 and DuckDB in $arrow14" >&2
+  python3 -m venv "$arrow14"
+  "$arrow14/bin/python" -m pip install --quiet --disable-pip-version-check \
+    'pyarrow==14.0.2' 'numpy<2' duckdb
+fi
+export ROOFLINE_ARROW14_PYTHON="$arrow14/bin/python"
 # The guide's promises, checked first (fast): formatting and clippy without warnings.
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -549,15 +549,8 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
         None => None,
     };
     let mut df = to_dataframe(table, geometry)?;
-    // Polars describes the columns in the footer's Arrow schema with the view types it holds
-    // them in (string_view, binary_view); the oldest compatibility level names the plain ones
-    // every Arrow reader opens. The pages are the same either way (Parquet has no view types).
-    let plain = polars_parquet::arrow::write::schema_to_metadata_key(
-        &df.schema().to_arrow(CompatLevel::oldest()),
-    );
-    if let Some(v) = plain.value {
-        kv.insert(plain.key, v);
-    }
+    let schema = arrow_schema_key(&df, &kv);
+    kv.insert("ARROW:schema".into(), schema);
     let f = File::create(path)
         .map_err(|e| Error::of(FileKind::Output, path, format!("cannot create: {e}")))?;
     ParquetWriter::new(f)
@@ -567,6 +560,35 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
         .finish(&mut df)
         .map_err(|e| Error::of(FileKind::Output, path, format!("cannot write Parquet: {e}")))?;
     Ok(())
+}
+
+/// The footer's `ARROW:schema` value, written here rather than by polars for two reasons.
+/// Polars describes the columns with the view types it holds them in (string_view,
+/// binary_view), which Arrow readers before 15 refuse; the oldest compatibility level names the
+/// plain ones every reader opens (the pages are the same: Parquet has no view types). And an
+/// Arrow reader takes a table's metadata from this schema, not from the footer's other keys:
+/// without `geo` in it, pyarrow's `read_table` hands over a table that does not say which
+/// column is the geometry or in which CRS. The encoding is Arrow's (the IPC schema message,
+/// length-prefixed, base64), as polars-parquet's `schema_to_metadata_key` writes it, which
+/// takes no metadata.
+fn arrow_schema_key(df: &DataFrame, kv: &BTreeMap<String, String>) -> String {
+    use base64::Engine as _;
+    use polars_arrow::io::ipc::write::{default_ipc_fields, schema_to_bytes};
+    let schema = df.schema().to_arrow(CompatLevel::oldest());
+    let metadata: polars_arrow::datatypes::Metadata = kv
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+        .collect();
+    let bytes = schema_to_bytes(
+        &schema,
+        &default_ipc_fields(schema.iter_values()),
+        Some(&metadata),
+    );
+    let mut prefixed = Vec::with_capacity(bytes.len() + 8);
+    prefixed.extend_from_slice(&[255, 255, 255, 255]);
+    prefixed.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    prefixed.extend_from_slice(&bytes);
+    base64::engine::general_purpose::STANDARD.encode(&prefixed)
 }
 
 fn geo_metadata(geoms: &[MultiPolygon<f64>], crs: Option<&Crs>) -> Result<String> {
