@@ -47,6 +47,8 @@ pub enum Variant {
     MeanLevel,
     /// The structure at full weight (no nested choice of its weight).
     FullStructure,
+    /// The structure weight capped where a city's footprints say its heights are tight.
+    SpreadCap,
 }
 
 /// Slope penalty of [`Variant::LinearLeaves`]. Of 1, 10, 100 and 1000 (seed 1, roof-p70 cities)
@@ -56,7 +58,7 @@ pub const LINEAR_LEAF_PENALTY: f64 = 100.0;
 
 impl Variant {
     /// Every variant but [`Variant::Default`], in table order.
-    pub const ALL: [Variant; 12] = [
+    pub const ALL: [Variant; 13] = [
         Variant::Forest,
         Variant::Huber,
         Variant::SquaredLog,
@@ -69,6 +71,7 @@ impl Variant {
         Variant::AbsoluteLevel,
         Variant::MeanLevel,
         Variant::FullStructure,
+        Variant::SpreadCap,
     ];
 
     /// The name used on the command line and in reports.
@@ -87,6 +90,7 @@ impl Variant {
             Variant::AbsoluteLevel => "absolute-level",
             Variant::MeanLevel => "mean-level",
             Variant::FullStructure => "full-structure",
+            Variant::SpreadCap => "spread-cap",
         }
     }
 
@@ -110,6 +114,7 @@ impl Variant {
             Variant::AbsoluteLevel => "trees learn absolute heights: no city level (the default before)",
             Variant::MeanLevel => "a new city at the training cities' mean level, no city-wide descriptor",
             Variant::FullStructure => "the within-city structure at full weight, not chosen by nested leave-one-city-out",
+            Variant::SpreadCap => "the structure weight capped by the height spread the footprint-area spread predicts (multiplier by nested leave-one-city-out)",
         }
     }
 
@@ -150,6 +155,7 @@ impl Variant {
             Variant::AbsoluteLevel => o.level = LevelMode::Absolute,
             Variant::MeanLevel => o.level = LevelMode::MeanLevel,
             Variant::FullStructure => o.level = LevelMode::FullStructure,
+            Variant::SpreadCap => o.spread_cap = true,
             _ => {}
         }
         o.check()?;

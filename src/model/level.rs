@@ -113,6 +113,10 @@ pub struct CityLevel {
     pub log_level: f64,
     /// [`descriptors`] of the city.
     pub descriptors: Vec<Option<f64>>,
+    /// Interquartile range of ln(height) of its labels and of ln(footprint area) of all its
+    /// buildings ([`area_spread`]), kept only for a [`SpreadCap`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spreads: Option<(f64, f64)>,
 }
 
 /// A fitted level: `ln level = intercept + slope × (descriptor − mean) / sd`, or the mean log
@@ -139,6 +143,90 @@ pub struct LevelModel {
     pub structure_weight: f64,
     /// Whether descriptors were offered to the choice (`false`: the mean level by option).
     pub descriptors_tried: bool,
+    /// The structure weight capped where a city's heights are likely tight (an ablation
+    /// variant, `cv --ablate spread-cap`; `None`: no cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_cap: Option<SpreadCap>,
+}
+
+/// Interquartile range of `values` (0 with fewer than two).
+pub fn iqr(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p| crate::stats::percentile::percentile_sorted(&v, p);
+    q(75.0) - q(25.0)
+}
+
+/// Interquartile range of ln(footprint area) over a city's buildings (labelled or not): how
+/// alike its footprints are, which no height is needed for.
+pub fn area_spread(city: &CityFeatures) -> Option<f64> {
+    let logs: Vec<f64> = city
+        .column("area_m2")?
+        .iter()
+        .filter(|a| a.is_finite() && **a > 0.0)
+        .map(|a| a.ln())
+        .collect();
+    (logs.len() >= 2).then(|| iqr(&logs))
+}
+
+/// Lowest expected ln-height spread a cap works with (a line on a handful of cities may fall
+/// below zero).
+pub const MIN_SPREAD: f64 = 0.05;
+
+/// Multipliers of the expected spread tried by the nested choice of [`SpreadCap::kappa`].
+pub const SPREAD_KAPPAS: [f64; 10] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5];
+
+/// A cap on the structure's weight in a city whose heights are likely tighter than the
+/// structure says: a city of alike footprints (Tokyo Setagaya's houses) tends to have alike
+/// heights, and structure learnt in other cities then only adds spread. The expected spread
+/// (interquartile range of ln height) is a line on the footprint-area spread of the training
+/// cities; the weight is at most `kappa` × expected spread ÷ the spread of the structure
+/// predicted for the region. An experiment (`cv --ablate spread-cap`): its descriptor was picked
+/// after looking at the six roof-top cities (README, ablation table).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpreadCap {
+    /// Expected ln-height spread at area spread 0.
+    pub intercept: f64,
+    /// Change of the expected ln-height spread per unit of area spread.
+    pub slope: f64,
+    /// Multiplier of the expected spread, chosen by nested leave-one-city-out.
+    pub kappa: f64,
+}
+
+impl SpreadCap {
+    /// Least-squares line of ln-height spread on area spread over `(area, height)` spreads
+    /// (flat at their mean when the areas do not vary).
+    pub fn line(points: &[(f64, f64)]) -> (f64, f64) {
+        let n = points.len().max(1) as f64;
+        let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        if sxx <= 1e-12 {
+            return (my, 0.0);
+        }
+        let b = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+        (my - b * mx, b)
+    }
+
+    /// The expected ln-height spread of a city of this area spread.
+    pub fn expected(&self, area_spread: f64) -> f64 {
+        (self.intercept + self.slope * area_spread).max(MIN_SPREAD)
+    }
+
+    /// The factor (0–1] on a region's weighted structure: 1 when the structure is no wider
+    /// than `kappa` × the expected spread.
+    pub fn factor(&self, area_spread: Option<f64>, structure: &[f64]) -> f64 {
+        let (Some(a), p) = (area_spread, iqr(structure)) else {
+            return 1.0;
+        };
+        if p <= 1e-12 {
+            return 1.0;
+        }
+        (self.kappa * self.expected(a) / p).min(1.0)
+    }
 }
 
 /// The ridge fit on `cities` of descriptor `d` (`None`: the mean).
@@ -229,6 +317,7 @@ impl LevelModel {
             loo_error: choice.1,
             structure_weight: 1.0,
             descriptors_tried: use_descriptors,
+            spread_cap: None,
             cities,
         }
     }
@@ -366,6 +455,51 @@ pub fn choose_structure_weight(held_out: &[(Vec<f64>, f64, Vec<f64>)]) -> f64 {
     best.0
 }
 
+/// [`choose_structure_weight`] with a [`SpreadCap`]'s `kappa` chosen with it: each held-out
+/// city also carries its expected spread (from a line on the other cities), and its weight is
+/// `min(w, kappa × expected ÷ spread of its raw structure)`. `None` for kappa when no cap beat
+/// the weight alone.
+pub fn choose_capped_weight(
+    held_out: &[(Vec<f64>, f64, Vec<f64>)],
+    expected: &[f64],
+) -> (f64, Option<f64>) {
+    let w0 = choose_structure_weight(held_out);
+    if held_out.is_empty() {
+        return (w0, None);
+    }
+    let mae = |(s, l, h): &(Vec<f64>, f64, Vec<f64>), w: f64| {
+        s.iter()
+            .zip(h)
+            .map(|(s, h)| ((l + w * s).exp() - h).abs())
+            .sum::<f64>()
+            / h.len().max(1) as f64
+    };
+    let score = |kappa: Option<f64>, w: f64| -> f64 {
+        held_out
+            .iter()
+            .zip(expected)
+            .map(|(c, &e)| {
+                let p = iqr(&c.0);
+                let wc = match kappa {
+                    Some(k) if p > 1e-12 => w.min(k * e / p),
+                    _ => w,
+                };
+                mae(c, wc) / mae(c, 0.0).max(1e-9)
+            })
+            .sum()
+    };
+    let mut best = (w0, None, score(None, w0));
+    for &w in &STRUCTURE_WEIGHTS {
+        for &k in &SPREAD_KAPPAS {
+            let sc = score(Some(k), w);
+            if sc < best.2 - 1e-12 {
+                best = (w, Some(k), sc);
+            }
+        }
+    }
+    (best.0, best.1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +517,7 @@ mod tests {
                     })
                 })
                 .collect(),
+            spreads: None,
         }
     }
 
@@ -423,6 +558,42 @@ mod tests {
         assert!((m3.log_level(&new).exp() - gm).abs() < 1e-9);
         // Without descriptors offered, the mean even with five cities.
         assert!(LevelModel::fit(cities, false).descriptor.is_none());
+    }
+
+    #[test]
+    fn a_cap_holds_the_structure_back_only_where_heights_are_expected_tight() {
+        // Two cities with the same wide raw structure (IQR 1): in the first the truth follows
+        // it, in the second it is flat. Only the second is expected tight (0.05 against 1.0).
+        let s: Vec<f64> = (0..40).map(|i| (i as f64 / 39.0 - 0.5) * 2.0).collect();
+        let follows: Vec<f64> = s.iter().map(|v| (2.0 + v).exp()).collect();
+        let flat = vec![2.0f64.exp(); 40];
+        let held = [(s.clone(), 2.0, follows), (s.clone(), 2.0, flat)];
+        // Without a cap one weight serves both: a compromise below 1.
+        let w = choose_structure_weight(&held);
+        assert!(w > 0.0 && w < 1.0, "weight {w}");
+        let (w_cap, kappa) = choose_capped_weight(&held, &[1.0, 0.05]);
+        let kappa = kappa.expect("a cap beats one compromise weight");
+        assert_eq!(
+            w_cap, 1.0,
+            "the structure at full weight where it is expected wide"
+        );
+        assert!(
+            kappa * 0.05 / iqr(&s) < 0.1,
+            "kappa {kappa} leaves the tight city little"
+        );
+        // The cap's factor on a region: 1 when its structure is no wider than expected.
+        let cap = SpreadCap {
+            intercept: 0.1,
+            slope: 0.5,
+            kappa: 1.0,
+        };
+        assert!((cap.factor(Some(1.0), &s) - 0.6 / iqr(&s)).abs() < 1e-12);
+        assert_eq!(cap.factor(Some(4.0), &s), 1.0);
+        assert_eq!(cap.factor(None, &s), 1.0);
+        assert_eq!(
+            SpreadCap::line(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]),
+            (1.0, 2.0)
+        );
     }
 
     #[test]

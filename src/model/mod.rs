@@ -188,6 +188,26 @@ impl HeightModel {
         )))
     }
 
+    /// [`HeightModel::structure`] of a whole region's rows `x`: with a [`level::SpreadCap`]
+    /// (an ablation variant), scaled down where the region's footprints say its heights are
+    /// tighter than the structure. Needs the whole region, so a tiled run refuses such a model.
+    pub fn region_structure(
+        &self,
+        x: &ndarray::Array2<f64>,
+        region: &crate::features::CityFeatures,
+    ) -> crate::error::Result<ndarray::Array1<f64>> {
+        let s = self.structure(x)?;
+        Ok(
+            match self.meta.level.as_ref().and_then(|l| l.spread_cap.as_ref()) {
+                Some(cap) => {
+                    let f = cap.factor(level::area_spread(region), &s.to_vec());
+                    s * f
+                }
+                None => s,
+            },
+        )
+    }
+
     /// Point heights (m, never negative) from [`HeightModel::structure`] at a region's level
     /// (`None` with a city level: the training cities' mean level).
     pub fn heights_at(

@@ -134,7 +134,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
     let region = region.as_ref();
     let x = model_matrix(model, region)?;
     let log_level = model.region_log_level(region);
-    let point = model.heights(&x, log_level)?;
+    let point = model.heights_at(&model.region_structure(&x, region)?, log_level);
     let (lo, hi) = intervals(model, &x, &point, log_level)?;
     let ood = out_of_range(model, &x);
     let ood_gain_share = gain_shares(model, &ood);

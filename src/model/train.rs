@@ -61,6 +61,9 @@ pub struct TrainOptions {
     pub domain_weights: bool,
     /// How a city's height level is handled ([`super::level`]).
     pub level: LevelMode,
+    /// Cap the structure weight where a city's footprints say its heights are tight
+    /// ([`level::SpreadCap`]): an experiment of `cv --ablate spread-cap`.
+    pub spread_cap: bool,
 }
 
 /// How the model treats the height level of a city (`cv --ablate` compares them).
@@ -105,6 +108,7 @@ impl Default for TrainOptions {
             wide_context: false,
             domain_weights: false,
             level: LevelMode::default(),
+            spread_cap: false,
         }
     }
 }
@@ -251,6 +255,9 @@ pub struct TrainingSet {
     pub names: Vec<String>,
     /// Per city (indexed like `city_of_row`): its name, buildings and how many it contributed.
     pub cities: Vec<TrainingCity>,
+    /// Per city (indexed like `city_of_row`): its [`level::area_spread`], from all its
+    /// buildings.
+    pub area_spreads: Vec<Option<f64>>,
 }
 
 /// Every building with an `ok` label (and `keep(city, building)`), in city order.
@@ -282,6 +289,7 @@ pub fn training_set(
         weights: None,
         descriptors: cities.iter().map(|c| level::descriptors(c)).collect(),
         names: names.to_vec(),
+        area_spreads: cities.iter().map(|c| level::area_spread(c)).collect(),
         cities: cities
             .iter()
             .enumerate()
@@ -480,10 +488,19 @@ pub fn fit(set: &TrainingSet, label: LabelDefinition, opts: &TrainOptions) -> Re
         hyper,
         oob,
         structure_weight,
+        spread_kappa,
     } = point?;
     let interval = interval?;
     let levels = levels.map(|mut l| {
         l.model.structure_weight = structure_weight;
+        l.model.spread_cap = spread_kappa.map(|kappa| {
+            let (intercept, slope) = level::SpreadCap::line(&spread_points(&l.model.cities, None));
+            level::SpreadCap {
+                intercept,
+                slope,
+                kappa,
+            }
+        });
         l
     });
     // In-sample: each training building at its own city's level.
@@ -573,10 +590,21 @@ fn city_levels(set: &TrainingSet, city_names: &[String], opts: &TrainOptions) ->
         }
         h.sort_by(f64::total_cmp);
         position[c] = Some(cities.len());
+        let spreads = if opts.spread_cap {
+            let logs: Vec<f64> = h.iter().filter(|v| **v > 0.0).map(|v| v.ln()).collect();
+            set.area_spreads
+                .get(c)
+                .copied()
+                .flatten()
+                .map(|a| (level::iqr(&logs), a))
+        } else {
+            None
+        };
         cities.push(CityLevel {
             city: city_names[c].clone(),
             log_level: crate::stats::percentile::percentile_sorted(h, 50.0).ln(),
             descriptors: set.descriptors.get(c).cloned().unwrap_or_default(),
+            spreads,
         });
     }
     if cities.len() < level::MIN_CITIES {
@@ -603,6 +631,8 @@ struct PointFit {
     hyper: serde_json::Value,
     oob: Option<ErrorSummary>,
     structure_weight: f64,
+    /// The spread cap's multiplier, when one was chosen.
+    spread_kappa: Option<f64>,
 }
 
 /// Fits the point model (`opts.kind`) on the set's rows and `target`, weighted when the set
@@ -616,17 +646,18 @@ fn fit_point(
 ) -> Result<PointFit> {
     let all: Vec<usize> = (0..target.len()).collect();
     let (booster, hyper, oob) = fit_rows(set, target, &all, names, opts)?;
-    let structure_weight = match levels {
+    let (structure_weight, spread_kappa) = match levels {
         Some(l) if opts.level != LevelMode::FullStructure => {
             nested_structure_weight(set, target, names, opts, l)?
         }
-        _ => 1.0,
+        _ => (1.0, None),
     };
     Ok(PointFit {
         booster,
         hyper,
         oob,
         structure_weight,
+        spread_kappa,
     })
 }
 
@@ -687,8 +718,9 @@ fn nested_structure_weight(
     names: &[String],
     opts: &TrainOptions,
     levels: &Levels,
-) -> Result<f64> {
+) -> Result<(f64, Option<f64>)> {
     let mut held_out = Vec::new();
+    let mut expected = Vec::new();
     for (c, position) in levels.position.iter().enumerate() {
         let Some(k) = *position else { continue };
         let (test, train): (Vec<usize>, Vec<usize>) =
@@ -702,8 +734,32 @@ fn nested_structure_weight(
             .to_vec();
         let heights: Vec<f64> = test.iter().map(|&i| set.y[i]).collect();
         held_out.push((structure, levels.model.held_out_log_level(k), heights));
+        let cities = &levels.model.cities;
+        let (a, b) = level::SpreadCap::line(&spread_points(cities, Some(k)));
+        expected.push(cities[k].spreads.map(|(_, area)| {
+            level::SpreadCap {
+                intercept: a,
+                slope: b,
+                kappa: 1.0,
+            }
+            .expected(area)
+        }));
     }
-    Ok(level::choose_structure_weight(&held_out))
+    if opts.spread_cap && expected.iter().all(Option::is_some) {
+        let expected: Vec<f64> = expected.into_iter().flatten().collect();
+        return Ok(level::choose_capped_weight(&held_out, &expected));
+    }
+    Ok((level::choose_structure_weight(&held_out), None))
+}
+
+/// The training cities' (area spread, ln-height spread) pairs, city `skip` left out.
+fn spread_points(cities: &[CityLevel], skip: Option<usize>) -> Vec<(f64, f64)> {
+    cities
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| Some(*k) != skip)
+        .filter_map(|(_, c)| c.spreads.map(|(h, a)| (a, h)))
+        .collect()
 }
 
 /// The interval model of [`fit`] (`None` when `opts.alpha` is): quantiles of `target`

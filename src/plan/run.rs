@@ -224,6 +224,11 @@ impl JobInput {
             intervals: model.interval.as_ref().map(|i| i.calibration.log_scale),
         });
         if let Some(l) = &level {
+            if l.model.spread_cap.is_some() {
+                return Err(Error::invalid(
+                    "a model with a spread cap (an ablation variant) needs the whole region at once: run `predict` on the region, not tiled",
+                ));
+            }
             let x = region_matrix(model, &region)?;
             let structure = model.structure(&x)?;
             let bounds = interval_structure(model, &x)?;
