@@ -426,6 +426,15 @@ pub(crate) fn heights_of(
     )))
 }
 
+/// MAE (m) of a held-out city's (structure, ln level, heights) at structure weight `w`.
+fn held_out_mae((s, l, h): &(Vec<f64>, f64, Vec<f64>), w: f64) -> f64 {
+    s.iter()
+        .zip(h)
+        .map(|(s, h)| ((l + w * s).exp() - h).abs())
+        .sum::<f64>()
+        / h.len().max(1) as f64
+}
+
 /// The structure weight (of [`STRUCTURE_WEIGHTS`]) with the smallest mean relative error over
 /// held-out cities: for each city, `structure[i]` is its buildings' structure predicted by a
 /// model of the other cities, `log_level` its level estimated without it and `heights` its
@@ -435,18 +444,11 @@ pub fn choose_structure_weight(held_out: &[(Vec<f64>, f64, Vec<f64>)]) -> f64 {
     if held_out.is_empty() {
         return 1.0;
     }
-    let mae = |(s, l, h): &(Vec<f64>, f64, Vec<f64>), w: f64| {
-        s.iter()
-            .zip(h)
-            .map(|(s, h)| ((l + w * s).exp() - h).abs())
-            .sum::<f64>()
-            / h.len().max(1) as f64
-    };
     let mut best = (1.0, f64::INFINITY);
     for &w in &STRUCTURE_WEIGHTS {
         let score: f64 = held_out
             .iter()
-            .map(|c| mae(c, w) / mae(c, 0.0).max(1e-9))
+            .map(|c| held_out_mae(c, w) / held_out_mae(c, 0.0).max(1e-9))
             .sum();
         if score < best.1 - 1e-12 {
             best = (w, score);
@@ -467,13 +469,6 @@ pub fn choose_capped_weight(
     if held_out.is_empty() {
         return (w0, None);
     }
-    let mae = |(s, l, h): &(Vec<f64>, f64, Vec<f64>), w: f64| {
-        s.iter()
-            .zip(h)
-            .map(|(s, h)| ((l + w * s).exp() - h).abs())
-            .sum::<f64>()
-            / h.len().max(1) as f64
-    };
     let score = |kappa: Option<f64>, w: f64| -> f64 {
         held_out
             .iter()
@@ -484,7 +479,7 @@ pub fn choose_capped_weight(
                     Some(k) if p > 1e-12 => w.min(k * e / p),
                     _ => w,
                 };
-                mae(c, wc) / mae(c, 0.0).max(1e-9)
+                held_out_mae(c, wc) / held_out_mae(c, 0.0).max(1e-9)
             })
             .sum()
     };
