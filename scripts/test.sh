@@ -53,7 +53,13 @@ export ROOFLINE_NOTEBOOK_PYTHON="$venv/bin/python"
 arrow14="${ROOFLINE_ARROW14_VENV:-$HOME/.cache/roofline/arrow14-venv}"
 if ! "$arrow14/bin/python" -c "import duckdb, pyarrow; assert pyarrow.__version__ == '14.0.2'" >/dev/null 2>&1; then
   echo "roofline test: installing pyarrow 14 and DuckDB in $arrow14" >&2
-  python3 -m venv "$arrow14"
+  if ! python3 -m venv "$arrow14" >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$arrow14"
+  fi
   "$arrow14/bin/python" -m pip install --quiet --disable-pip-version-check \
     'pyarrow==14.0.2' 'numpy<2' duckdb
 fi

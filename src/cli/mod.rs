@@ -555,9 +555,10 @@ impl std::str::FromStr for LocalLabels {
         let (known, draw) = match s.split_once(':') {
             Some((k, d)) => (
                 k,
-                Some(d.parse::<Draw>().map_err(|_| {
-                    Error::invalid(format!("{s}: the draw after ':' is spread or clustered"))
-                })?),
+                Some(
+                    d.parse::<Draw>()
+                        .map_err(|_| Error::invalid("the draw after ':' is spread or clustered"))?,
+                ),
             ),
             None => (s, None),
         };

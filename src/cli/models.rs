@@ -567,6 +567,8 @@ pub fn cv(a: &CvArgs, ctx: &Context) -> Result<()> {
             buffer_m: buffer,
         },
     };
+    // A scheme that cannot run stops before any city's features are computed.
+    scheme.check()?;
     if !variants.is_empty() && !matches!(scheme, Scheme::City) {
         return Err(Error::invalid(
             "--ablate compares variants under leave-one-city-out (--by city)",
@@ -607,7 +609,7 @@ pub fn cv(a: &CvArgs, ctx: &Context) -> Result<()> {
 
 pub fn print_cv_summary(s: &roofline::eval::cv::CvSummary) {
     println!(
-        "{} cross-validation, label '{}'{}:",
+        "cross-validation ({}), label '{}'{}:",
         s.scheme,
         s.label.name,
         if s.mixed_labels {

@@ -143,7 +143,15 @@ impl Variant {
             Variant::Gamma => Some(gbm.loss(Loss::Gamma)),
             Variant::Unconstrained => Some(gbm.increasing(Vec::new())),
             Variant::LinearLeaves => Some(gbm.linear_leaves(Some(LINEAR_LEAF_PENALTY))),
-            _ => None,
+            Variant::Default
+            | Variant::Forest
+            | Variant::DomainWeights
+            | Variant::WideContext
+            | Variant::CityRanks
+            | Variant::AbsoluteLevel
+            | Variant::MeanLevel
+            | Variant::FullStructure
+            | Variant::SpreadCap => None,
         };
         if let Some(gbm) = gbm {
             o.gbm = gbm.check()?;
@@ -156,7 +164,13 @@ impl Variant {
             Variant::MeanLevel => o.level = LevelMode::MeanLevel,
             Variant::FullStructure => o.level = LevelMode::FullStructure,
             Variant::SpreadCap => o.spread_cap = true,
-            _ => {}
+            Variant::Default
+            | Variant::CityRanks
+            | Variant::Huber
+            | Variant::SquaredLog
+            | Variant::Gamma
+            | Variant::Unconstrained
+            | Variant::LinearLeaves => {}
         }
         o.check()?;
         Ok(o)
@@ -187,12 +201,17 @@ pub fn ablate(
     }
     let mut list = vec![Variant::Default];
     list.extend(variants.iter().filter(|v| **v != Variant::Default));
+    // Every variant's options checked before the first one trains.
+    let options: Vec<TrainOptions> = list
+        .iter()
+        .map(|v| v.options(base))
+        .collect::<Result<_>>()?;
     let ranked: Option<Vec<CityFeatures>> = list
         .contains(&Variant::CityRanks)
         .then(|| cities.iter().map(relative::with_city_ranks).collect());
     let bar = progress.bar((list.len() * seeds.len()) as u64, "ablation", "runs");
     let mut rows = Vec::new();
-    for v in list {
+    for (v, options) in list.into_iter().zip(options) {
         bar.set_message(v.name());
         let input = match (&ranked, v) {
             (Some(r), Variant::CityRanks) => r.as_slice(),
@@ -202,7 +221,7 @@ pub fn ablate(
         let mut biases: Vec<Vec<f64>> = vec![Vec::new(); cities.len()];
         let mut means = Vec::new();
         for &seed in seeds {
-            let mut o = v.options(base)?.with_seed(seed);
+            let mut o = options.clone().with_seed(seed);
             o.alpha = None;
             let out = cross_validate(input, Scheme::City, &o, &Progress::hidden())?;
             for (k, c) in out.summary.per_city.iter().enumerate() {

@@ -44,8 +44,6 @@ pub enum Scheme {
     },
 }
 
-/// How the scheme reads in every report and summary: `leave-one-city-out`, or
-/// `spatial blocks of 250 m, 5 folds inside each city, 200 m buffer`.
 impl Scheme {
     /// An error when the scheme cannot run: fewer than 2 folds, a block size that is not
     /// positive, a negative buffer.
@@ -71,10 +69,21 @@ impl Scheme {
     }
 }
 
+/// How the scheme reads in every report and summary: `leave-one-city-out`, or
+/// `spatial blocks of 250 m, 5 folds inside each city, 200 m buffer`; the alternate form
+/// (`{:#}`, report.md's) says how block folds are made.
 impl std::fmt::Display for Scheme {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Scheme::City => f.write_str("leave-one-city-out"),
+            Scheme::Blocks {
+                size_m,
+                folds,
+                buffer_m,
+            } if f.alternate() => write!(
+                f,
+                "spatial blocks of {size_m} m, {folds} folds inside each city (folds balanced by labelled buildings; training buildings within {buffer_m} m of a test block left out)"
+            ),
             Scheme::Blocks {
                 size_m,
                 folds,

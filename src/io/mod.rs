@@ -1,5 +1,6 @@
-//! Readers and writers: everything that touches a file format lives here, so later stages work
-//! on typed in-memory tables only.
+//! Readers and writers: every file format the pipeline reads or writes is handled here, so later
+//! stages work on typed in-memory tables only (the benchmark city generator, [`crate::bench`],
+//! writes its LAZ tiles itself).
 
 pub mod axis_order;
 pub mod footprints;

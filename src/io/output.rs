@@ -569,8 +569,9 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
 /// Arrow reader takes a table's metadata from this schema, not from the footer's other keys:
 /// without `geo` in it, pyarrow's `read_table` hands over a table that does not say which
 /// column is the geometry or in which CRS. The encoding is Arrow's (the IPC schema message,
-/// length-prefixed, base64), as polars-parquet's `schema_to_metadata_key` writes it, which
-/// takes no metadata.
+/// length-prefixed, base64), as polars-parquet's `schema_to_metadata_key` writes it for tables
+/// without nested columns (roofline's have none), which takes no metadata. Every footer key is
+/// thus stored twice, as in pyarrow's own files.
 fn arrow_schema_key(df: &DataFrame, kv: &BTreeMap<String, String>) -> String {
     use base64::Engine as _;
     use polars_arrow::io::ipc::write::{default_ipc_fields, schema_to_bytes};

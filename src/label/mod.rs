@@ -1,5 +1,6 @@
-//! Height labels: measured from LiDAR ([`lidar`]) or taken from a footprint attribute
-//! ([`attribute`]), with a quality flag per building. Buildings without a usable label stay in
+//! Height labels: measured from LiDAR ([`lidar`]; a survey degraded to sparse LiDAR by
+//! [`sparsify`]) or taken from a footprint attribute ([`attribute`]), OpenStreetMap tags
+//! ([`osm`]) or a survey ([`survey`]), with a quality flag per building. Buildings without a usable label stay in
 //! the table with their flag; nothing is dropped.
 
 pub mod attribute;

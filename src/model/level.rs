@@ -460,7 +460,8 @@ pub fn choose_structure_weight(held_out: &[(Vec<f64>, f64, Vec<f64>)]) -> f64 {
 /// [`choose_structure_weight`] with a [`SpreadCap`]'s `kappa` chosen with it: each held-out
 /// city also carries its expected spread (from a line on the other cities), and its weight is
 /// `min(w, kappa × expected ÷ spread of its raw structure)`. `None` for kappa when no cap beat
-/// the weight alone.
+/// the weight alone. A held-out city's structure spread is over its labelled buildings (the
+/// training set holds no others), a region's at prediction over all its buildings.
 pub fn choose_capped_weight(
     held_out: &[(Vec<f64>, f64, Vec<f64>)],
     expected: &[f64],

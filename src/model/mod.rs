@@ -161,7 +161,8 @@ impl HeightModel {
 
     /// Point heights (m, never negative) for rows of features in `meta.feature_names` order;
     /// `log_level` is the region's ([`HeightModel::region_log_level`]; ignored by a model
-    /// without a city level; `None` with one: the training cities' mean level).
+    /// without a city level; `None` with one: the training cities' mean level). Rows alone
+    /// carry no region: a [`level::SpreadCap`] is applied by [`predict::predict_region`] only.
     pub fn heights(
         &self,
         x: &ndarray::Array2<f64>,

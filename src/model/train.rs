@@ -250,8 +250,8 @@ pub struct TrainingSet {
     /// Per city (indexed like `city_of_row`): its [`level::descriptors`], from all its
     /// buildings.
     pub descriptors: Vec<Vec<Option<f64>>>,
-    /// The features, one per column of `x`: the set owns them, so a model cannot be fitted
-    /// with names of other columns.
+    /// The features, one per column of `x`: [`training_set`] fills them with the matrix, so
+    /// [`fit`] takes the names from the set rather than from its caller.
     pub names: Vec<String>,
     /// Per city (indexed like `city_of_row`): its name, buildings and how many it contributed.
     pub cities: Vec<TrainingCity>,
@@ -473,6 +473,12 @@ pub fn fit(set: &TrainingSet, label: LabelDefinition, opts: &TrainOptions) -> Re
     }
     keep_freed_memory();
     let levels = city_levels(set, city_names, opts);
+    if opts.spread_cap && (levels.is_none() || opts.level == LevelMode::FullStructure) {
+        tracing::warn!(
+            "no spread cap: it caps the weight of a city level's structure, and this model has none chosen (it needs {} training cities, a squared or Huber loss and a weight chosen by nested leave-one-city-out)",
+            level::MIN_CITIES
+        );
+    }
     // With a level, the trees learn ln(height) above the building's own city's level.
     let target = match &levels {
         Some(l) => relative_target(set, l),
@@ -745,9 +751,12 @@ fn nested_structure_weight(
             .expected(area)
         }));
     }
-    if opts.spread_cap && expected.iter().all(Option::is_some) {
-        let expected: Vec<f64> = expected.into_iter().flatten().collect();
-        return Ok(level::choose_capped_weight(&held_out, &expected));
+    if opts.spread_cap {
+        if expected.iter().all(Option::is_some) {
+            let expected: Vec<f64> = expected.into_iter().flatten().collect();
+            return Ok(level::choose_capped_weight(&held_out, &expected));
+        }
+        tracing::warn!("no spread cap: a training city has no footprint areas (`area_m2`)");
     }
     Ok((level::choose_structure_weight(&held_out), None))
 }

@@ -188,6 +188,16 @@ impl JobInput {
         recalibrate: bool,
         progress: &Progress,
     ) -> Result<(Table, Predictions)> {
+        if model
+            .meta
+            .level
+            .as_ref()
+            .is_some_and(|l| l.spread_cap.is_some())
+        {
+            return Err(Error::invalid(
+                "a model with a spread cap (an ablation variant) needs the whole region at once: run `predict` on the region, not tiled",
+            ));
+        }
         let fcfg = self.cfg.require_footprints()?;
         let (ids, attributes) = read_attributes(fcfg, keep)?;
         let region = self.features(model.meta.uses_known_heights(), progress)?;
@@ -224,11 +234,6 @@ impl JobInput {
             intervals: model.interval.as_ref().map(|i| i.calibration.log_scale),
         });
         if let Some(l) = &level {
-            if l.model.spread_cap.is_some() {
-                return Err(Error::invalid(
-                    "a model with a spread cap (an ablation variant) needs the whole region at once: run `predict` on the region, not tiled",
-                ));
-            }
             let x = region_matrix(model, &region)?;
             let structure = model.structure(&x)?;
             let bounds = interval_structure(model, &x)?;

@@ -1,4 +1,4 @@
-// roofline's 3D building map (inlined by src/eval/map.rs after MapLibre GL JS).
+// roofline's 3D building map (inlined by src/render/map.rs after MapLibre GL JS).
 // rooflineMap(id) reads the JSON blocks `${id}-meta` and `${id}-data` and draws into element `id`.
 // When the map first becomes idle, the element gets data-ready="1" and data-load-ms (time since
 // navigation start), which the browser test reads.

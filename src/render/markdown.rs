@@ -4,28 +4,20 @@
 use std::fmt::Write as _;
 
 use super::format::{f, opt, pct, spread, worse_than};
-use crate::eval::cv::{CityMetrics, CvOutput, Scheme};
+use crate::eval::cv::{CityMetrics, CvOutput};
 use crate::eval::metrics::Metrics;
 
 /// The Markdown report.
 pub fn render_markdown(out: &CvOutput) -> String {
     let s = &out.summary;
     let mut md = String::new();
-    // How block folds are made, said once where the scheme is.
-    let scheme = match s.scheme {
-        Scheme::City => s.scheme.to_string(),
-        Scheme::Blocks { .. } => format!(
-            "{} (folds balanced by labelled buildings; training buildings within the buffer of a test block left out)",
-            s.scheme
-        ),
-    };
     let warn = if s.mixed_labels {
         "\n> **Mixed label definitions** — these cities define height differently; errors include that difference.\n"
     } else {
         ""
     };
     let _ = writeln!(md, "# roofline cross-validation\n");
-    let _ = writeln!(md, "- scheme: {scheme}");
+    let _ = writeln!(md, "- scheme: {:#}", s.scheme);
     let _ = writeln!(md, "- label: `{}` — {}", s.label.name, s.label.detail);
     let _ = writeln!(md, "- cities: {}", s.cities.join(", "));
     let _ = writeln!(
