@@ -31,18 +31,22 @@ if [ -z "${ROOFLINE_PG_BIN:-}" ] && { [ -z "$pg_initdb" ] || ! ls /usr/share/pos
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     postgresql postgis postgresql-postgis >/dev/null
 fi
+# A Python venv at $1, installing Debian's python3-venv first when venv is missing (Debian
+# ships it separately).
+make_venv() {
+  if ! python3 -m venv "$1" >/dev/null 2>&1; then
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$1"
+  fi
+}
 # The notebook test (tests/notebook.rs) runs notebooks/explore_outputs.ipynb in its own venv.
 venv="${ROOFLINE_NOTEBOOK_VENV:-$HOME/.cache/roofline/notebook-venv}"
 if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matplotlib, xgboost" >/dev/null 2>&1; then
   echo "roofline test: installing the notebook's Python packages in $venv" >&2
-  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-    # Debian ships venv separately.
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    python3 -m venv "$venv"
-  fi
+  make_venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     nbclient nbformat ipykernel pandas pyarrow geopandas matplotlib xgboost-cpu numpy
 fi
@@ -53,13 +57,7 @@ export ROOFLINE_NOTEBOOK_PYTHON="$venv/bin/python"
 arrow14="${ROOFLINE_ARROW14_VENV:-$HOME/.cache/roofline/arrow14-venv}"
 if ! "$arrow14/bin/python" -c "import duckdb, pyarrow; assert pyarrow.__version__ == '14.0.2'" >/dev/null 2>&1; then
   echo "roofline test: installing pyarrow 14 and DuckDB in $arrow14" >&2
-  if ! python3 -m venv "$arrow14" >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    python3 -m venv "$arrow14"
-  fi
+  make_venv "$arrow14"
   "$arrow14/bin/python" -m pip install --quiet --disable-pip-version-check \
     'pyarrow==14.0.2' 'numpy<2' duckdb
 fi

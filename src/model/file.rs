@@ -158,12 +158,7 @@ impl HeightModel {
     /// `exp(log_level + weight × s)`, with both numbers in the learner's attributes
     /// (`roofline_log_level`, `roofline_structure_weight`; `Booster.attr(...)`).
     pub fn xgboost_json(&self, log_level: Option<f64>) -> Result<String> {
-        if self
-            .meta
-            .level
-            .as_ref()
-            .is_some_and(|l| l.spread_cap.is_some())
-        {
+        if self.spread_cap().is_some() {
             return Err(Error::invalid(
                 "a model with a spread cap (an ablation variant) scales its structure per region, which an XGBoost booster cannot carry",
             ));

@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::features::CityFeatures;
+use crate::stats::percentile::iqr;
 
 /// City-wide descriptors a level may be read from: each a median over the city's buildings
 /// (labelled or not) of one feature, except `touching_share`. Their log is used.
@@ -147,17 +148,6 @@ pub struct LevelModel {
     /// variant, `cv --ablate spread-cap`; `None`: no cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread_cap: Option<SpreadCap>,
-}
-
-/// Interquartile range of `values` (0 with fewer than two).
-pub fn iqr(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.len() < 2 {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let q = |p| crate::stats::percentile::percentile_sorted(&v, p);
-    q(75.0) - q(25.0)
 }
 
 /// Interquartile range of ln(footprint area) over a city's buildings (labelled or not): how

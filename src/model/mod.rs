@@ -189,6 +189,13 @@ impl HeightModel {
         )))
     }
 
+    /// The model's [`level::SpreadCap`], when it has one (an ablation variant): what
+    /// [`HeightModel::region_structure`] applies and what a tiled run or an XGBoost export
+    /// cannot carry.
+    pub fn spread_cap(&self) -> Option<&level::SpreadCap> {
+        self.meta.level.as_ref().and_then(|l| l.spread_cap.as_ref())
+    }
+
     /// [`HeightModel::structure`] of a whole region's rows `x`: with a [`level::SpreadCap`]
     /// (an ablation variant), scaled down where the region's footprints say its heights are
     /// tighter than the structure. Needs the whole region, so a tiled run refuses such a model.
@@ -198,15 +205,13 @@ impl HeightModel {
         region: &crate::features::CityFeatures,
     ) -> crate::error::Result<ndarray::Array1<f64>> {
         let s = self.structure(x)?;
-        Ok(
-            match self.meta.level.as_ref().and_then(|l| l.spread_cap.as_ref()) {
-                Some(cap) => {
-                    let f = cap.factor(level::area_spread(region), &s.to_vec());
-                    s * f
-                }
-                None => s,
-            },
-        )
+        Ok(match self.spread_cap() {
+            Some(cap) => {
+                let f = cap.factor(level::area_spread(region), &s.to_vec());
+                s * f
+            }
+            None => s,
+        })
     }
 
     /// Point heights (m, never negative) from [`HeightModel::structure`] at a region's level

@@ -602,7 +602,7 @@ fn city_levels(set: &TrainingSet, city_names: &[String], opts: &TrainOptions) ->
                 .get(c)
                 .copied()
                 .flatten()
-                .map(|a| (level::iqr(&logs), a))
+                .map(|a| (crate::stats::percentile::iqr(&logs), a))
         } else {
             None
         };

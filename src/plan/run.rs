@@ -188,12 +188,7 @@ impl JobInput {
         recalibrate: bool,
         progress: &Progress,
     ) -> Result<(Table, Predictions)> {
-        if model
-            .meta
-            .level
-            .as_ref()
-            .is_some_and(|l| l.spread_cap.is_some())
-        {
+        if model.spread_cap().is_some() {
             return Err(Error::invalid(
                 "a model with a spread cap (an ablation variant) needs the whole region at once: run `predict` on the region, not tiled",
             ));

@@ -65,6 +65,16 @@ pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     Some(percentile_sorted(values, p))
 }
 
+/// Interquartile range of the finite `values` (0 with fewer than two).
+pub fn iqr(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return 0.0;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    percentile_sorted(&v, 75.0) - percentile_sorted(&v, 25.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
