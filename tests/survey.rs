@@ -249,12 +249,9 @@ fn a_tiled_run_with_a_survey_equals_the_single_run() {
         csv.push_str(&format!("{id},{h}\n"));
     }
     std::fs::write(d.join("few.csv"), csv).unwrap();
-    let cfg = region(
-        d,
-        "tiled",
-        "source = \"survey\"\nname = \"roof-p70\"\nfield = \"hoogte\"\npath = \"few.csv\"\nid = \"bag_id\"\n",
-    );
-    let plan_dir = d.join("plan");
+    let survey = |family: &str| {
+        format!("source = \"survey\"\nname = \"{family}\"\nfield = \"hoogte\"\npath = \"few.csv\"\nid = \"bag_id\"\n")
+    };
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let ok = |args: &[&str]| {
         let (code, _, err) = roofline(args);
@@ -262,8 +259,8 @@ fn a_tiled_run_with_a_survey_equals_the_single_run() {
         err
     };
     // A model of one other city (no city level), as tests/plan.rs uses, and the shipped
-    // roof-p70 model, whose city level a tile cannot estimate alone: the merge applies the
-    // whole region's.
+    // roof-p70 and roof-top models, whose city level a tile cannot estimate alone: the merge
+    // applies the whole region's. (The roof-top model reads the same heights as its family's.)
     let trained = d.join("delft-3dfier.model");
     ok(&[
         "train",
@@ -274,19 +271,51 @@ fn a_tiled_run_with_a_survey_equals_the_single_run() {
         "-o",
         &s(&trained),
     ]);
-    ok(&[
-        "plan",
-        &s(&cfg),
-        "--grid",
-        "--tile-size",
-        "250",
-        "-o",
-        &s(&plan_dir),
-    ]);
-    let plan = roofline::plan::Plan::load(&plan_dir).unwrap();
-    assert!(plan.jobs.len() >= 4, "{} jobs", plan.jobs.len());
-    let shipped = common::data().join("../models/roof-p70.model");
-    for (what, model) in [("one-city model", &trained), ("shipped roof-p70", &shipped)] {
+    let models = common::data().join("../models");
+    let cases = [
+        ("one-city model", trained.clone(), "roof-p70"),
+        (
+            "shipped roof-p70",
+            models.join("roof-p70.model"),
+            "roof-p70",
+        ),
+        (
+            "shipped roof-top",
+            models.join("roof-top.model"),
+            "roof-top",
+        ),
+    ];
+    for (what, model, family) in &cases {
+        let cfg = region(d, &format!("tiled-{family}"), &survey(family));
+        let plan_dir = d.join(format!("plan-{}", what.replace(' ', "-")));
+        ok(&[
+            "plan",
+            &s(&cfg),
+            "--grid",
+            "--tile-size",
+            "250",
+            "-o",
+            &s(&plan_dir),
+        ]);
+        let plan = roofline::plan::Plan::load(&plan_dir).unwrap();
+        assert!(plan.jobs.len() >= 4, "{} jobs", plan.jobs.len());
+        if *family == "roof-top" {
+            // Its spread cap binds on this region (footprints more alike than the structure
+            // spreads), so the merge must apply it from every tile's rows at once.
+            let m = roofline::model::HeightModel::load(model).unwrap();
+            let features = roofline::features::city_features(
+                &roofline::config::CityConfig::load(&cfg).unwrap(),
+                roofline::features::FeatureOptions {
+                    known_heights: false,
+                    ..Default::default()
+                },
+                &roofline::progress::Progress::hidden(),
+            )
+            .unwrap();
+            let weight = m.meta.level.as_ref().unwrap().structure_weight;
+            let capped = m.region_level(&features).unwrap().unwrap().weight;
+            assert!(capped < 0.95 * weight, "cap {capped} of weight {weight}");
+        }
         let single_out = d.join("single.parquet");
         ok(&[
             "predict",

@@ -213,7 +213,7 @@ pub struct CvArgs {
     pub local_draw: Draw,
     /// Ablation of leave-one-city-out, repeatable: retrain every fold with one change
     /// (forest, huber, squared-log, gamma, unconstrained, domain-weights, wide-context,
-    /// city-ranks, linear-leaves, absolute-level, mean-level, full-structure, spread-cap, or all)
+    /// city-ranks, linear-leaves, absolute-level, mean-level, full-structure, no-spread-cap, or all)
     /// next to the default, over --ablation-seeds seeds; a table in
     /// report.md and `ablation` in metrics.json.
     #[arg(long, value_name = "VARIANT")]

@@ -422,8 +422,16 @@ fn say_the_level(model: &HeightModel, region: &CityFeatures, p: &Predictions) {
     }
     let (lo, hi) = level.log_level_range();
     let (lo, hi) = (lo.exp(), hi.exp());
+    // The structure narrowed by the spread cap, said so that a flat-looking result is explained.
+    let narrowed = match model.region_level(region) {
+        Ok(Some(r)) if r.weight < level.structure_weight - 1e-9 => format!(
+            "; the structure weighted {:.2} instead of {:.2}, since the region's footprints are alike (spread cap)",
+            r.weight, level.structure_weight
+        ),
+        _ => String::new(),
+    };
     println!(
-        "{}: no known heights, so the height level is estimated: {:.1} m ({}; training cities {lo:.1}–{hi:.1} m, off by ×{:.2} on average for a city left out); about 20 known heights spread over the region anchor it (in leave-one-city-out they took Tokyo Chiyoda from 14.4 to 9.4 m MAE, 2 % of a city to within 1.3× of its own block CV): OpenStreetMap tags ([label] source = \"osm\"), a file of surveyed heights ([label] source = \"survey\"), a [label] field that some rows carry, or sparse LiDAR in [lidar]",
+        "{}: no known heights, so the height level is estimated: {:.1} m ({}; training cities {lo:.1}–{hi:.1} m, off by ×{:.2} on average for a city left out{narrowed}); about 20 known heights spread over the region anchor it (in leave-one-city-out they took Tokyo Chiyoda from 14.0 to 9.2 m MAE, 2 % of a city to within 1.3× of its own block CV): OpenStreetMap tags ([label] source = \"osm\"), a file of surveyed heights ([label] source = \"survey\"), a [label] field that some rows carry, or sparse LiDAR in [lidar]",
         p.city,
         log_level.exp(),
         level
@@ -473,7 +481,7 @@ pub fn export(
 ) -> Result<()> {
     check_output_file(output, false)?;
     let model = HeightModel::load(model_path)?;
-    let log_level = match (&model.meta.level, region) {
+    let level = match (&model.meta.level, region) {
         (None, _) => None,
         (Some(_), None) => {
             return Err(Error::of(
@@ -491,19 +499,19 @@ pub fn export(
                 },
                 ctx,
             )?;
-            model.region_log_level(&features[0])
+            model.region_level(&features[0])?
         }
     };
-    roofline::io::output::write_text(output, &model.xgboost_json(log_level)?)?;
+    roofline::io::output::write_text(output, &model.xgboost_json(level)?)?;
     println!(
         "wrote {} (XGBoost JSON, {} features, label '{}'{})",
         output.display(),
         model.meta.feature_names.len(),
         model.meta.label.name,
-        match log_level {
+        match level {
             Some(l) => format!(
-                "; height = exp({l:.4} + {:.2} × output), attributes roofline_log_level and roofline_structure_weight",
-                model.meta.level.as_ref().map_or(1.0, |m| m.structure_weight)
+                "; height = exp({:.4} + {:.2} × output), attributes roofline_log_level and roofline_structure_weight",
+                l.log_level, l.weight
             ),
             None => String::new(),
         }

@@ -47,8 +47,8 @@ pub enum Variant {
     MeanLevel,
     /// The structure at full weight (no nested choice of its weight).
     FullStructure,
-    /// The structure weight capped where a city's footprints say its heights are tight.
-    SpreadCap,
+    /// The structure weight never capped by the footprint-area spread (the default caps it).
+    NoSpreadCap,
 }
 
 /// Slope penalty of [`Variant::LinearLeaves`]. Of 1, 10, 100 and 1000 (seed 1, roof-p70 cities)
@@ -71,7 +71,7 @@ impl Variant {
         Variant::AbsoluteLevel,
         Variant::MeanLevel,
         Variant::FullStructure,
-        Variant::SpreadCap,
+        Variant::NoSpreadCap,
     ];
 
     /// The name used on the command line and in reports.
@@ -90,7 +90,7 @@ impl Variant {
             Variant::AbsoluteLevel => "absolute-level",
             Variant::MeanLevel => "mean-level",
             Variant::FullStructure => "full-structure",
-            Variant::SpreadCap => "spread-cap",
+            Variant::NoSpreadCap => "no-spread-cap",
         }
     }
 
@@ -114,7 +114,7 @@ impl Variant {
             Variant::AbsoluteLevel => "trees learn absolute heights: no city level (the default before)",
             Variant::MeanLevel => "a new city at the training cities' mean level, no city-wide descriptor",
             Variant::FullStructure => "the within-city structure at full weight, not chosen by nested leave-one-city-out",
-            Variant::SpreadCap => "the structure weight capped by the height spread the footprint-area spread predicts (multiplier by nested leave-one-city-out)",
+            Variant::NoSpreadCap => "the structure weight not capped by the height spread the footprint-area spread predicts (the default caps it)",
         }
     }
 
@@ -151,7 +151,7 @@ impl Variant {
             | Variant::AbsoluteLevel
             | Variant::MeanLevel
             | Variant::FullStructure
-            | Variant::SpreadCap => None,
+            | Variant::NoSpreadCap => None,
         };
         if let Some(gbm) = gbm {
             o.gbm = gbm.check()?;
@@ -163,7 +163,7 @@ impl Variant {
             Variant::AbsoluteLevel => o.level = LevelMode::Absolute,
             Variant::MeanLevel => o.level = LevelMode::MeanLevel,
             Variant::FullStructure => o.level = LevelMode::FullStructure,
-            Variant::SpreadCap => o.spread_cap = true,
+            Variant::NoSpreadCap => o.spread_cap = false,
             Variant::Default
             | Variant::CityRanks
             | Variant::Huber

@@ -153,16 +153,12 @@ impl HeightModel {
     }
 
     /// The point model as XGBoost JSON, with roofline's feature names filled in, loadable by
-    /// `xgboost.Booster().load_model()`. For a model with a city level, `log_level` is the
-    /// region's: the booster's output `s` is then ln(height) above it, and the height
-    /// `exp(log_level + weight × s)`, with both numbers in the learner's attributes
-    /// (`roofline_log_level`, `roofline_structure_weight`; `Booster.attr(...)`).
-    pub fn xgboost_json(&self, log_level: Option<f64>) -> Result<String> {
-        if self.spread_cap().is_some() {
-            return Err(Error::invalid(
-                "a model with a spread cap (an ablation variant) scales its structure per region, which an XGBoost booster cannot carry",
-            ));
-        }
+    /// `xgboost.Booster().load_model()`. For a model with a city level, `level` is the
+    /// region's ([`HeightModel::region_level`]): the booster's output `s` is then ln(height)
+    /// above it, and the height `exp(log_level + weight × s)`, with both numbers in the
+    /// learner's attributes (`roofline_log_level`, `roofline_structure_weight`;
+    /// `Booster.attr(...)`).
+    pub fn xgboost_json(&self, level: Option<super::RegionLevel>) -> Result<String> {
         let bytes = self.point.encode(ModelFormat::XgboostJson)?;
         let mut json: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid(format!("XGBoost export: {e}")))?;
@@ -171,15 +167,16 @@ impl HeightModel {
             .ok_or_else(|| Error::invalid("XGBoost export has no learner"))?;
         learner["feature_names"] = serde_json::json!(self.meta.feature_names);
         learner["feature_types"] = serde_json::json!(vec!["float"; self.meta.feature_names.len()]);
-        if let (Some(level), Some(l)) = (&self.meta.level, log_level) {
+        if let (Some(_), Some(level)) = (&self.meta.level, level) {
             let attributes = learner
                 .as_object_mut()
                 .ok_or_else(|| Error::invalid("XGBoost export: learner is not an object"))?
                 .entry("attributes")
                 .or_insert_with(|| serde_json::json!({}));
-            attributes["roofline_log_level"] = serde_json::json!(format!("{l:.17e}"));
+            attributes["roofline_log_level"] =
+                serde_json::json!(format!("{:.17e}", level.log_level));
             attributes["roofline_structure_weight"] =
-                serde_json::json!(format!("{:.17e}", level.structure_weight));
+                serde_json::json!(format!("{:.17e}", level.weight));
         }
         serde_json::to_string(&json).map_err(|e| Error::invalid(format!("XGBoost export: {e}")))
     }

@@ -144,8 +144,8 @@ pub struct LevelModel {
     pub structure_weight: f64,
     /// Whether descriptors were offered to the choice (`false`: the mean level by option).
     pub descriptors_tried: bool,
-    /// The structure weight capped where a city's heights are likely tight (an ablation
-    /// variant, `cv --ablate spread-cap`; `None`: no cap).
+    /// The structure weight capped where a city's heights are likely tight (the default;
+    /// `cv --ablate no-spread-cap` measures without it; `None`: no cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread_cap: Option<SpreadCap>,
 }
@@ -153,8 +153,16 @@ pub struct LevelModel {
 /// Interquartile range of ln(footprint area) over a city's buildings (labelled or not): how
 /// alike its footprints are, which no height is needed for.
 pub fn area_spread(city: &CityFeatures) -> Option<f64> {
-    let logs: Vec<f64> = city
-        .column("area_m2")?
+    area_spread_of(&city.column(AREA)?.to_vec())
+}
+
+/// The per-building feature [`area_spread`] reads.
+pub const AREA: &str = "area_m2";
+
+/// [`area_spread`] of footprint areas (m²) in any order: what a tiled run's merge has of the
+/// whole region.
+pub fn area_spread_of(areas: &[f64]) -> Option<f64> {
+    let logs: Vec<f64> = areas
         .iter()
         .filter(|a| a.is_finite() && **a > 0.0)
         .map(|a| a.ln())
@@ -174,8 +182,8 @@ pub const SPREAD_KAPPAS: [f64; 10] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.
 /// heights, and structure learnt in other cities then only adds spread. The expected spread
 /// (interquartile range of ln height) is a line on the footprint-area spread of the training
 /// cities; the weight is at most `kappa` × expected spread ÷ the spread of the structure
-/// predicted for the region. An experiment (`cv --ablate spread-cap`): its descriptor was picked
-/// after looking at the six roof-top cities (README, ablation table).
+/// predicted for the region. The default since it held on the roof-p70 cities, which played no
+/// part in picking the descriptor (README, ablation table; `cv --ablate no-spread-cap`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpreadCap {
     /// Expected ln-height spread at area spread 0.

@@ -148,7 +148,39 @@ pub struct HeightModel {
     pub interval: Option<IntervalModel>,
 }
 
+/// What a model with a city level applies to one whole region: a height is
+/// `exp(log_level + weight × output)` of the point booster's output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegionLevel {
+    /// ln of the region's estimated level (m).
+    pub log_level: f64,
+    /// The structure weight, times the spread cap's factor for the region.
+    pub weight: f64,
+}
+
 impl HeightModel {
+    /// The [`RegionLevel`] of a region (all its rows at once), for a model with a city level.
+    pub fn region_level(
+        &self,
+        region: &crate::features::CityFeatures,
+    ) -> crate::error::Result<Option<RegionLevel>> {
+        let (Some(level), Some(log_level)) = (&self.meta.level, self.region_log_level(region))
+        else {
+            return Ok(None);
+        };
+        let factor = match self.spread_cap() {
+            Some(_) => {
+                let x = predict::region_matrix(self, region)?;
+                self.cap_factor(level::area_spread(region), &self.structure(&x)?.to_vec())
+            }
+            None => 1.0,
+        };
+        Ok(Some(RegionLevel {
+            log_level,
+            weight: level.structure_weight * factor,
+        }))
+    }
+
     /// ln of a region's estimated height level, for a model with a city level (`None`
     /// otherwise). From the whole region's buildings: one tile of a city gives its own level
     /// (a plan's merge applies the whole region's, [`HeightModel::structure`]).
@@ -189,29 +221,32 @@ impl HeightModel {
         )))
     }
 
-    /// The model's [`level::SpreadCap`], when it has one (an ablation variant): what
-    /// [`HeightModel::region_structure`] applies and what a tiled run or an XGBoost export
-    /// cannot carry.
+    /// The model's [`level::SpreadCap`], when it has one: what
+    /// [`HeightModel::region_structure`] applies, from the whole region (a tiled run's merge
+    /// applies it again, an XGBoost export folds it into the structure weight).
     pub fn spread_cap(&self) -> Option<&level::SpreadCap> {
         self.meta.level.as_ref().and_then(|l| l.spread_cap.as_ref())
     }
 
-    /// [`HeightModel::structure`] of a whole region's rows `x`: with a [`level::SpreadCap`]
-    /// (an ablation variant), scaled down where the region's footprints say its heights are
-    /// tighter than the structure. Needs the whole region, so a tiled run refuses such a model.
+    /// [`HeightModel::structure`] of a whole region's rows `x`: with a [`level::SpreadCap`],
+    /// scaled down where the region's footprints say its heights are tighter than the
+    /// structure ([`HeightModel::cap_factor`]).
     pub fn region_structure(
         &self,
         x: &ndarray::Array2<f64>,
         region: &crate::features::CityFeatures,
     ) -> crate::error::Result<ndarray::Array1<f64>> {
         let s = self.structure(x)?;
-        Ok(match self.spread_cap() {
-            Some(cap) => {
-                let f = cap.factor(level::area_spread(region), &s.to_vec());
-                s * f
-            }
-            None => s,
-        })
+        let f = self.cap_factor(level::area_spread(region), &s.to_vec());
+        Ok(s * f)
+    }
+
+    /// The factor (0–1] on the [`HeightModel::structure`] of a whole region whose footprint
+    /// areas spread by `area_spread` ([`level::area_spread`]): 1 without a spread cap. Needs
+    /// every row of the region, so a tiled run applies it at the merge.
+    pub fn cap_factor(&self, area_spread: Option<f64>, structure: &[f64]) -> f64 {
+        self.spread_cap()
+            .map_or(1.0, |cap| cap.factor(area_spread, structure))
     }
 
     /// Point heights (m, never negative) from [`HeightModel::structure`] at a region's level

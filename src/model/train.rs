@@ -62,7 +62,8 @@ pub struct TrainOptions {
     /// How a city's height level is handled ([`super::level`]).
     pub level: LevelMode,
     /// Cap the structure weight where a city's footprints say its heights are tight
-    /// ([`level::SpreadCap`]): an experiment of `cv --ablate spread-cap`.
+    /// ([`level::SpreadCap`]; on by default, `cv --ablate no-spread-cap` measures without it).
+    /// Applies only where the structure weight is chosen by nested leave-one-city-out.
     pub spread_cap: bool,
 }
 
@@ -108,7 +109,7 @@ impl Default for TrainOptions {
             wide_context: false,
             domain_weights: false,
             level: LevelMode::default(),
-            spread_cap: false,
+            spread_cap: true,
         }
     }
 }
@@ -474,7 +475,7 @@ pub fn fit(set: &TrainingSet, label: LabelDefinition, opts: &TrainOptions) -> Re
     keep_freed_memory();
     let levels = city_levels(set, city_names, opts);
     if opts.spread_cap && (levels.is_none() || opts.level == LevelMode::FullStructure) {
-        tracing::warn!(
+        tracing::debug!(
             "no spread cap: it caps the weight of a city level's structure, and this model has none chosen (it needs {} training cities, a squared or Huber loss and a weight chosen by nested leave-one-city-out)",
             level::MIN_CITIES
         );

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::io::output::read_table;
 use crate::io::table::{concat_union, ColumnData, Table};
 use crate::model::anchor::{anchor, HeightRows, Source};
-use crate::model::level::{bounds_at, height_at};
+use crate::model::level::{area_spread_of, bounds_at, height_at};
 use crate::model::local::{LocalOptions, LocalSummary};
 use crate::model::predict::column;
 
@@ -150,8 +150,9 @@ fn f64_column(t: &Table, name: &str) -> Result<Vec<f64>> {
 
 /// The merged rows (the first `n`) at the whole region's level, as `roofline predict` puts
 /// them: each job predicted at its own tile's level, from its buildings alone. The point and
-/// interval are made again from the structure the jobs kept, with the same arithmetic, so the
-/// heights are the single run's to the bit; rows the region measured keep their height.
+/// interval are made again from the structure the jobs kept, with the same arithmetic (the
+/// spread cap's factor from every row's structure and area), so the heights are the single
+/// run's to the bit; rows the region measured keep their height.
 fn relevel_merged(t: &mut Table, n: usize, level: &PlanLevel) -> Result<()> {
     let head = |v: Vec<f64>| v[..n].to_vec();
     let structure = head(f64_column(t, LEVEL_COLUMNS[0])?);
@@ -159,7 +160,17 @@ fn relevel_merged(t: &mut Table, n: usize, level: &PlanLevel) -> Result<()> {
     let hi_s = head(f64_column(t, LEVEL_COLUMNS[2])?);
     let feature = head(f64_column(t, LEVEL_COLUMNS[3])?);
     let l = level.model.log_level_from_values(&feature);
-    let point: Vec<f64> = structure.iter().map(|&s| height_at(l, s)).collect();
+    let factor = match &level.model.spread_cap {
+        Some(cap) => cap.factor(
+            area_spread_of(&head(f64_column(t, LEVEL_COLUMNS[4])?)),
+            &structure,
+        ),
+        None => 1.0,
+    };
+    let point: Vec<f64> = structure
+        .iter()
+        .map(|&s| height_at(l, factor * s))
+        .collect();
     // The interval as the single run makes it (none without an interval model).
     let (plo, phi): (Vec<f64>, Vec<f64>) = (0..n)
         .map(|i| match level.intervals {

@@ -11,7 +11,7 @@ use crate::features::{features_of, features_table, CityFeatures, FeatureOptions}
 use crate::io::footprints::{read_attributes, Footprints, KeepColumns};
 use crate::io::table::{Column, Table};
 use crate::label::{label_footprints, read_city_footprints, LabelTable};
-use crate::model::level::{descriptor_source, LevelModel};
+use crate::model::level::{descriptor_source, LevelModel, AREA};
 use crate::model::local::LocalOptions;
 use crate::model::predict::{interval_structure, region_matrix};
 use crate::model::predict::{predict_region_local, LocalData, Predictions};
@@ -32,13 +32,15 @@ pub const HELPER_COLUMNS: [&str; 4] = [
 
 /// Columns a predictions partition of a model with a city level carries, so the merge can
 /// apply the whole region's level (a tile's own, from its buildings alone, differs): each
-/// row's structure and interval bounds in ln(height) above the level, and its value of the
-/// feature the level is estimated from (removed by the merge).
-pub const LEVEL_COLUMNS: [&str; 4] = [
+/// row's structure and interval bounds in ln(height) above the level, its value of the
+/// feature the level is estimated from and its footprint area, for the spread cap (removed by
+/// the merge).
+pub const LEVEL_COLUMNS: [&str; 5] = [
     "_plan_structure",
     "_plan_lo_structure",
     "_plan_hi_structure",
     "_plan_level_feature",
+    "_plan_area_m2",
 ];
 
 /// What the merge does after concatenating a predictions stage's partitions, under
@@ -188,11 +190,6 @@ impl JobInput {
         recalibrate: bool,
         progress: &Progress,
     ) -> Result<(Table, Predictions)> {
-        if model.spread_cap().is_some() {
-            return Err(Error::invalid(
-                "a model with a spread cap (an ablation variant) needs the whole region at once: run `predict` on the region, not tiled",
-            ));
-        }
         let fcfg = self.cfg.require_footprints()?;
         let (ids, attributes) = read_attributes(fcfg, keep)?;
         let region = self.features(model.meta.uses_known_heights(), progress)?;
@@ -241,10 +238,11 @@ impl JobInput {
                 .descriptor
                 .as_deref()
                 .and_then(|d| region.column(descriptor_source(d)))
-                .map_or(nan, |c| c.to_vec());
+                .map_or(nan.clone(), |c| c.to_vec());
+            let area = region.column(AREA).map_or(nan, |c| c.to_vec());
             for (name, v) in LEVEL_COLUMNS
                 .iter()
-                .zip([structure.to_vec(), lo, hi, feature])
+                .zip([structure.to_vec(), lo, hi, feature, area])
             {
                 table.push(Column::f64(name, v));
             }
