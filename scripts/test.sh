@@ -71,3 +71,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast "$@"
 fi
+# The Python package (python/roofline, README "From Python"): built into the notebook's venv by
+# maturin from the test build's compiled dependencies, then its tests against the command line.
+if ! "$venv/bin/python" -c "import maturin, pytest" >/dev/null 2>&1; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'maturin>=1.5,<2' pytest
+fi
+cargo clippy -p roofline-python --quiet -- -D warnings
+(cd python/roofline && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop)
+ROOFLINE_BIN="$PWD/target/debug/roofline" "$venv/bin/python" -m pytest -q python/roofline/tests

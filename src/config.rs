@@ -723,7 +723,14 @@ impl CityConfig {
     pub fn load(path: impl AsRef<Path>) -> Result<CityConfig> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).at_kind(FileKind::Config, path)?;
-        let raw = parse_raw(&text).map_err(|(key, msg)| match key {
+        CityConfig::from_toml(&text, path, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// A config from its text, as [`CityConfig::load`] checks it: `path` names it in errors and
+    /// relative paths in it are in `dir` (a config built in memory, e.g. by the Python package,
+    /// whose footprints may be a GDAL `/vsimem/` file).
+    pub fn from_toml(text: &str, path: &Path, dir: &Path) -> Result<CityConfig> {
+        let raw = parse_raw(text).map_err(|(key, msg)| match key {
             Some(key) => Error::config_key(path, &key, msg),
             None => Error::of(FileKind::Config, path, msg),
         })?;
@@ -732,10 +739,7 @@ impl CityConfig {
             .map(RawLabel::into_label)
             .transpose()
             .map_err(|msg| Error::of(FileKind::Config, path, msg))?;
-        let files = ConfigFiles {
-            path,
-            dir: path.parent().unwrap_or(Path::new(".")),
-        };
+        let files = ConfigFiles { path, dir };
         if let Some(LabelConfig::Survey(s)) = &mut label {
             s.path = files.resolve(&s.path)?;
         }
@@ -806,7 +810,7 @@ impl ConfigFiles<'_> {
                 "give footprints.layer or footprints.sql, not both",
             ));
         }
-        if !is_postgis(&f.path) {
+        if !is_postgis(&f.path) && !is_in_memory(&f.path) {
             f.path = self.resolve(&f.path)?;
         }
         Ok(f)
@@ -897,6 +901,12 @@ fn expand_globs(config: &Path, dir: &Path, patterns: &[String]) -> Result<Vec<Pa
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// True when `path` is a file in GDAL's memory (`/vsimem/...`): footprints handed over in
+/// memory, which GDAL reads like a file and no file system holds.
+pub fn is_in_memory(path: &Path) -> bool {
+    path.starts_with("/vsimem")
 }
 
 /// True when `path` is a GDAL PostgreSQL connection string (`PG:...`, any case) rather than a

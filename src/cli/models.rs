@@ -12,7 +12,6 @@ use roofline::crs::Crs;
 use roofline::error::{Error, FileKind, Result};
 use roofline::eval::ablation::{ablate, Variant};
 use roofline::eval::scenario::Scenario;
-use roofline::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
 use roofline::features::{city_features, CityFeatures, FeatureOptions};
 use roofline::io::footprints::{read_attributes, KeepColumns};
 use roofline::io::output::{
@@ -23,7 +22,9 @@ use roofline::label::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Known};
 use roofline::model::boosting::Loss;
 use roofline::model::intervals::CalibrationMethod;
-use roofline::model::predict::{predict_region_local, LocalData, Predictions, Source};
+use roofline::model::predict::{
+    predict_region_local, region_table, LocalData, Predictions, Source,
+};
 use roofline::model::train::{train_model, train_model_for, TrainOptions};
 use roofline::model::HeightModel;
 use roofline::progress::Progress;
@@ -266,7 +267,13 @@ pub fn predict(a: &PredictArgs, output: &Path, keep: &KeepColumns, ctx: &Context
         say_the_level(&model, region, &p);
         print_heights(&p);
         let (ids, attributes) = kept.next().expect("one per region");
-        tables.push(region_table(&p, region, &out_crs, path, (ids, attributes))?);
+        tables.push(region_output(
+            &p,
+            region,
+            &out_crs,
+            path,
+            (ids, attributes),
+        )?);
     }
     let table = roofline::io::table::concat_union(tables)?;
     if html {
@@ -282,17 +289,15 @@ pub fn predict(a: &PredictArgs, output: &Path, keep: &KeepColumns, ctx: &Context
     Ok(())
 }
 
-/// The region's output rows: predictions, the footprints' kept attributes (joined by id)
-/// and a row for each footprint without a usable polygon.
-fn region_table(
+/// The region's output rows ([`region_table`]), with a warning naming clashing attributes.
+fn region_output(
     p: &Predictions,
     region: &CityFeatures,
     out_crs: &Crs,
     path: &Path,
-    (ids, attributes): (Vec<String>, Vec<roofline::io::table::Column>),
+    attributes: (Vec<String>, Vec<roofline::io::table::Column>),
 ) -> Result<roofline::io::table::Table> {
-    let mut table = p.to_table(region, out_crs)?;
-    let renamed = table.join_columns(&p.ids, &ids, attributes);
+    let (table, renamed) = region_table(p, region, out_crs, attributes)?;
     if !renamed.is_empty() {
         tracing::warn!(
             "{}: input attributes {} clash with roofline's columns; written as input_<name>",
@@ -300,15 +305,6 @@ fn region_table(
             renamed.join(", ")
         );
     }
-    // Footprints without a usable polygon keep a row (no height) in the output.
-    table.append_unusable(
-        &region.skipped,
-        &[
-            ("city", region.city.as_str()),
-            ("source", roofline::label::Flag::NoGeometry.as_str()),
-            ("label", p.label.as_str()),
-        ],
-    );
     Ok(table)
 }
 
@@ -349,20 +345,18 @@ fn local_data(
     thin: Option<(Sparsify, u64)>,
     progress: &Progress,
 ) -> Result<LocalData> {
-    let sparse = if local_args.no_recalibrate {
-        None
-    } else {
-        region_direct_estimates(cfg, region, thin, progress)?.map(|s| (s, direct_estimate_family()))
-    };
-    Ok(LocalData {
-        sparse,
-        recalibrate: !local_args.no_recalibrate,
-        known: local_args.local_labels.map(|reveal| Known {
+    roofline::model::predict::local_data(
+        cfg,
+        region,
+        !local_args.no_recalibrate,
+        thin,
+        local_args.local_labels.map(|reveal| Known {
             reveal,
             draw: local_args.local_draw,
             seed: local_args.seed,
         }),
-    })
+        progress,
+    )
 }
 
 /// Where the region's heights came from, and the recalibration used.

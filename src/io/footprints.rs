@@ -117,7 +117,7 @@ pub fn open_vector(path: &Path) -> Result<Dataset> {
     if crate::io::postgis::is_postgis(path) {
         return crate::io::postgis::open(path, FileKind::Footprints, false);
     }
-    if !path.exists() {
+    if !path.exists() && !crate::config::is_in_memory(path) {
         return Err(Error::of(FileKind::Footprints, path, "does not exist"));
     }
     let utf8 = ["ENCODING=UTF-8"];

@@ -68,6 +68,25 @@ fn add_boolean_field(layer: &gdal::vector::Layer, name: &str) -> std::result::Re
 /// Writes every row of `table` as a feature of `layer` (fields in column order, geometry as
 /// multipolygons).
 pub(crate) fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result<()> {
+    write_rows_with(layer, table, path, |row| {
+        let Some(g) = &table.geometry else {
+            return Ok(None);
+        };
+        let mut geom = gdal_geometry(&g[row])?;
+        if geom.geometry_type() != OGRwkbGeometryType::wkbMultiPolygon {
+            geom = force_multi(geom)?;
+        }
+        Ok(Some(geom))
+    })
+}
+
+/// [`write_rows`] with each row's geometry from `geometry` (none: no geometry).
+pub(crate) fn write_rows_with(
+    layer: &gdal::vector::Layer,
+    table: &Table,
+    path: &Path,
+    geometry: impl Fn(usize) -> Result<Option<Geometry>>,
+) -> Result<()> {
     let gerr = |e| gdal_write_error(path, e);
     let defn = layer.defn();
     for row in 0..table.n_rows() {
@@ -93,11 +112,7 @@ pub(crate) fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path
             }
             .map_err(gerr)?;
         }
-        if let Some(g) = &table.geometry {
-            let mut geom = gdal_geometry(&g[row])?;
-            if geom.geometry_type() != OGRwkbGeometryType::wkbMultiPolygon {
-                geom = force_multi(geom)?;
-            }
+        if let Some(geom) = geometry(row)? {
             f.set_geometry(geom).map_err(gerr)?;
         }
         f.create(layer).map_err(gerr)?;

@@ -6,6 +6,7 @@ pub mod axis_order;
 pub mod footprints;
 pub mod gdal_setup;
 pub mod layer;
+pub mod memory;
 pub mod output;
 pub mod plausible;
 pub mod pointcloud;

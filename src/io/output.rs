@@ -527,6 +527,68 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
 /// GeoParquet 1.1: WKB geometry, the CRS as PROJJSON and the bounding box in the `geo` footer
 /// key; roofline's own metadata in further footer keys.
 fn write_parquet(table: &Table, path: &Path) -> Result<()> {
+    let (mut df, mut kv) = geo_frame(table)?;
+    let schema = arrow_schema_key(&df, &kv);
+    kv.insert("ARROW:schema".into(), schema);
+    let f = File::create(path)
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot create: {e}")))?;
+    ParquetWriter::new(f)
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(
+            kv.into_iter().collect(),
+        )))
+        .finish(&mut df)
+        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot write Parquet: {e}")))?;
+    Ok(())
+}
+
+/// A table as an Arrow IPC stream, in memory: the GeoParquet file's columns and schema
+/// metadata (`geo`, roofline's keys), in plain types (no views), the geometry as WKB marked
+/// `geoarrow.wkb` with its CRS as PROJJSON. What the Python package hands to pyarrow and
+/// geopandas (`GeoDataFrame.from_arrow`) without a file in between.
+pub fn arrow_ipc(table: &Table) -> Result<Vec<u8>> {
+    use polars_arrow::io::ipc::write::{StreamWriter, WriteOptions};
+    let (mut df, kv) = geo_frame(table)?;
+    df.rechunk_mut();
+    let mut schema = df.schema().to_arrow(CompatLevel::oldest());
+    if table.geometry.is_some() {
+        let crs = match &table.crs {
+            Some(c) => format!("{{\"crs\":{}}}", c.projjson()?),
+            None => "{}".to_string(),
+        };
+        if let Some(field) = schema.get_mut("geometry") {
+            field.dtype = polars_arrow::datatypes::ArrowDataType::Extension(Box::new(
+                polars_arrow::datatypes::ExtensionType {
+                    name: "geoarrow.wkb".into(),
+                    inner: field.dtype.clone(),
+                    metadata: Some(crs.into()),
+                },
+            ));
+        }
+    }
+    let metadata: polars_arrow::datatypes::Metadata = kv
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+        .collect();
+    let ipc_error = |e: polars::prelude::PolarsError| Error::invalid(format!("Arrow IPC: {e}"));
+    let mut w = StreamWriter::new(Vec::new(), WriteOptions { compression: None });
+    w.set_custom_schema_metadata(std::sync::Arc::new(metadata));
+    w.start(&schema, None).map_err(ipc_error)?;
+    for batch in df.iter_chunks(CompatLevel::oldest(), false) {
+        let batch = polars_arrow::record_batch::RecordBatchT::try_new(
+            batch.len(),
+            std::sync::Arc::new(schema.clone()),
+            batch.into_arrays(),
+        )
+        .map_err(ipc_error)?;
+        w.write(&batch, None).map_err(ipc_error)?;
+    }
+    w.finish().map_err(ipc_error)?;
+    Ok(w.into_inner())
+}
+
+/// The columns of a GeoParquet file (the geometry as WKB in `geometry`) and its footer keys
+/// (`geo` and the table's own metadata).
+fn geo_frame(table: &Table) -> Result<(DataFrame, BTreeMap<String, String>)> {
     let mut kv: BTreeMap<String, String> = table.metadata.clone();
     let geometry = match &table.geometry {
         Some(geoms) => {
@@ -548,18 +610,7 @@ fn write_parquet(table: &Table, path: &Path) -> Result<()> {
         }
         None => None,
     };
-    let mut df = to_dataframe(table, geometry)?;
-    let schema = arrow_schema_key(&df, &kv);
-    kv.insert("ARROW:schema".into(), schema);
-    let f = File::create(path)
-        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot create: {e}")))?;
-    ParquetWriter::new(f)
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(
-            kv.into_iter().collect(),
-        )))
-        .finish(&mut df)
-        .map_err(|e| Error::of(FileKind::Output, path, format!("cannot write Parquet: {e}")))?;
-    Ok(())
+    Ok((to_dataframe(table, geometry)?, kv))
 }
 
 /// The footer's `ARROW:schema` value, written here rather than by polars for two reasons.

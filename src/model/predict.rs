@@ -15,6 +15,12 @@ use crate::label::Origin;
 
 pub use super::anchor::{LocalData, Source};
 
+use super::anchor::Known;
+use crate::config::CityConfig;
+use crate::features::sparse_lidar::{direct_estimate_family, region_direct_estimates};
+use crate::label::sparsify::Sparsify;
+use crate::progress::Progress;
+
 /// Names of the prediction table's columns that later steps (the tiled plan's merge) read back.
 pub mod column {
     /// The height to use (m).
@@ -429,4 +435,51 @@ impl Predictions {
         );
         Ok(table)
     }
+}
+
+/// What `predict` takes from a region beyond its features: with `recalibrate`, the heights
+/// its sparse survey measures directly (thinned further by `thin`, a what-if) and the
+/// correction on its known buildings; `known`, a what-if keeping only some of them.
+pub fn local_data(
+    cfg: &CityConfig,
+    region: &CityFeatures,
+    recalibrate: bool,
+    thin: Option<(Sparsify, u64)>,
+    known: Option<Known>,
+    progress: &Progress,
+) -> Result<LocalData> {
+    let sparse = if recalibrate {
+        region_direct_estimates(cfg, region, thin, progress)?.map(|s| (s, direct_estimate_family()))
+    } else {
+        None
+    };
+    Ok(LocalData {
+        sparse,
+        recalibrate,
+        known,
+    })
+}
+
+/// A region's output rows, as `predict` writes them: its predictions in `out_crs`, the
+/// footprints' own attributes joined by id (`attributes`, from
+/// [`crate::io::footprints::read_attributes`]) and a row without a height for each footprint
+/// without a usable polygon. Also returns the attributes renamed `input_<name>` for clashing
+/// with roofline's columns.
+pub fn region_table(
+    p: &Predictions,
+    region: &CityFeatures,
+    out_crs: &Crs,
+    (ids, attributes): (Vec<String>, Vec<Column>),
+) -> Result<(Table, Vec<String>)> {
+    let mut table = p.to_table(region, out_crs)?;
+    let renamed = table.join_columns(&p.ids, &ids, attributes);
+    table.append_unusable(
+        &region.skipped,
+        &[
+            ("city", region.city.as_str()),
+            ("source", crate::label::Flag::NoGeometry.as_str()),
+            ("label", p.label.as_str()),
+        ],
+    );
+    Ok((table, renamed))
 }

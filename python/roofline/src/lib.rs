@@ -1,0 +1,361 @@
+//! `roofline._native`: the roofline library's stages for Python, with no logic of their own.
+//! Each function takes a city (a config's text with where it came from, and optionally its
+//! footprints as an Arrow IPC stream), runs the library with the GIL released, and hands
+//! tables back as Arrow IPC streams (WKB geometry marked `geoarrow.wkb` with its CRS), which
+//! `roofline/__init__.py` turns into GeoDataFrames. Errors are the library's one-line messages
+//! as exceptions of a `RooflineError` family, one class per error kind.
+
+use std::path::{Path, PathBuf};
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use roofline::config::CityConfig;
+use roofline::crs::Crs;
+use roofline::error::Error;
+use roofline::features::{city_features, features_table, CityFeatures, FeatureOptions};
+use roofline::io::footprints::{read_attributes, KeepColumns};
+use roofline::io::memory::{footprints_in_memory, InMemory};
+use roofline::io::output::arrow_ipc;
+use roofline::io::table::Table;
+use roofline::label::{label_city, labels_output};
+use roofline::model::predict::{local_data, predict_region_local, region_table};
+use roofline::model::train::{train_model, TrainOptions};
+use roofline::model::HeightModel;
+use roofline::progress::Progress;
+
+create_exception!(
+    _native,
+    RooflineError,
+    PyException,
+    "An error of roofline: one line naming the input at fault."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    RooflineError,
+    "A city config that cannot be used."
+);
+create_exception!(
+    _native,
+    CrsError,
+    RooflineError,
+    "A coordinate reference system that is missing, unknown or wrong for the data."
+);
+create_exception!(
+    _native,
+    FootprintsError,
+    RooflineError,
+    "Footprints that cannot be read or used."
+);
+create_exception!(
+    _native,
+    PointCloudError,
+    RooflineError,
+    "A LAS/LAZ point cloud that cannot be read or used."
+);
+create_exception!(
+    _native,
+    RasterError,
+    RooflineError,
+    "An imagery raster that cannot be read or used."
+);
+create_exception!(
+    _native,
+    ModelFileError,
+    RooflineError,
+    "A model file that is not a roofline model, or of another format version."
+);
+create_exception!(
+    _native,
+    OutputError,
+    RooflineError,
+    "An output that cannot be written."
+);
+create_exception!(
+    _native,
+    FileError,
+    RooflineError,
+    "Another file that cannot be read."
+);
+create_exception!(
+    _native,
+    ModelError,
+    RooflineError,
+    "A model that cannot be trained or cannot predict these data."
+);
+create_exception!(
+    _native,
+    InvalidError,
+    RooflineError,
+    "Options or data that do not fit together."
+);
+
+/// The library's error as the exception of its kind, with its one-line message.
+fn raise(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Config { .. } => ConfigError::new_err(msg),
+        Error::Crs { .. } => CrsError::new_err(msg),
+        Error::Footprints { .. } => FootprintsError::new_err(msg),
+        Error::PointCloud { .. } => PointCloudError::new_err(msg),
+        Error::Raster { .. } => RasterError::new_err(msg),
+        Error::ModelFile { .. } | Error::ModelVersion { .. } => ModelFileError::new_err(msg),
+        Error::Output { .. } => OutputError::new_err(msg),
+        Error::File { .. } => FileError::new_err(msg),
+        Error::Model(_) => ModelError::new_err(msg),
+        _ => InvalidError::new_err(msg),
+    }
+}
+
+/// A city as Python hands it over: the config's text (TOML, or JSON for a config given as a
+/// dict), the path naming it in messages, the folder its relative paths are in, and optionally
+/// its footprints in memory (an Arrow IPC stream and their CRS), which then replace
+/// `[footprints] path` and `layer`.
+struct City {
+    text: String,
+    json: bool,
+    path: PathBuf,
+    dir: PathBuf,
+    footprints: Option<Vec<u8>>,
+    crs: Option<String>,
+}
+
+/// A city from Python: (text, is JSON, path, folder, footprints IPC bytes or None, CRS or None).
+type CityArgs = (
+    String,
+    bool,
+    PathBuf,
+    PathBuf,
+    Option<Py<PyBytes>>,
+    Option<String>,
+);
+
+impl City {
+    /// The city of Python's arguments (the footprints' bytes copied, so the work can run
+    /// without the GIL).
+    fn of(py: Python<'_>, (text, json, path, dir, footprints, crs): CityArgs) -> City {
+        City {
+            text,
+            json,
+            path,
+            dir,
+            footprints: footprints.map(|b| b.as_bytes(py).to_vec()),
+            crs,
+        }
+    }
+
+    /// The checked config, and the in-memory footprints it reads (kept alive with it).
+    fn config(&self) -> roofline::error::Result<(CityConfig, Option<InMemory>)> {
+        if !self.json && self.footprints.is_none() {
+            // A config file's own text, so messages name its lines.
+            return Ok((
+                CityConfig::from_toml(&self.text, &self.path, &self.dir)?,
+                None,
+            ));
+        }
+        let config_error =
+            |msg: String| Error::of(roofline::error::FileKind::Config, &self.path, msg);
+        let mut doc: toml::Table = if self.json {
+            serde_json::from_str(&self.text).map_err(|e| config_error(e.to_string()))?
+        } else {
+            self.text
+                .parse()
+                .map_err(|e: toml::de::Error| config_error(e.message().to_string()))?
+        };
+        let Some(ipc) = &self.footprints else {
+            return Ok((
+                CityConfig::from_toml(&doc.to_string(), &self.path, &self.dir)?,
+                None,
+            ));
+        };
+        let crs = self.crs.as_deref().ok_or_else(|| {
+            Error::of(
+                roofline::error::FileKind::Config,
+                &self.path,
+                "the footprints GeoDataFrame has no CRS: set one (gdf.set_crs(...))",
+            )
+        })?;
+        let held = footprints_in_memory(ipc, crs)?;
+        let section = doc
+            .entry("footprints")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(t) = section.as_table_mut() {
+            t.insert(
+                "path".into(),
+                toml::Value::String(held.path().to_string_lossy().into_owned()),
+            );
+            t.insert("layer".into(), toml::Value::String("footprints".into()));
+            t.remove("sql");
+        }
+        let cfg = CityConfig::from_toml(&doc.to_string(), &self.path, &self.dir)?;
+        Ok((cfg, Some(held)))
+    }
+}
+
+/// Arrow IPC bytes of a table, as Python bytes.
+fn table_bytes(py: Python<'_>, t: roofline::error::Result<Table>) -> PyResult<Py<PyBytes>> {
+    let bytes = t.and_then(|t| arrow_ipc(&t)).map_err(raise)?;
+    Ok(PyBytes::new(py, &bytes).unbind())
+}
+
+fn features_of(
+    cfg: &CityConfig,
+    known_heights: bool,
+    quiet: bool,
+) -> roofline::error::Result<CityFeatures> {
+    city_features(
+        cfg,
+        FeatureOptions {
+            known_heights,
+            ..Default::default()
+        },
+        &Progress::new(quiet),
+    )
+}
+
+/// A trained height model (the `.model` files of the command line, `models/` included).
+#[pyclass(module = "roofline._native", frozen)]
+struct Model {
+    inner: HeightModel,
+}
+
+#[pymethods]
+impl Model {
+    /// Writes the model file (atomically; the same bytes as `roofline train -o`).
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        self.inner.save(&path).map_err(raise)
+    }
+
+    /// The label family the model predicts (`roof-top`, `roof-p70`, `eave`, …).
+    #[getter]
+    fn label(&self) -> String {
+        self.inner.meta.label.name.clone()
+    }
+
+    /// The features the model reads, in order.
+    #[getter]
+    fn feature_names(&self) -> Vec<String> {
+        self.inner.meta.feature_names.clone()
+    }
+
+    /// The training cities and their labelled buildings.
+    #[getter]
+    fn training(&self) -> Vec<(String, usize)> {
+        self.inner
+            .meta
+            .training
+            .iter()
+            .map(|t| (t.city.clone(), t.used))
+            .collect()
+    }
+
+    /// `roofline predict` on one region: Arrow IPC of its output table.
+    #[pyo3(signature = (city, recalibrate = true, quiet = true))]
+    fn predict(
+        &self,
+        py: Python<'_>,
+        city: CityArgs,
+        recalibrate: bool,
+        quiet: bool,
+    ) -> PyResult<Py<PyBytes>> {
+        let city = City::of(py, city);
+        let model = &self.inner;
+        let t = py.detach(|| -> roofline::error::Result<Table> {
+            let (cfg, _held) = city.config()?;
+            let progress = Progress::new(quiet);
+            let attributes = read_attributes(cfg.require_footprints()?, &KeepColumns::All)?;
+            let region = features_of(&cfg, model.meta.uses_known_heights(), quiet)?;
+            let out_crs = Crs::common_or_wgs84(std::iter::once(&region.source_crs))?;
+            let local = local_data(&cfg, &region, recalibrate, None, None, &progress)?;
+            let p = predict_region_local(model, &region, &local)?;
+            Ok(region_table(&p, &region, &out_crs, attributes)?.0)
+        });
+        table_bytes(py, t)
+    }
+}
+
+/// Reads a model file.
+#[pyfunction]
+fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
+    let inner = py
+        .detach(|| HeightModel::load(Path::new(&path)))
+        .map_err(raise)?;
+    Ok(Model { inner })
+}
+
+/// `roofline labels`: Arrow IPC of the city's labels table.
+#[pyfunction]
+#[pyo3(signature = (city, quiet = true))]
+fn labels(py: Python<'_>, city: CityArgs, quiet: bool) -> PyResult<Py<PyBytes>> {
+    let city = City::of(py, city);
+    let t = py.detach(|| {
+        let (cfg, _held) = city.config()?;
+        let (footprints, labels) = label_city(&cfg, &Progress::new(quiet))?;
+        Ok(labels_output(&labels, &footprints))
+    });
+    table_bytes(py, t)
+}
+
+/// `roofline features`: Arrow IPC of the city's features table.
+#[pyfunction]
+#[pyo3(signature = (city, known_heights = true, quiet = true))]
+fn features(
+    py: Python<'_>,
+    city: CityArgs,
+    known_heights: bool,
+    quiet: bool,
+) -> PyResult<Py<PyBytes>> {
+    let city = City::of(py, city);
+    let t = py.detach(|| {
+        let (cfg, _held) = city.config()?;
+        features_table(&[features_of(&cfg, known_heights, quiet)?])
+    });
+    table_bytes(py, t)
+}
+
+/// `roofline train` with its defaults and `seed`: the model of these cities.
+#[pyfunction]
+#[pyo3(signature = (cities, seed = 42, quiet = true))]
+fn train(py: Python<'_>, cities: Vec<CityArgs>, seed: u64, quiet: bool) -> PyResult<Model> {
+    let cities: Vec<City> = cities.into_iter().map(|c| City::of(py, c)).collect();
+    let inner = py
+        .detach(|| {
+            let opts = TrainOptions::default().with_seed(seed);
+            let mut held = Vec::new();
+            let mut features = Vec::new();
+            for c in &cities {
+                let (cfg, h) = c.config()?;
+                held.push(h);
+                features.push(features_of(&cfg, opts.known_heights, quiet)?);
+            }
+            let refs: Vec<&CityFeatures> = features.iter().collect();
+            train_model(&refs, &opts)
+        })
+        .map_err(raise)?;
+    Ok(Model { inner })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Model>()?;
+    m.add_function(wrap_pyfunction!(load_model, m)?)?;
+    m.add_function(wrap_pyfunction!(labels, m)?)?;
+    m.add_function(wrap_pyfunction!(features, m)?)?;
+    m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add("RooflineError", py.get_type::<RooflineError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("CrsError", py.get_type::<CrsError>())?;
+    m.add("FootprintsError", py.get_type::<FootprintsError>())?;
+    m.add("PointCloudError", py.get_type::<PointCloudError>())?;
+    m.add("RasterError", py.get_type::<RasterError>())?;
+    m.add("ModelFileError", py.get_type::<ModelFileError>())?;
+    m.add("OutputError", py.get_type::<OutputError>())?;
+    m.add("FileError", py.get_type::<FileError>())?;
+    m.add("ModelError", py.get_type::<ModelError>())?;
+    m.add("InvalidError", py.get_type::<InvalidError>())?;
+    Ok(())
+}

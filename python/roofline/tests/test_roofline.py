@@ -1,0 +1,152 @@
+"""The Python package against the command line: same heights, same features, same model bytes,
+errors as exceptions. Run by the test command after `maturin develop` (README "From Python");
+`ROOFLINE_BIN` names the command-line binary built by the same test run."""
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import roofline
+
+REPO = Path(__file__).resolve().parents[3]
+DATA = REPO / "data"
+DELFT = DATA / "cities" / "delft-5910.toml"
+DELFT_GPKG = DATA / "cities" / "delft-5910" / "footprints_DERIVED.gpkg"
+BIN = Path(os.environ.get("ROOFLINE_BIN", REPO / "target" / "debug" / "roofline"))
+DELFT_DICT = {
+    "name": "delft-5910",
+    "footprints": {"id": "identificatie"},
+    "label": {"source": "attribute", "name": "roof-p70", "field": "h_70p"},
+}
+
+
+def cli(*args):
+    r = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def same_frames(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame):
+    """Equal column for column and value for value (floats bit for bit), geometry WKB for WKB."""
+    assert list(a.columns) == list(b.columns)
+    assert a.crs == b.crs
+    for c in a.columns:
+        if c == a.geometry.name:
+            assert list(a.geometry.to_wkb()) == list(b.geometry.to_wkb()), c
+            continue
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if a[c].dtype.kind == "f":
+            assert np.array_equal(x.view(np.int64), y.view(np.int64)) or np.array_equal(
+                x, y, equal_nan=True
+            ), c
+        else:
+            assert list(a[c].where(a[c].notna(), None)) == list(b[c].where(b[c].notna(), None)), c
+
+
+def test_predict_equals_the_command_line_bit_for_bit(tmp_path):
+    model = roofline.load_model(REPO / "models" / "roof-top.model")
+    ours = model.predict(DELFT)
+    out = tmp_path / "cli.parquet"
+    cli("predict", "--quiet", "--model", REPO / "models" / "roof-top.model", DELFT, "-o", out)
+    theirs = gpd.read_parquet(out)
+    assert len(ours) == 429
+    assert ours["height_m"].between(1, 80).all()
+    same_frames(ours, theirs)
+
+
+def test_a_geodataframe_in_memory_gives_the_features_of_its_file():
+    from_file = roofline.features(DELFT, known_heights=False)
+    gdf = gpd.read_file(DELFT_GPKG, layer="footprints")
+    in_memory = roofline.features(DELFT_DICT, footprints=gdf, known_heights=False)
+    assert from_file.shape == (429, 48)
+    same_frames(from_file, in_memory)
+
+
+def test_predict_on_a_geodataframe_keeps_its_columns_and_anchors_on_its_labels():
+    gdf = gpd.read_file(DELFT_GPKG, layer="footprints")
+    gdf = gdf[["identificatie", "h_70p", "oorspronkelijkbouwjaar", "geometry"]].copy()
+    # A cleaned table a user would hand over: a few heights known, the rest unknown.
+    known = gdf["h_70p"].copy()
+    known.iloc[20:] = np.nan
+    gdf["h_70p"] = known
+    gdf["note"] = "kept"
+    model = roofline.load_model(REPO / "models" / "roof-p70.model")
+    p = model.predict(DELFT_DICT, footprints=gdf)
+    assert len(p) == len(gdf)
+    assert {"oorspronkelijkbouwjaar", "note", "height_m", "source"} <= set(p.columns)
+    assert (p["note"] == "kept").all()
+    counts = p["source"].value_counts()
+    assert counts.get("measured", 0) == int(known.notna().sum()) > 0
+    assert counts.get("recalibrated", 0) == len(gdf) - counts["measured"]
+    assert p.crs == gdf.crs
+
+
+def test_train_makes_the_command_lines_model(tmp_path):
+    ours = roofline.train([DATA / "cities" / "delft-3dfier.toml"], seed=7)
+    ours.save(tmp_path / "py.model")
+    cli("train", "--quiet", "--seed", 7, DATA / "cities" / "delft-3dfier.toml", "-o", tmp_path / "cli.model")
+    assert (tmp_path / "py.model").read_bytes() == (tmp_path / "cli.model").read_bytes()
+    assert ours.label == "roof-p70"
+    assert ours.training == [("delft-3dfier", 160)]
+    again = roofline.load_model(tmp_path / "py.model")
+    assert again.feature_names == ours.feature_names
+
+
+def test_labels_from_a_config():
+    labels = roofline.labels(DELFT)
+    assert len(labels) == 429
+    assert labels.crs.to_epsg() == 28992
+    assert (labels["flag"] == "ok").sum() > 400
+
+
+def test_errors_are_exceptions_with_the_one_line_message(tmp_path):
+    with pytest.raises(roofline.ModelFileError, match="README.md: .*not a roofline model"):
+        roofline.load_model(REPO / "README.md")
+    with pytest.raises(roofline.ConfigError, match="missing.toml"):
+        roofline.features(tmp_path / "missing.toml")
+    gdf = gpd.read_file(DELFT_GPKG, layer="footprints").set_crs(None, allow_override=True)
+    with pytest.raises(roofline.ConfigError, match="no CRS"):
+        roofline.features(DELFT_DICT, footprints=gdf)
+    bad = dict(DELFT_DICT, footprints={"id": "no_such_field"})
+    with pytest.raises(roofline.RooflineError, match="no_such_field"):
+        roofline.features(bad, footprints=gpd.read_file(DELFT_GPKG, layer="footprints"))
+    with pytest.raises(TypeError):
+        roofline.features(DELFT_DICT, footprints=pd.DataFrame({"a": [1]}))
+
+
+def test_the_tables_are_geoarrow_that_pyarrow_reads():
+    from roofline import _city, _native
+
+    ipc = _native.features(_city(DELFT), False, True)
+    t = pa.ipc.open_stream(ipc).read_all()
+    field = t.schema.field("geometry")
+    assert field.metadata[b"ARROW:extension:name"] == b"geoarrow.wkb"
+    assert b"28992" in field.metadata[b"ARROW:extension:metadata"]
+    assert b"geo" in t.schema.metadata
+    assert not any(pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type) for f in t.schema)
+
+
+def test_the_gil_is_released_while_roofline_works():
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(1)
+            stop.wait(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        roofline.features(DELFT, known_heights=False)
+    finally:
+        stop.set()
+        t.join()
+    # Features of Delft take well over 50 ms; a held GIL would allow a tick or two.
+    assert len(ticks) > 20, len(ticks)

@@ -1,0 +1,209 @@
+//! Footprints handed over in memory (the Python package's GeoDataFrames, as an Arrow IPC
+//! stream with WKB geometry) become a GeoPackage in GDAL's memory (`/vsimem/`), which a city
+//! config then names like any file: the footprints are read by the same reader, with every
+//! check, CRS rule and label source, so a table in memory gives what the same table in a file
+//! gives. The file lives until [`InMemory`] is dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gdal::vector::{Geometry, LayerOptions, OGRwkbGeometryType};
+use gdal::DriverManager;
+use polars_arrow::array::{
+    Array, BinaryArray, BinaryViewArray, BooleanArray, PrimitiveArray, Utf8Array, Utf8ViewArray,
+};
+use polars_arrow::datatypes::ArrowDataType;
+use polars_arrow::io::ipc::read::{read_stream_metadata, StreamReader, StreamState};
+
+use crate::crs::Crs;
+use crate::error::{Error, Result};
+use crate::io::layer::{add_fields, gdal_write_error, write_rows_with};
+use crate::io::table::{Column, ColumnData, Table};
+
+/// A GeoPackage in GDAL's memory, removed when dropped.
+#[derive(Debug)]
+pub struct InMemory {
+    path: PathBuf,
+}
+
+impl InMemory {
+    /// Its path, for a config's `footprints.path` (layer `footprints`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for InMemory {
+    fn drop(&mut self) {
+        if let Ok(p) = std::ffi::CString::new(self.path.to_string_lossy().as_bytes()) {
+            // SAFETY: a NUL-terminated path; GDAL ignores a name it does not hold.
+            unsafe {
+                gdal_sys::VSIUnlink(p.as_ptr());
+            }
+        }
+    }
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Writes the footprints of an Arrow IPC stream (`ipc`) into a new in-memory GeoPackage, layer
+/// `footprints`, in the CRS `crs` (anything [`Crs::from_user`] reads: `EPSG:28992`, WKT,
+/// PROJJSON). The geometry is the column `geometry` (WKB, null for a row without one); the
+/// others become fields: text, numbers (as 64-bit floats or integers) and booleans.
+pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
+    let what = "the footprints table";
+    let bad = |m: String| Error::invalid(format!("{what}: {m}"));
+    let crs = Crs::from_user(crs)?;
+    let mut reader = std::io::Cursor::new(ipc);
+    let metadata = read_stream_metadata(&mut reader).map_err(|e| bad(e.to_string()))?;
+    let fields: Vec<(String, ArrowDataType)> = metadata
+        .schema
+        .iter_values()
+        .map(|f| (f.name.to_string(), f.dtype().clone()))
+        .collect();
+    let mut columns: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); fields.len()];
+    for state in StreamReader::new(reader, metadata, None) {
+        match state.map_err(|e| bad(e.to_string()))? {
+            StreamState::Some(batch) => {
+                for (c, a) in batch.into_arrays().into_iter().enumerate() {
+                    columns[c].push(a);
+                }
+            }
+            StreamState::Waiting => break,
+        }
+    }
+    let geometry = fields
+        .iter()
+        .position(|(n, _)| n == "geometry")
+        .ok_or_else(|| bad("no 'geometry' column (WKB)".into()))?;
+    let wkb = binary_values(&columns[geometry]).ok_or_else(|| {
+        bad(format!(
+            "column 'geometry' is {:?}, not WKB binary",
+            fields[geometry].1
+        ))
+    })?;
+    let mut table = Table {
+        crs: Some(crs.clone()),
+        ..Default::default()
+    };
+    for (c, (name, dtype)) in fields.iter().enumerate() {
+        if c == geometry {
+            continue;
+        }
+        let data = column_data(&columns[c]).ok_or_else(|| {
+            bad(format!(
+                "column '{name}' is {dtype:?}: give text, numbers or booleans"
+            ))
+        })?;
+        table.columns.push(Column {
+            name: name.clone(),
+            data,
+        });
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = PathBuf::from(format!(
+        "/vsimem/roofline/{}-{n}/footprints.gpkg",
+        std::process::id()
+    ));
+    let held = InMemory { path: path.clone() };
+    let gerr = |e| gdal_write_error(&path, e);
+    let driver = DriverManager::get_driver_by_name("GPKG").map_err(gerr)?;
+    let mut ds = driver.create_vector_only(&path).map_err(gerr)?;
+    let srs = crs.srs();
+    {
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "footprints",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbUnknown,
+                options: None,
+            })
+            .map_err(gerr)?;
+        add_fields(&layer, &table, false, &path)?;
+    }
+    let txn = ds.start_transaction().map_err(gerr)?;
+    write_rows_with(&txn.layer(0).map_err(gerr)?, &table, &path, |row| {
+        wkb[row]
+            .as_deref()
+            .map(|b| {
+                Geometry::from_wkb(b)
+                    .map_err(|e| bad(format!("row {row}: geometry is not WKB: {e}")))
+            })
+            .transpose()
+    })?;
+    txn.commit().map_err(gerr)?;
+    ds.close().map_err(gerr)?;
+    Ok(held)
+}
+
+/// The values of a binary column's chunks (WKB), `None` for another type.
+fn binary_values(chunks: &[Box<dyn Array>]) -> Option<Vec<Option<Vec<u8>>>> {
+    let mut out = Vec::new();
+    for a in chunks {
+        let any = a.as_any();
+        if let Some(b) = any.downcast_ref::<BinaryArray<i32>>() {
+            out.extend(b.iter().map(|v| v.map(<[u8]>::to_vec)));
+        } else if let Some(b) = any.downcast_ref::<BinaryArray<i64>>() {
+            out.extend(b.iter().map(|v| v.map(<[u8]>::to_vec)));
+        } else if let Some(b) = any.downcast_ref::<BinaryViewArray>() {
+            out.extend(b.iter().map(|v| v.map(<[u8]>::to_vec)));
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// One attribute column from its chunks, `None` for a type a footprint field cannot hold.
+fn column_data(chunks: &[Box<dyn Array>]) -> Option<ColumnData> {
+    let first = chunks.first()?.dtype().clone();
+    let strings = |out: &mut Vec<Option<String>>, a: &dyn Array| -> bool {
+        let any = a.as_any();
+        if let Some(s) = any.downcast_ref::<Utf8Array<i32>>() {
+            out.extend(s.iter().map(|v| v.map(str::to_string)));
+        } else if let Some(s) = any.downcast_ref::<Utf8Array<i64>>() {
+            out.extend(s.iter().map(|v| v.map(str::to_string)));
+        } else if let Some(s) = any.downcast_ref::<Utf8ViewArray>() {
+            out.extend(s.iter().map(|v| v.map(str::to_string)));
+        } else {
+            return false;
+        }
+        true
+    };
+    match first {
+        ArrowDataType::Utf8 | ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => {
+            let mut out = Vec::new();
+            for a in chunks {
+                if !strings(&mut out, a.as_ref()) {
+                    return None;
+                }
+            }
+            Some(ColumnData::Str(out))
+        }
+        ArrowDataType::Float64 => {
+            let mut out = Vec::new();
+            for a in chunks {
+                let p = a.as_any().downcast_ref::<PrimitiveArray<f64>>()?;
+                out.extend(p.iter().map(|v| v.copied()));
+            }
+            Some(ColumnData::F64(out))
+        }
+        ArrowDataType::Int64 => {
+            let mut out = Vec::new();
+            for a in chunks {
+                let p = a.as_any().downcast_ref::<PrimitiveArray<i64>>()?;
+                out.extend(p.iter().map(|v| v.copied()));
+            }
+            Some(ColumnData::I64(out))
+        }
+        ArrowDataType::Boolean => {
+            let mut out = Vec::new();
+            for a in chunks {
+                let p = a.as_any().downcast_ref::<BooleanArray>()?;
+                out.extend(p.iter());
+            }
+            Some(ColumnData::Bool(out))
+        }
+        _ => None,
+    }
+}
