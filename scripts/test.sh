@@ -65,17 +65,18 @@ export ROOFLINE_ARROW14_PYTHON="$arrow14/bin/python"
 # The guide's promises, checked first (fast): formatting and clippy without warnings.
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+# The Python package (python/roofline, README "From Python"), built into the notebook's venv
+# by maturin before the tests (the notebook imports it); its dependencies are the ones the
+# tests then reuse. Its own tests run after the suite, against the command line the suite built.
+if ! "$venv/bin/python" -c "import maturin, pytest" >/dev/null 2>&1; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'maturin>=1.5,<2' pytest
+fi
+cargo clippy -p roofline-python --quiet -- -D warnings
+(cd python/roofline && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"
   cargo test --doc
 else
   cargo test --no-fail-fast "$@"
 fi
-# The Python package (python/roofline, README "From Python"): built into the notebook's venv by
-# maturin from the test build's compiled dependencies, then its tests against the command line.
-if ! "$venv/bin/python" -c "import maturin, pytest" >/dev/null 2>&1; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'maturin>=1.5,<2' pytest
-fi
-cargo clippy -p roofline-python --quiet -- -D warnings
-(cd python/roofline && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop)
 ROOFLINE_BIN="$PWD/target/debug/roofline" "$venv/bin/python" -m pytest -q python/roofline/tests
