@@ -552,20 +552,8 @@ pub struct LocalLabels {
 impl std::str::FromStr for LocalLabels {
     type Err = Error;
     fn from_str(s: &str) -> Result<LocalLabels> {
-        let (known, draw) = match s.split_once(':') {
-            Some((k, d)) => (
-                k,
-                Some(
-                    d.parse::<Draw>()
-                        .map_err(|_| Error::invalid("the draw after ':' is spread or clustered"))?,
-                ),
-            ),
-            None => (s, None),
-        };
-        Ok(LocalLabels {
-            known: known.parse()?,
-            draw,
-        })
+        let (known, draw) = roofline::model::anchor::parse_known(s)?;
+        Ok(LocalLabels { known, draw })
     }
 }
 

@@ -149,6 +149,21 @@ pub enum Draw {
     Clustered,
 }
 
+/// Known buildings as text (`cv --local-labels`, the Python package's `local_labels`): a
+/// [`Reveal`], then, after `:`, how they are drawn when said (`20:clustered`).
+pub fn parse_known(s: &str) -> Result<(Reveal, Option<Draw>)> {
+    match s.split_once(':') {
+        Some((k, d)) => Ok((
+            k.parse()?,
+            Some(
+                d.parse::<Draw>()
+                    .map_err(|_| Error::invalid("the draw after ':' is spread or clustered"))?,
+            ),
+        )),
+        None => Ok((s.parse()?, None)),
+    }
+}
+
 impl std::str::FromStr for Draw {
     type Err = String;
     /// `spread` or `clustered` (any case).

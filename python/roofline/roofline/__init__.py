@@ -45,6 +45,7 @@ __all__ = [
     "labels",
     "features",
     "train",
+    "cv",
     "RooflineError",
     "ConfigError",
     "CrsError",
@@ -190,3 +191,31 @@ def train(cities: Iterable[Any], *, seed: int = 42, quiet: bool = True) -> Model
     `(config, footprints GeoDataFrame)` pair."""
     specs = [_city(*c) if isinstance(c, tuple) else _city(c) for c in cities]
     return Model(_native.train(specs, seed, quiet))
+
+
+def cv(
+    cities: Iterable[Any],
+    output: Union[str, os.PathLike],
+    *,
+    by: Optional[str] = None,
+    seed: int = 42,
+    block_size: float = 250.0,
+    folds: int = 5,
+    buffer: Optional[float] = None,
+    local_labels: Iterable[Union[str, float, int]] = (),
+    quiet: bool = True,
+) -> tuple[dict, gpd.GeoDataFrame, Path]:
+    """`roofline cv` with its defaults: leave-one-city-out (`by="city"`, the default from two
+    cities on) or spatial blocks within each city (`by="blocks"`), with `local_labels` scenarios
+    (`20` buildings, a share `0.02`, `"20:clustered"`). Writes the report folder `output`
+    (`report.html`, `report.md`, `metrics.json`, `predictions.parquet`) and returns its metrics,
+    its held-out predictions and its path."""
+    specs = [_city(*c) if isinstance(c, tuple) else _city(c) for c in cities]
+    out = Path(output)
+    args = [specs, out, by, seed, block_size, folds]
+    if buffer is None:
+        _native.cv(*args, local_labels=[str(k) for k in local_labels], quiet=quiet)
+    else:
+        _native.cv(*args, buffer, [str(k) for k in local_labels], quiet)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return metrics, gpd.read_parquet(out / "predictions.parquet"), out

@@ -338,6 +338,75 @@ fn train(py: Python<'_>, cities: Vec<CityArgs>, seed: u64, quiet: bool) -> PyRes
     Ok(Model { inner })
 }
 
+/// `roofline cv` with its defaults: the cities cross-validated (`by` `city` or `blocks`; by
+/// default leave-one-city-out from two cities on) with the `local_labels` scenarios
+/// (`20`, `0.02`, `20:clustered`), the report folder written to `output`.
+#[pyfunction]
+#[pyo3(signature = (cities, output, by = None, seed = 42, block_size = 250.0, folds = 5, buffer = roofline::eval::cv::DEFAULT_BUFFER_M, local_labels = Vec::new(), quiet = true))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, one per `roofline cv` option.
+fn cv(
+    py: Python<'_>,
+    cities: Vec<CityArgs>,
+    output: PathBuf,
+    by: Option<String>,
+    seed: u64,
+    block_size: f64,
+    folds: usize,
+    buffer: f64,
+    local_labels: Vec<String>,
+    quiet: bool,
+) -> PyResult<()> {
+    use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
+    use roofline::eval::scenario::Scenario;
+    let cities: Vec<City> = cities.into_iter().map(|c| City::of(py, c)).collect();
+    py.detach(|| -> roofline::error::Result<()> {
+        let scheme = match by.as_deref() {
+            Some("city") => Scheme::City,
+            None if cities.len() >= 2 => Scheme::City,
+            Some("blocks") | None => Scheme::Blocks {
+                size_m: block_size,
+                folds,
+                buffer_m: buffer,
+            },
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "`by` is \"city\" or \"blocks\", not \"{other}\""
+                )))
+            }
+        };
+        scheme.check()?;
+        roofline::io::output::check_output_dir(&output)?;
+        let scenarios = local_labels
+            .iter()
+            .map(|s| {
+                let (known, draw) = roofline::model::anchor::parse_known(s)?;
+                Ok(Scenario::LocalLabels {
+                    known,
+                    draw: draw.unwrap_or_default(),
+                })
+            })
+            .collect::<roofline::error::Result<Vec<_>>>()?;
+        let opts = TrainOptions::default().with_seed(seed);
+        let mut held = Vec::new();
+        let mut configs = Vec::new();
+        let mut features = Vec::new();
+        for c in &cities {
+            let (cfg, h) = c.config()?;
+            held.push(h);
+            // Without known heights: the cross-validation recomputes them per fold.
+            features.push(features_of(&cfg, false, quiet)?);
+            configs.push(cfg);
+        }
+        let scenarios = Scenarios {
+            list: &scenarios,
+            configs: &configs,
+        };
+        let out = cross_validate_with(&features, scheme, &opts, scenarios, &Progress::new(quiet))?;
+        roofline::render::report::write_report(&out, &features, &output)
+    })
+    .map_err(raise)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -346,6 +415,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(labels, m)?)?;
     m.add_function(wrap_pyfunction!(features, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(cv, m)?)?;
     m.add("RooflineError", py.get_type::<RooflineError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("CrsError", py.get_type::<CrsError>())?;

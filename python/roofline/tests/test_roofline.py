@@ -1,6 +1,7 @@
 """The Python package against the command line: same heights, same features, same model bytes,
 errors as exceptions. Run by the test command after `maturin develop` (README "From Python");
 `ROOFLINE_BIN` names the command-line binary built by the same test run."""
+import json
 import os
 import subprocess
 import threading
@@ -150,3 +151,19 @@ def test_the_gil_is_released_while_roofline_works():
         t.join()
     # Features of Delft take well over 50 ms; a held GIL would allow a tick or two.
     assert len(ticks) > 20, len(ticks)
+
+
+def test_cv_writes_the_command_lines_report(tmp_path):
+    cities = [DATA / "cities" / "delft-3dfier.toml", DELFT]
+    metrics, predictions, folder = roofline.cv(cities, tmp_path / "py", seed=3, local_labels=[20])
+    cli("cv", "--quiet", "--seed", 3, "--local-labels", 20, *cities, "-o", tmp_path / "cli")
+    theirs = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    for m in (metrics, theirs):
+        m.pop("seconds")
+    assert metrics == theirs
+    assert metrics["scheme"]["by"] == "city"
+    assert [c["city"] for c in metrics["per_city"]] == ["delft-3dfier", "delft-5910"]
+    assert set(predictions["scenario"]) == {"none", "local-labels 20"}
+    assert (folder / "report.html").is_file()
+    with pytest.raises(roofline.InvalidError, match="by"):
+        roofline.cv(cities, tmp_path / "bad", by="street")
