@@ -101,7 +101,7 @@ def _city(city: City, footprints: Optional[gpd.GeoDataFrame] = None) -> tuple:
     if isinstance(city, dict):
         text, is_json, path, folder = json.dumps(city), True, "<config dict>", os.getcwd()
     elif isinstance(city, os.PathLike) or (
-        isinstance(city, str) and "\n" not in city and city.endswith(".toml")
+        isinstance(city, str) and "\n" not in city and (city.endswith(".toml") or Path(city).is_file())
     ):
         p = Path(city).resolve()
         try:
