@@ -116,7 +116,8 @@ pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
                 name: "footprints",
                 srs: Some(&srs),
                 ty: OGRwkbGeometryType::wkbUnknown,
-                options: None,
+                // Not `fid`, GeoPackage's default: a user's own `fid` column stays a field.
+                options: Some(&["FID=_roofline_fid"]),
             })
             .map_err(gerr)?;
         add_fields(&layer, &table, false, &path)?;

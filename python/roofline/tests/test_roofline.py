@@ -77,11 +77,13 @@ def test_predict_on_a_geodataframe_keeps_its_columns_and_anchors_on_its_labels()
     known.iloc[20:] = np.nan
     gdf["h_70p"] = known
     gdf["note"] = "kept"
+    gdf["fid"] = np.arange(len(gdf)) * 10  # GeoPackage's FID name: kept, as input_fid like any clash
     model = roofline.load_model(REPO / "models" / "roof-p70.model")
     p = model.predict(DELFT_DICT, footprints=gdf)
     assert len(p) == len(gdf)
     assert {"oorspronkelijkbouwjaar", "note", "height_m", "source"} <= set(p.columns)
     assert (p["note"] == "kept").all()
+    assert sorted(p["input_fid"]) == list(range(0, 10 * len(gdf), 10))
     counts = p["source"].value_counts()
     assert counts.get("measured", 0) == int(known.notna().sum()) > 0
     assert counts.get("recalibrated", 0) == len(gdf) - counts["measured"]
