@@ -123,7 +123,25 @@ def test_errors_are_exceptions_with_the_one_line_message(tmp_path):
         roofline.features(DELFT_DICT, footprints=pd.DataFrame({"a": [1]}))
 
 
-def test_the_tables_are_geoarrow_that_pyarrow_reads():
+ARROW14 = Path(
+    os.environ.get(
+        "ROOFLINE_ARROW14_PYTHON", Path.home() / ".cache/roofline/arrow14-venv/bin/python"
+    )
+)
+OLD_READERS = """
+import sys, json, duckdb, pyarrow as pa
+assert pa.__version__ == "14.0.2", pa.__version__
+t = pa.ipc.open_stream(open(sys.argv[1], "rb").read()).read_all()
+f = t.schema.field("geometry")
+assert f.metadata[b"ARROW:extension:name"] == b"geoarrow.wkb", f.metadata
+assert "28992" in json.dumps(json.loads(f.metadata[b"ARROW:extension:metadata"]))
+assert b"geo" in t.schema.metadata
+n = duckdb.sql("SELECT count(*) FROM t").fetchall()[0][0]
+print(t.num_rows, n)
+"""
+
+
+def test_the_tables_are_geoarrow_that_old_and_new_readers_open(tmp_path):
     from roofline import _city, _native
 
     ipc = _native.features(_city(DELFT), False, True)
@@ -133,6 +151,17 @@ def test_the_tables_are_geoarrow_that_pyarrow_reads():
     assert b"28992" in field.metadata[b"ARROW:extension:metadata"]
     assert b"geo" in t.schema.metadata
     assert not any(pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type) for f in t.schema)
+    # pyarrow 14, from before Arrow's view types, and DuckDB (the test command's venv of them).
+    (tmp_path / "features.arrows").write_bytes(ipc)
+    (tmp_path / "check.py").write_text(OLD_READERS)
+    assert ARROW14.exists(), f"{ARROW14}: the pyarrow 14 venv (scripts/test.sh makes it)"
+    r = subprocess.run(
+        [str(ARROW14), str(tmp_path / "check.py"), str(tmp_path / "features.arrows")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["429", "429"]
 
 
 def test_the_gil_is_released_while_roofline_works():
