@@ -417,8 +417,8 @@ fn say_the_level(model: &HeightModel, region: &CityFeatures, p: &Predictions) {
     let (lo, hi) = level.log_level_range();
     let (lo, hi) = (lo.exp(), hi.exp());
     // The structure narrowed by the spread cap, said so that a flat-looking result is explained.
-    let narrowed = match model.region_level(region) {
-        Ok(Some(r)) if r.weight < level.structure_weight - 1e-9 => format!(
+    let narrowed = match p.level {
+        Some(r) if r.weight < level.structure_weight - 1e-9 => format!(
             "; the structure weighted {:.2} instead of {:.2}, since the region's footprints are alike (spread cap)",
             r.weight, level.structure_weight
         ),

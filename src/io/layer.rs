@@ -68,7 +68,7 @@ fn add_boolean_field(layer: &gdal::vector::Layer, name: &str) -> std::result::Re
 /// Writes every row of `table` as a feature of `layer` (fields in column order, geometry as
 /// multipolygons).
 pub(crate) fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path) -> Result<()> {
-    write_rows_with(layer, table, path, |row| {
+    write_rows_with(layer, table, table.n_rows(), path, |row| {
         let Some(g) = &table.geometry else {
             return Ok(None);
         };
@@ -80,16 +80,18 @@ pub(crate) fn write_rows(layer: &gdal::vector::Layer, table: &Table, path: &Path
     })
 }
 
-/// [`write_rows`] with each row's geometry from `geometry` (none: no geometry).
+/// [`write_rows`] of `n` rows (a table may have no columns), each row's geometry from
+/// `geometry` (none: no geometry).
 pub(crate) fn write_rows_with(
     layer: &gdal::vector::Layer,
     table: &Table,
+    n: usize,
     path: &Path,
     geometry: impl Fn(usize) -> Result<Option<Geometry>>,
 ) -> Result<()> {
     let gerr = |e| gdal_write_error(path, e);
     let defn = layer.defn();
-    for row in 0..table.n_rows() {
+    for row in 0..n {
         let mut f = gdal::vector::Feature::new(defn).map_err(gerr)?;
         for (i, c) in table.columns.iter().enumerate() {
             match &c.data {

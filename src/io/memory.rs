@@ -16,7 +16,7 @@ use polars_arrow::datatypes::ArrowDataType;
 use polars_arrow::io::ipc::read::{read_stream_metadata, StreamReader, StreamState};
 
 use crate::crs::Crs;
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 use crate::io::layer::{add_fields, gdal_write_error, write_rows_with};
 use crate::io::table::{Column, ColumnData, Table};
 
@@ -35,14 +35,21 @@ impl InMemory {
 
 impl Drop for InMemory {
     fn drop(&mut self) {
-        if let Ok(p) = std::ffi::CString::new(self.path.to_string_lossy().as_bytes()) {
-            // SAFETY: a NUL-terminated path; GDAL ignores a name it does not hold.
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        if let Ok(p) = std::ffi::CString::new(dir.to_string_lossy().as_bytes()) {
+            // SAFETY: a NUL-terminated path of this value's own folder; GDAL ignores a name it
+            // does not hold.
             unsafe {
-                gdal_sys::VSIUnlink(p.as_ptr());
+                gdal_sys::VSIRmdirRecursive(p.as_ptr());
             }
         }
     }
 }
+
+/// How errors name footprints handed over in memory.
+pub const IN_MEMORY: &str = "the footprints GeoDataFrame";
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -51,9 +58,9 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// PROJJSON). The geometry is the column `geometry` (WKB, null for a row without one); the
 /// others become fields: text, numbers (as 64-bit floats or integers) and booleans.
 pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
-    let what = "the footprints table";
-    let bad = |m: String| Error::invalid(format!("{what}: {m}"));
-    let crs = Crs::from_user(crs)?;
+    crate::io::gdal_setup::init();
+    let bad = |m: String| Error::of(FileKind::Footprints, IN_MEMORY, m);
+    let crs = Crs::from_user(crs).map_err(|e| bad(e.to_string()))?;
     let mut reader = std::io::Cursor::new(ipc);
     let metadata = read_stream_metadata(&mut reader).map_err(|e| bad(e.to_string()))?;
     let fields: Vec<(String, ArrowDataType)> = metadata
@@ -106,7 +113,8 @@ pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
         std::process::id()
     ));
     let held = InMemory { path: path.clone() };
-    let gerr = |e| gdal_write_error(&path, e);
+    // GDAL's own messages, but naming the table the user handed over, not the memory file.
+    let gerr = |e| bad(gdal_write_error(&path, e).to_string());
     let driver = DriverManager::get_driver_by_name("GPKG").map_err(gerr)?;
     let mut ds = driver.create_vector_only(&path).map_err(gerr)?;
     let srs = crs.srs();
@@ -117,20 +125,38 @@ pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
                 srs: Some(&srs),
                 ty: OGRwkbGeometryType::wkbUnknown,
                 // Not `fid`, GeoPackage's default: a user's own `fid` column stays a field.
-                options: Some(&["FID=_roofline_fid"]),
+                options: Some(&["FID=_roofline_fid", "GEOMETRY_NAME=_roofline_geometry"]),
             })
             .map_err(gerr)?;
-        add_fields(&layer, &table, false, &path)?;
+        add_fields(&layer, &table, false, &path).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(c) = table.columns.iter().find(|c| c.data.len() != wkb.len()) {
+        return Err(bad(format!(
+            "column '{}' has {} rows, the geometry {}",
+            c.name,
+            c.data.len(),
+            wkb.len()
+        )));
     }
     let txn = ds.start_transaction().map_err(gerr)?;
-    write_rows_with(&txn.layer(0).map_err(gerr)?, &table, &path, |row| {
-        wkb[row]
-            .as_deref()
-            .map(|b| {
-                Geometry::from_wkb(b)
-                    .map_err(|e| bad(format!("row {row}: geometry is not WKB: {e}")))
-            })
-            .transpose()
+    write_rows_with(
+        &txn.layer(0).map_err(gerr)?,
+        &table,
+        wkb.len(),
+        &path,
+        |row| {
+            wkb[row]
+                .as_deref()
+                .map(|b| {
+                    Geometry::from_wkb(b)
+                        .map_err(|e| bad(format!("row {row}: geometry is not WKB: {e}")))
+                })
+                .transpose()
+        },
+    )
+    .map_err(|e| match e {
+        Error::Footprints { .. } => e,
+        other => bad(other.to_string()),
     })?;
     txn.commit().map_err(gerr)?;
     ds.close().map_err(gerr)?;

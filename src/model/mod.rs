@@ -170,8 +170,8 @@ impl HeightModel {
         };
         let factor = match self.spread_cap() {
             Some(_) => {
-                let x = predict::region_matrix(self, region)?;
-                self.cap_factor(level::area_spread(region), &self.structure(&x)?.to_vec())
+                self.region_structure(&predict::region_matrix(self, region)?, region)?
+                    .1
             }
             None => 1.0,
         };
@@ -230,15 +230,15 @@ impl HeightModel {
 
     /// [`HeightModel::structure`] of a whole region's rows `x`: with a [`level::SpreadCap`],
     /// scaled down where the region's footprints say its heights are tighter than the
-    /// structure ([`HeightModel::cap_factor`]).
+    /// structure; and the factor it was scaled by ([`HeightModel::cap_factor`]).
     pub fn region_structure(
         &self,
         x: &ndarray::Array2<f64>,
         region: &crate::features::CityFeatures,
-    ) -> crate::error::Result<ndarray::Array1<f64>> {
+    ) -> crate::error::Result<(ndarray::Array1<f64>, f64)> {
         let s = self.structure(x)?;
         let f = self.cap_factor(level::area_spread(region), &s.to_vec());
-        Ok(s * f)
+        Ok((s * f, f))
     }
 
     /// The factor (0–1] on the [`HeightModel::structure`] of a whole region whose footprint

@@ -69,6 +69,9 @@ pub struct Predictions {
     pub label: String,
     /// The local recalibration, when one was made.
     pub local: Option<LocalSummary>,
+    /// The level and structure weight (after the spread cap) the region was predicted at,
+    /// for a model with a city level.
+    pub level: Option<super::RegionLevel>,
 }
 
 /// The model's feature matrix for a region; an error naming what the region lacks.
@@ -140,7 +143,17 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
     let region = region.as_ref();
     let x = model_matrix(model, region)?;
     let log_level = model.region_log_level(region);
-    let point = model.heights_at(&model.region_structure(&x, region)?, log_level);
+    let (structure, factor) = model.region_structure(&x, region)?;
+    let point = model.heights_at(&structure, log_level);
+    let level = model
+        .meta
+        .level
+        .as_ref()
+        .zip(log_level)
+        .map(|(l, log_level)| super::RegionLevel {
+            log_level,
+            weight: l.structure_weight * factor,
+        });
     let (lo, hi) = intervals(model, &x, &point, log_level)?;
     let ood = out_of_range(model, &x);
     let ood_gain_share = gain_shares(model, &ood);
@@ -161,6 +174,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
         ood_feature_names,
         label: model.meta.label.name.clone(),
         local: None,
+        level,
     };
     for i in 0..x.nrows() {
         match measured[i] {
@@ -482,4 +496,41 @@ pub fn region_table(
         ],
     );
     Ok((table, renamed))
+}
+
+/// `predict` on one region given by its config, as the command line runs it for each region:
+/// its features (known-neighbour ones when the model uses them), local data and anchoring
+/// ([`local_data`], without what-ifs), and the output table ([`region_table`], every footprint
+/// attribute kept, geometry in the footprints' CRS), with a warning naming attributes renamed
+/// for clashing.
+pub fn predict_city(
+    model: &HeightModel,
+    cfg: &CityConfig,
+    recalibrate: bool,
+    progress: &Progress,
+) -> Result<(Table, Predictions)> {
+    let attributes = crate::io::footprints::read_attributes(
+        cfg.require_footprints()?,
+        &crate::io::footprints::KeepColumns::All,
+    )?;
+    let region = crate::features::city_features(
+        cfg,
+        crate::features::FeatureOptions {
+            known_heights: model.meta.uses_known_heights(),
+            ..Default::default()
+        },
+        progress,
+    )?;
+    let out_crs = Crs::common_or_wgs84(std::iter::once(&region.source_crs))?;
+    let local = local_data(cfg, &region, recalibrate, None, None, progress)?;
+    let p = predict_region_local(model, &region, &local)?;
+    let (table, renamed) = region_table(&p, &region, &out_crs, attributes)?;
+    if !renamed.is_empty() {
+        tracing::warn!(
+            "{}: input attributes {} clash with roofline's columns; written as input_<name>",
+            cfg.path.display(),
+            renamed.join(", ")
+        );
+    }
+    Ok((table, p))
 }

@@ -101,7 +101,8 @@ def _city(city: City, footprints: Optional[gpd.GeoDataFrame] = None) -> tuple:
     if isinstance(city, dict):
         text, is_json, path, folder = json.dumps(city), True, "<config dict>", os.getcwd()
     elif isinstance(city, os.PathLike) or (
-        isinstance(city, str) and "\n" not in city and (city.endswith(".toml") or Path(city).is_file())
+        # TOML text has a key = value line; anything else is a path (a missing one then says so).
+        isinstance(city, str) and "\n" not in city and "=" not in city
     ):
         p = Path(city).resolve()
         try:

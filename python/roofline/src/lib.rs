@@ -13,15 +13,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use roofline::config::CityConfig;
-use roofline::crs::Crs;
 use roofline::error::Error;
 use roofline::features::{city_features, features_table, CityFeatures, FeatureOptions};
-use roofline::io::footprints::{read_attributes, KeepColumns};
 use roofline::io::memory::{footprints_in_memory, InMemory};
 use roofline::io::output::arrow_ipc;
-use roofline::io::table::Table;
 use roofline::label::{label_city, labels_output};
-use roofline::model::predict::{local_data, predict_region_local, region_table};
+use roofline::model::predict::predict_city;
 use roofline::model::train::{train_model, TrainOptions};
 use roofline::model::HeightModel;
 use roofline::progress::Progress;
@@ -195,10 +192,9 @@ impl City {
     }
 }
 
-/// Arrow IPC bytes of a table, as Python bytes.
-fn table_bytes(py: Python<'_>, t: roofline::error::Result<Table>) -> PyResult<Py<PyBytes>> {
-    let bytes = t.and_then(|t| arrow_ipc(&t)).map_err(raise)?;
-    Ok(PyBytes::new(py, &bytes).unbind())
+/// A table's Arrow IPC bytes (encoded without the GIL), as Python bytes.
+fn table_bytes(py: Python<'_>, bytes: roofline::error::Result<Vec<u8>>) -> PyResult<Py<PyBytes>> {
+    Ok(PyBytes::new(py, &bytes.map_err(raise)?).unbind())
 }
 
 fn features_of(
@@ -263,15 +259,10 @@ impl Model {
     ) -> PyResult<Py<PyBytes>> {
         let city = City::of(py, city);
         let model = &self.inner;
-        let t = py.detach(|| -> roofline::error::Result<Table> {
+        let t = py.detach(|| {
             let (cfg, _held) = city.config()?;
-            let progress = Progress::new(quiet);
-            let attributes = read_attributes(cfg.require_footprints()?, &KeepColumns::All)?;
-            let region = features_of(&cfg, model.meta.uses_known_heights(), quiet)?;
-            let out_crs = Crs::common_or_wgs84(std::iter::once(&region.source_crs))?;
-            let local = local_data(&cfg, &region, recalibrate, None, None, &progress)?;
-            let p = predict_region_local(model, &region, &local)?;
-            Ok(region_table(&p, &region, &out_crs, attributes)?.0)
+            let (table, _) = predict_city(model, &cfg, recalibrate, &Progress::new(quiet))?;
+            arrow_ipc(&table)
         });
         table_bytes(py, t)
     }
@@ -294,7 +285,7 @@ fn labels(py: Python<'_>, city: CityArgs, quiet: bool) -> PyResult<Py<PyBytes>> 
     let t = py.detach(|| {
         let (cfg, _held) = city.config()?;
         let (footprints, labels) = label_city(&cfg, &Progress::new(quiet))?;
-        Ok(labels_output(&labels, &footprints))
+        arrow_ipc(&labels_output(&labels, &footprints))
     });
     table_bytes(py, t)
 }
@@ -311,7 +302,11 @@ fn features(
     let city = City::of(py, city);
     let t = py.detach(|| {
         let (cfg, _held) = city.config()?;
-        features_table(&[features_of(&cfg, known_heights, quiet)?])
+        arrow_ipc(&features_table(&[features_of(
+            &cfg,
+            known_heights,
+            quiet,
+        )?])?)
     });
     table_bytes(py, t)
 }
@@ -410,6 +405,17 @@ fn cv(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The library's warnings (a skipped point among polygons, a clashing column name, …) on
+    // stderr as the command line prints them; `ROOFLINE_LOG` sets the level.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOFLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("roofline=warn,gdal=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
     m.add_function(wrap_pyfunction!(labels, m)?)?;

@@ -90,6 +90,13 @@ def test_predict_on_a_geodataframe_keeps_its_columns_and_anchors_on_its_labels()
     assert p.crs == gdf.crs
 
 
+def test_a_geodataframe_of_geometry_alone_keeps_every_row():
+    gdf = gpd.read_file(DELFT_GPKG, layer="footprints")[["geometry"]]
+    p = roofline.load_model(REPO / "models" / "roof-top.model").predict({"name": "bare"}, footprints=gdf)
+    assert len(p) == len(gdf) == 429
+    assert p["height_m"].notna().all() and (p["source"] == "predicted").all()
+
+
 def test_train_makes_the_command_lines_model(tmp_path):
     ours = roofline.train([DATA / "cities" / "delft-3dfier.toml"], seed=7)
     ours.save(tmp_path / "py.model")
@@ -113,6 +120,8 @@ def test_errors_are_exceptions_with_the_one_line_message(tmp_path):
         roofline.load_model(REPO / "README.md")
     with pytest.raises(roofline.ConfigError, match="missing.toml"):
         roofline.features(tmp_path / "missing.toml")
+    with pytest.raises(roofline.ConfigError, match="no_such_config"):
+        roofline.features(str(tmp_path / "no_such_config"))
     gdf = gpd.read_file(DELFT_GPKG, layer="footprints").set_crs(None, allow_override=True)
     with pytest.raises(roofline.ConfigError, match="no CRS"):
         roofline.features(DELFT_DICT, footprints=gdf)
