@@ -207,30 +207,29 @@ fn column_data(chunks: &[Box<dyn Array>]) -> Option<ColumnData> {
             }
             Some(ColumnData::Str(out))
         }
-        ArrowDataType::Float64 => {
-            let mut out = Vec::new();
-            for a in chunks {
-                let p = a.as_any().downcast_ref::<PrimitiveArray<f64>>()?;
-                out.extend(p.iter().map(|v| v.copied()));
-            }
-            Some(ColumnData::F64(out))
-        }
-        ArrowDataType::Int64 => {
-            let mut out = Vec::new();
-            for a in chunks {
-                let p = a.as_any().downcast_ref::<PrimitiveArray<i64>>()?;
-                out.extend(p.iter().map(|v| v.copied()));
-            }
-            Some(ColumnData::I64(out))
-        }
+        ArrowDataType::Float64 => gather(chunks, |p: &PrimitiveArray<f64>, out| {
+            out.extend(p.iter().map(|v| v.copied()))
+        })
+        .map(ColumnData::F64),
+        ArrowDataType::Int64 => gather(chunks, |p: &PrimitiveArray<i64>, out| {
+            out.extend(p.iter().map(|v| v.copied()))
+        })
+        .map(ColumnData::I64),
         ArrowDataType::Boolean => {
-            let mut out = Vec::new();
-            for a in chunks {
-                let p = a.as_any().downcast_ref::<BooleanArray>()?;
-                out.extend(p.iter());
-            }
-            Some(ColumnData::Bool(out))
+            gather(chunks, |p: &BooleanArray, out| out.extend(p.iter())).map(ColumnData::Bool)
         }
         _ => None,
     }
+}
+
+/// The values of every chunk, each downcast to `A` (`None` when one is another array type).
+fn gather<A: Array + 'static, T>(
+    chunks: &[Box<dyn Array>],
+    values: impl Fn(&A, &mut Vec<Option<T>>),
+) -> Option<Vec<Option<T>>> {
+    let mut out = Vec::new();
+    for a in chunks {
+        values(a.as_any().downcast_ref::<A>()?, &mut out);
+    }
+    Some(out)
 }

@@ -118,6 +118,11 @@ def _city(city: City, footprints: Optional[gpd.GeoDataFrame] = None) -> tuple:
     return (text, is_json, Path(path), Path(folder), fp, crs)
 
 
+def _cities(cities: Iterable[Any]) -> list:
+    """`_city` of each: a config, or a `(config, footprints)` pair."""
+    return [_city(*c) if isinstance(c, tuple) else _city(c) for c in cities]
+
+
 def _gdf(ipc: bytes) -> gpd.GeoDataFrame:
     """roofline's Arrow IPC table (geoarrow.wkb geometry with its CRS) as a GeoDataFrame."""
     return gpd.GeoDataFrame.from_arrow(pa.ipc.open_stream(ipc).read_all())
@@ -190,8 +195,7 @@ def features(
 def train(cities: Iterable[Any], *, seed: int = 42, quiet: bool = True) -> Model:
     """`roofline train` with its defaults: each city a config path, dict or TOML text, or a
     `(config, footprints GeoDataFrame)` pair."""
-    specs = [_city(*c) if isinstance(c, tuple) else _city(c) for c in cities]
-    return Model(_native.train(specs, seed, quiet))
+    return Model(_native.train(_cities(cities), seed, quiet))
 
 
 def cv(
@@ -211,7 +215,7 @@ def cv(
     (`20` buildings, a share `0.02`, `"20:clustered"`). Writes the report folder `output`
     (`report.html`, `report.md`, `metrics.json`, `predictions.parquet`) and returns its metrics,
     its held-out predictions and its path."""
-    specs = [_city(*c) if isinstance(c, tuple) else _city(c) for c in cities]
+    specs = _cities(cities)
     out = Path(output)
     args = [specs, out, by, seed, block_size, folds]
     if buffer is None:

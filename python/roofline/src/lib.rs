@@ -17,6 +17,7 @@ use roofline::error::Error;
 use roofline::features::{city_features, features_table, CityFeatures, FeatureOptions};
 use roofline::io::memory::{footprints_in_memory, InMemory};
 use roofline::io::output::arrow_ipc;
+use roofline::io::table::Table;
 use roofline::label::{label_city, labels_output};
 use roofline::model::predict::predict_city;
 use roofline::model::train::{train_model, TrainOptions};
@@ -192,9 +193,40 @@ impl City {
     }
 }
 
-/// A table's Arrow IPC bytes (encoded without the GIL), as Python bytes.
-fn table_bytes(py: Python<'_>, bytes: roofline::error::Result<Vec<u8>>) -> PyResult<Py<PyBytes>> {
-    Ok(PyBytes::new(py, &bytes.map_err(raise)?).unbind())
+/// Runs `stage` on a city's config without the GIL and hands its table back as Arrow IPC
+/// bytes (encoded without the GIL too).
+fn city_table(
+    py: Python<'_>,
+    city: CityArgs,
+    stage: impl FnOnce(&CityConfig) -> roofline::error::Result<Table> + Send,
+) -> PyResult<Py<PyBytes>> {
+    let city = City::of(py, city);
+    let bytes = py
+        .detach(|| {
+            let (cfg, _held) = city.config()?;
+            arrow_ipc(&stage(&cfg)?)
+        })
+        .map_err(raise)?;
+    Ok(PyBytes::new(py, &bytes).unbind())
+}
+
+/// The configs (with the in-memory footprints they read) and features of several cities.
+type CitiesFeatures = (Vec<Option<InMemory>>, Vec<CityConfig>, Vec<CityFeatures>);
+
+/// [`CitiesFeatures`] of `cities`, known-neighbour features with `known_heights`.
+fn cities_features(
+    cities: &[City],
+    known_heights: bool,
+    quiet: bool,
+) -> roofline::error::Result<CitiesFeatures> {
+    let (mut held, mut configs, mut features) = (Vec::new(), Vec::new(), Vec::new());
+    for c in cities {
+        let (cfg, h) = c.config()?;
+        held.push(h);
+        features.push(features_of(&cfg, known_heights, quiet)?);
+        configs.push(cfg);
+    }
+    Ok((held, configs, features))
 }
 
 fn features_of(
@@ -257,14 +289,10 @@ impl Model {
         recalibrate: bool,
         quiet: bool,
     ) -> PyResult<Py<PyBytes>> {
-        let city = City::of(py, city);
         let model = &self.inner;
-        let t = py.detach(|| {
-            let (cfg, _held) = city.config()?;
-            let (table, _) = predict_city(model, &cfg, recalibrate, &Progress::new(quiet))?;
-            arrow_ipc(&table)
-        });
-        table_bytes(py, t)
+        city_table(py, city, |cfg| {
+            Ok(predict_city(model, cfg, recalibrate, &Progress::new(quiet))?.0)
+        })
     }
 }
 
@@ -281,13 +309,10 @@ fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
 #[pyfunction]
 #[pyo3(signature = (city, quiet = true))]
 fn labels(py: Python<'_>, city: CityArgs, quiet: bool) -> PyResult<Py<PyBytes>> {
-    let city = City::of(py, city);
-    let t = py.detach(|| {
-        let (cfg, _held) = city.config()?;
-        let (footprints, labels) = label_city(&cfg, &Progress::new(quiet))?;
-        arrow_ipc(&labels_output(&labels, &footprints))
-    });
-    table_bytes(py, t)
+    city_table(py, city, |cfg| {
+        let (footprints, labels) = label_city(cfg, &Progress::new(quiet))?;
+        Ok(labels_output(&labels, &footprints))
+    })
 }
 
 /// `roofline features`: Arrow IPC of the city's features table.
@@ -299,16 +324,9 @@ fn features(
     known_heights: bool,
     quiet: bool,
 ) -> PyResult<Py<PyBytes>> {
-    let city = City::of(py, city);
-    let t = py.detach(|| {
-        let (cfg, _held) = city.config()?;
-        arrow_ipc(&features_table(&[features_of(
-            &cfg,
-            known_heights,
-            quiet,
-        )?])?)
-    });
-    table_bytes(py, t)
+    city_table(py, city, |cfg| {
+        features_table(&[features_of(cfg, known_heights, quiet)?])
+    })
 }
 
 /// `roofline train` with its defaults and `seed`: the model of these cities.
@@ -319,13 +337,7 @@ fn train(py: Python<'_>, cities: Vec<CityArgs>, seed: u64, quiet: bool) -> PyRes
     let inner = py
         .detach(|| {
             let opts = TrainOptions::default().with_seed(seed);
-            let mut held = Vec::new();
-            let mut features = Vec::new();
-            for c in &cities {
-                let (cfg, h) = c.config()?;
-                held.push(h);
-                features.push(features_of(&cfg, opts.known_heights, quiet)?);
-            }
+            let (_held, _, features) = cities_features(&cities, opts.known_heights, quiet)?;
             let refs: Vec<&CityFeatures> = features.iter().collect();
             train_model(&refs, &opts)
         })
@@ -382,16 +394,8 @@ fn cv(
             })
             .collect::<roofline::error::Result<Vec<_>>>()?;
         let opts = TrainOptions::default().with_seed(seed);
-        let mut held = Vec::new();
-        let mut configs = Vec::new();
-        let mut features = Vec::new();
-        for c in &cities {
-            let (cfg, h) = c.config()?;
-            held.push(h);
-            // Without known heights: the cross-validation recomputes them per fold.
-            features.push(features_of(&cfg, false, quiet)?);
-            configs.push(cfg);
-        }
+        // Without known heights: the cross-validation recomputes them per fold.
+        let (_held, configs, features) = cities_features(&cities, false, quiet)?;
         let scenarios = Scenarios {
             list: &scenarios,
             configs: &configs,
