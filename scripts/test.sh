@@ -44,11 +44,11 @@ make_venv() {
 }
 # The notebook test (tests/notebook.rs) runs notebooks/explore_outputs.ipynb in its own venv.
 venv="${ROOFLINE_NOTEBOOK_VENV:-$HOME/.cache/roofline/notebook-venv}"
-if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matplotlib, xgboost" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import nbclient, ipykernel, geopandas, pyarrow, matplotlib, xgboost, folium, mapclassify" >/dev/null 2>&1; then
   echo "roofline test: installing the notebook's Python packages in $venv" >&2
   make_venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    nbclient nbformat ipykernel pandas pyarrow geopandas matplotlib xgboost-cpu numpy
+    nbclient nbformat ipykernel pandas pyarrow geopandas matplotlib xgboost-cpu numpy folium mapclassify
 fi
 export ROOFLINE_NOTEBOOK_PYTHON="$venv/bin/python"
 # The Arrow readers test (tests/arrow_readers.rs) opens every GeoParquet output with pyarrow 14,

@@ -741,7 +741,9 @@ impl CityConfig {
             .map_err(|msg| Error::of(FileKind::Config, path, msg))?;
         let files = ConfigFiles { path, dir };
         if let Some(LabelConfig::Survey(s)) = &mut label {
-            s.path = files.resolve(&s.path)?;
+            if !is_in_memory(&s.path) {
+                s.path = files.resolve(&s.path)?;
+            }
         }
         let working_crs = raw
             .working_crs
@@ -903,8 +905,8 @@ fn expand_globs(config: &Path, dir: &Path, patterns: &[String]) -> Result<Vec<Pa
     Ok(files)
 }
 
-/// True when `path` is a file in GDAL's memory (`/vsimem/...`): footprints handed over in
-/// memory, which GDAL reads like a file and no file system holds.
+/// True when `path` is a file in GDAL's memory (`/vsimem/...`): footprints or known heights
+/// handed over in memory, which GDAL reads like a file and no file system holds.
 pub fn is_in_memory(path: &Path) -> bool {
     path.starts_with("/vsimem")
 }

@@ -3,21 +3,36 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Whether to draw progress bars; cheap to copy into every stage. The default is quiet.
+/// Whether to draw progress bars, and where; cheap to copy into every stage. The default is
+/// quiet.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
     quiet: bool,
+    /// Where bars are drawn instead of stderr (the Python package draws into `sys.stderr`, so
+    /// a notebook shows them in the cell).
+    target: Option<fn() -> ProgressDrawTarget>,
 }
 
 impl Progress {
     /// Bars on stderr unless `quiet` (the CLI's `--quiet`).
     pub fn new(quiet: bool) -> Progress {
-        Progress { quiet }
+        Progress {
+            quiet,
+            target: None,
+        }
+    }
+
+    /// Bars drawn where `target` says (each bar gets a new target), always.
+    pub fn drawn_to(target: fn() -> ProgressDrawTarget) -> Progress {
+        Progress {
+            quiet: false,
+            target: Some(target),
+        }
     }
 
     /// No bars at all (library use, tests).
     pub fn hidden() -> Progress {
-        Progress { quiet: true }
+        Progress::new(true)
     }
 
     /// True when bars (and the stage's other stderr chatter) should be left out.
@@ -30,7 +45,8 @@ impl Progress {
         if self.quiet {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let target = self.target.map_or_else(ProgressDrawTarget::stderr, |t| t());
+        let bar = ProgressBar::with_draw_target(Some(len), target);
         let template = format!("{{msg:>12}} [{{bar:32}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)");
         bar.set_style(
             ProgressStyle::with_template(&template)

@@ -19,6 +19,7 @@ use roofline::features::cache::FeatureCache;
 use roofline::label::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Reveal};
 use roofline::model::intervals::IntervalRule;
+use roofline::model::params::PointLoss;
 use roofline::model::ModelKind;
 use roofline::plan::Stage;
 use roofline::progress::Progress;
@@ -443,19 +444,6 @@ pub enum By {
 /// Stack of each worker thread (see `main`'s pool).
 const WORKER_STACK_BYTES: usize = 64 << 20;
 
-/// The point loss of gbm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LossArg {
-    /// Squared error.
-    Squared,
-    /// Pseudo-Huber with a slope of 1 m: large errors weigh linearly.
-    Huber,
-    /// Squared error of ln(1 + height): errors relative to the height.
-    SquaredLog,
-    /// Gamma deviance with a log link: errors relative to the height.
-    Gamma,
-}
-
 /// Model choices shared by `train` and `cv`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -498,8 +486,8 @@ pub struct ModelArgs {
     pub linear_leaves: Option<f64>,
     /// Point loss for gbm: squared (default), huber (pseudo-Huber, slope 1 m), or one of the
     /// relative losses squared-log and gamma.
-    #[arg(long, value_enum, default_value_t = LossArg::Squared)]
-    pub loss: LossArg,
+    #[arg(long, value_parser = choice::<PointLoss>(), default_value = "squared")]
+    pub loss: PointLoss,
     /// Stop boosting when a 10 % validation share has not improved for this many rounds (a
     /// random, not spatial, share: neighbours of validation buildings train, so it stops late).
     #[arg(long)]
@@ -612,6 +600,27 @@ impl Choice for ModelKind {
             ModelKind::Forest,
             "forest",
             "Random forest: bootstrap trees averaged, with out-of-bag error",
+        ),
+    ];
+}
+
+impl Choice for PointLoss {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (PointLoss::Squared, "squared", "Squared error"),
+        (
+            PointLoss::Huber,
+            "huber",
+            "Pseudo-Huber with a slope of 1 m: large errors weigh linearly",
+        ),
+        (
+            PointLoss::SquaredLog,
+            "squared-log",
+            "Squared error of ln(1 + height): errors relative to the height",
+        ),
+        (
+            PointLoss::Gamma,
+            "gamma",
+            "Gamma deviance with a log link: errors relative to the height",
         ),
     ];
 }
@@ -879,13 +888,14 @@ mod tests {
     /// The names offered on the command line are the ones model files and metrics use.
     #[test]
     fn choices_are_named_as_the_library_writes_them() {
-        use super::{Choice, Draw, IntervalRule, ModelKind};
+        use super::{Choice, Draw, IntervalRule, ModelKind, PointLoss};
         fn check<T: Choice + serde::Serialize>() {
             for (v, name, _) in T::CHOICES {
                 assert_eq!(serde_json::to_value(v).unwrap(), *name);
             }
         }
         check::<ModelKind>();
+        check::<PointLoss>();
         check::<IntervalRule>();
         check::<Draw>();
     }

@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use linfa::ParamGuard;
-
 use super::{
-    Ablate, By, Context, CvArgs, LocalArgs, LocalLabels, LossArg, ModelArgs, PredictArgs, TrainArgs,
+    Ablate, By, Context, CvArgs, LocalArgs, LocalLabels, ModelArgs, PredictArgs, TrainArgs,
 };
 use roofline::config::CityConfig;
 use roofline::crs::Crs;
@@ -20,8 +18,8 @@ use roofline::io::output::{
 };
 use roofline::label::sparsify::Sparsify;
 use roofline::model::anchor::{Draw, Known};
-use roofline::model::boosting::Loss;
 use roofline::model::intervals::CalibrationMethod;
+use roofline::model::params::TrainParams;
 use roofline::model::predict::{
     predict_region_local, region_table, LocalData, Predictions, Source,
 };
@@ -30,57 +28,29 @@ use roofline::model::HeightModel;
 use roofline::progress::Progress;
 use roofline::stats::percentile::percentile_sorted;
 
-/// Training options from the command line.
+/// Training options from the command line: its flags as the library's [`TrainParams`].
 pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
-    let mut o = TrainOptions::default().with_seed(args.seed);
-    o.kind = args.model;
-    o.known_heights = args.known_heights;
-    o.allow_mixed_labels = args.allow_mixed_labels;
-    o.interval_rule = args.intervals;
-    let mut gbm = roofline::model::boosting::GbmParams::new().seed(args.seed);
-    gbm = match args.loss {
-        LossArg::Squared => gbm,
-        LossArg::Huber => gbm.loss(Loss::PseudoHuber { slope: 1.0 }),
-        LossArg::SquaredLog => gbm.loss(Loss::SquaredLogError),
-        LossArg::Gamma => gbm.loss(Loss::Gamma),
-    };
-    if let Some(t) = args.trees {
-        gbm = gbm.n_trees(t);
-        o.forest = roofline::model::forest::ForestParams::new()
-            .n_trees(t)
-            .seed(args.seed)
-            .check()?;
+    TrainParams {
+        model: args.model,
+        seed: args.seed,
+        trees: args.trees,
+        learning_rate: args.learning_rate,
+        max_leaves: args.max_leaves,
+        max_depth: args.max_depth,
+        min_leaf: args.min_leaf,
+        subsample: args.subsample,
+        colsample: args.colsample,
+        max_features: args.max_features,
+        max_bin: args.max_bin,
+        linear_leaves: args.linear_leaves,
+        loss: args.loss,
+        early_stopping: args.early_stopping,
+        known_heights: args.known_heights,
+        allow_mixed_labels: args.allow_mixed_labels,
+        intervals: args.intervals,
+        no_intervals: false,
     }
-    if let Some(v) = args.learning_rate {
-        gbm = gbm.learning_rate(v);
-    }
-    if let Some(v) = args.max_leaves {
-        gbm = gbm.max_leaves(v);
-    }
-    if args.max_depth.is_some() {
-        gbm = gbm.max_depth(args.max_depth);
-    }
-    if let Some(v) = args.min_leaf {
-        gbm = gbm.min_child_weight(v);
-    }
-    if let Some(v) = args.subsample {
-        gbm = gbm.subsample(v);
-    }
-    if let Some(v) = args.colsample {
-        gbm = gbm.colsample(v);
-    }
-    if let Some(v) = args.max_features {
-        gbm = gbm.max_features((v > 0).then_some(v));
-    }
-    if let Some(v) = args.max_bin {
-        gbm = gbm.max_bin(v);
-    }
-    if args.linear_leaves.is_some() {
-        gbm = gbm.linear_leaves(args.linear_leaves);
-    }
-    gbm = gbm.early_stopping(args.early_stopping, 0.1);
-    o.gbm = gbm.check()?;
-    Ok(o)
+    .options()
 }
 
 /// Labels and features of every config, with a bar over cities.

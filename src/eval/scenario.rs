@@ -71,6 +71,25 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// A scenario by name, as the Python package takes them: sparse LiDAR as `KIND=VALUE`
+/// (`density=0.05`, `strips=0.3`, `tracks=500`), known buildings as `SHARE|COUNT[:DRAW]`
+/// (`0.02`, `20`, `20:clustered`; spread unless said).
+impl std::str::FromStr for Scenario {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Scenario> {
+        if s.contains('=') {
+            return Ok(Scenario::SparseLidar {
+                sparsify: s.parse()?,
+            });
+        }
+        let (known, draw) = crate::model::anchor::parse_known(s)?;
+        Ok(Scenario::LocalLabels {
+            known,
+            draw: draw.unwrap_or_default(),
+        })
+    }
+}
+
 impl Scenario {
     /// `--local-labels SHARE|COUNT`, drawn as `draw`.
     pub fn local_labels(known: &str, draw: Draw) -> Result<Scenario> {
@@ -246,5 +265,17 @@ mod tests {
             }
         );
         assert_eq!(old.to_string(), "local-labels 0.05");
+    }
+
+    #[test]
+    fn scenarios_parse_by_name() {
+        let s: Scenario = "density=0.05".parse().unwrap();
+        assert_eq!(s.to_string(), "sparse-lidar density=0.05");
+        let s: Scenario = "20:clustered".parse().unwrap();
+        assert_eq!(s.to_string(), "local-labels 20 clustered");
+        let s: Scenario = "0.02".parse().unwrap();
+        assert_eq!(s.to_string(), "local-labels 0.02");
+        assert!("density=-1".parse::<Scenario>().is_err());
+        assert!("20:everywhere".parse::<Scenario>().is_err());
     }
 }

@@ -24,12 +24,63 @@ use crate::io::table::{Column, ColumnData, Table};
 #[derive(Debug)]
 pub struct InMemory {
     path: PathBuf,
+    held: Held,
+    fields: Vec<String>,
+    geometry: bool,
 }
 
 impl InMemory {
-    /// Its path, for a config's `footprints.path` (layer `footprints`).
+    /// Its path, for a config's `path` (layer [`InMemory::layer`]).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The layer holding the table.
+    pub fn layer(&self) -> &'static str {
+        self.held.layer()
+    }
+
+    /// The table's fields (its columns but the geometry), in order.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    /// Whether its rows have a geometry (a table of known heights may have none).
+    pub fn has_geometry(&self) -> bool {
+        self.geometry
+    }
+}
+
+/// What a table handed over in memory is: its layer, and how errors name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// A city's footprints (geometry required).
+    Footprints,
+    /// Known heights joined to the footprints by id or, with a geometry, by location.
+    KnownHeights,
+}
+
+impl Held {
+    fn layer(self) -> &'static str {
+        match self {
+            Held::Footprints => "footprints",
+            Held::KnownHeights => "known_heights",
+        }
+    }
+
+    /// How errors name the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Held::Footprints => IN_MEMORY,
+            Held::KnownHeights => KNOWN_IN_MEMORY,
+        }
+    }
+
+    fn kind(self) -> FileKind {
+        match self {
+            Held::Footprints => FileKind::Footprints,
+            Held::KnownHeights => FileKind::Other,
+        }
     }
 }
 
@@ -51,6 +102,9 @@ impl Drop for InMemory {
 /// How errors name footprints handed over in memory.
 pub const IN_MEMORY: &str = "the footprints GeoDataFrame";
 
+/// How errors name known heights handed over in memory.
+pub const KNOWN_IN_MEMORY: &str = "the known_heights table";
+
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// Writes the footprints of an Arrow IPC stream (`ipc`) into a new in-memory GeoPackage, layer
@@ -58,9 +112,22 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// PROJJSON). The geometry is the column `geometry` (WKB, null for a row without one); the
 /// others become fields: text, numbers (as 64-bit floats or integers) and booleans.
 pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
+    table_in_memory(ipc, Some(crs), Held::Footprints)
+}
+
+/// Writes a table of known heights (an Arrow IPC stream, as for [`footprints_in_memory`]) into
+/// a new in-memory GeoPackage, layer `known_heights`. Its geometry column is optional (rows
+/// then join by id); with one, `crs` is required.
+pub fn known_heights_in_memory(ipc: &[u8], crs: Option<&str>) -> Result<InMemory> {
+    table_in_memory(ipc, crs, Held::KnownHeights)
+}
+
+fn table_in_memory(ipc: &[u8], crs: Option<&str>, held: Held) -> Result<InMemory> {
     crate::io::gdal_setup::init();
-    let bad = |m: String| Error::of(FileKind::Footprints, IN_MEMORY, m);
-    let crs = Crs::from_user(crs).map_err(|e| bad(e.to_string()))?;
+    let bad = |m: String| Error::of(held.kind(), held.name(), m);
+    let crs = crs
+        .map(|c| Crs::from_user(c).map_err(|e| bad(e.to_string())))
+        .transpose()?;
     let mut reader = std::io::Cursor::new(ipc);
     let metadata = read_stream_metadata(&mut reader).map_err(|e| bad(e.to_string()))?;
     let fields: Vec<(String, ArrowDataType)> = metadata
@@ -79,22 +146,31 @@ pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
             StreamState::Waiting => break,
         }
     }
-    let geometry = fields
-        .iter()
-        .position(|(n, _)| n == "geometry")
-        .ok_or_else(|| bad("no 'geometry' column (WKB)".into()))?;
-    let wkb = binary_values(&columns[geometry]).ok_or_else(|| {
-        bad(format!(
-            "column 'geometry' is {:?}, not WKB binary",
-            fields[geometry].1
-        ))
-    })?;
+    let geometry = fields.iter().position(|(n, _)| n == "geometry");
+    if geometry.is_none() && held == Held::Footprints {
+        return Err(bad("no 'geometry' column (WKB)".into()));
+    }
+    let wkb = geometry
+        .map(|g| {
+            binary_values(&columns[g]).ok_or_else(|| {
+                bad(format!(
+                    "column 'geometry' is {:?}, not WKB binary",
+                    fields[g].1
+                ))
+            })
+        })
+        .transpose()?;
+    if wkb.is_some() && crs.is_none() {
+        return Err(bad(
+            "has a geometry but no CRS: set one (gdf.set_crs(...))".into()
+        ));
+    }
     let mut table = Table {
-        crs: Some(crs.clone()),
+        crs: crs.clone(),
         ..Default::default()
     };
     for (c, (name, dtype)) in fields.iter().enumerate() {
-        if c == geometry {
+        if Some(c) == geometry {
             continue;
         }
         let data = column_data(&columns[c]).ok_or_else(|| {
@@ -109,58 +185,66 @@ pub fn footprints_in_memory(ipc: &[u8], crs: &str) -> Result<InMemory> {
     }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let path = PathBuf::from(format!(
-        "/vsimem/roofline/{}-{n}/footprints.gpkg",
-        std::process::id()
+        "/vsimem/roofline/{}-{n}/{}.gpkg",
+        std::process::id(),
+        held.layer()
     ));
-    let held = InMemory { path: path.clone() };
+    let rows = match (&wkb, table.columns.first()) {
+        (Some(w), _) => w.len(),
+        (None, Some(c)) => c.data.len(),
+        (None, None) => 0,
+    };
+    let memory = InMemory {
+        path: path.clone(),
+        held,
+        fields: table.columns.iter().map(|c| c.name.clone()).collect(),
+        geometry: wkb.is_some(),
+    };
     // GDAL's own messages, but naming the table the user handed over, not the memory file.
     let gerr = |e| bad(gdal_write_error(&path, e).to_string());
     let driver = DriverManager::get_driver_by_name("GPKG").map_err(gerr)?;
     let mut ds = driver.create_vector_only(&path).map_err(gerr)?;
-    let srs = crs.srs();
+    let srs = crs.as_ref().map(Crs::srs);
     {
         let layer = ds
             .create_layer(LayerOptions {
-                name: "footprints",
-                srs: Some(&srs),
-                ty: OGRwkbGeometryType::wkbUnknown,
+                name: held.layer(),
+                srs: srs.as_ref(),
+                ty: if wkb.is_some() {
+                    OGRwkbGeometryType::wkbUnknown
+                } else {
+                    OGRwkbGeometryType::wkbNone
+                },
                 // Not `fid`, GeoPackage's default: a user's own `fid` column stays a field.
                 options: Some(&["FID=_roofline_fid", "GEOMETRY_NAME=_roofline_geometry"]),
             })
             .map_err(gerr)?;
         add_fields(&layer, &table, false, &path).map_err(|e| bad(e.to_string()))?;
     }
-    if let Some(c) = table.columns.iter().find(|c| c.data.len() != wkb.len()) {
+    if let Some(c) = table.columns.iter().find(|c| c.data.len() != rows) {
         return Err(bad(format!(
-            "column '{}' has {} rows, the geometry {}",
+            "column '{}' has {} rows, the table {rows}",
             c.name,
             c.data.len(),
-            wkb.len()
         )));
     }
     let txn = ds.start_transaction().map_err(gerr)?;
-    write_rows_with(
-        &txn.layer(0).map_err(gerr)?,
-        &table,
-        wkb.len(),
-        &path,
-        |row| {
-            wkb[row]
-                .as_deref()
-                .map(|b| {
-                    Geometry::from_wkb(b)
-                        .map_err(|e| bad(format!("row {row}: geometry is not WKB: {e}")))
-                })
-                .transpose()
-        },
-    )
+    write_rows_with(&txn.layer(0).map_err(gerr)?, &table, rows, &path, |row| {
+        wkb.as_ref()
+            .and_then(|w| w[row].as_deref())
+            .map(|b| {
+                Geometry::from_wkb(b)
+                    .map_err(|e| bad(format!("row {row}: geometry is not WKB: {e}")))
+            })
+            .transpose()
+    })
     .map_err(|e| match e {
-        Error::Footprints { .. } => e,
+        Error::Footprints { .. } if held == Held::Footprints => e,
         other => bad(other.to_string()),
     })?;
     txn.commit().map_err(gerr)?;
     ds.close().map_err(gerr)?;
-    Ok(held)
+    Ok(memory)
 }
 
 /// The values of a binary column's chunks (WKB), `None` for another type.

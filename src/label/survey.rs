@@ -44,7 +44,7 @@ impl SurveySummary {
     pub fn describe(&self, path: &Path) -> String {
         let mut s = format!(
             "{}: known heights from a survey: {} of {} rows joined to a footprint by {}",
-            path.display(),
+            named(path).display(),
             self.joined,
             self.rows,
             self.by
@@ -69,6 +69,16 @@ impl SurveySummary {
     }
 }
 
+/// How messages name the survey: its file, or the table handed over in memory (the Python
+/// package's `known_heights`), not the memory file holding it.
+fn named(path: &Path) -> &Path {
+    if crate::config::is_in_memory(path) {
+        Path::new(crate::io::memory::KNOWN_IN_MEMORY)
+    } else {
+        path
+    }
+}
+
 /// A label row per footprint: the surveyed height (in metres) where a survey row joined it,
 /// else `missing`.
 pub fn survey_labels(
@@ -76,7 +86,7 @@ pub fn survey_labels(
     cfg: &SurveyLabelConfig,
 ) -> Result<(Vec<LabelRow>, SurveySummary)> {
     let path = cfg.path.as_path();
-    let fail = |msg: String| Error::of(FileKind::Other, path, msg);
+    let fail = |msg: String| Error::of(FileKind::Other, named(path), msg);
     let xy = match (&cfg.x, &cfg.y) {
         (Some(x), Some(y)) => Some([
             format!("X_POSSIBLE_NAMES={x}"),
@@ -118,15 +128,15 @@ pub fn survey_labels(
         None
     } else {
         let crs = match (&cfg.crs, layer.spatial_ref()) {
-            (Some(c), _) => Crs::from_user(c).at_kind(FileKind::Other, path)?,
-            (None, Some(srs)) => Crs::from_srs(&srs).at_kind(FileKind::Other, path)?,
+            (Some(c), _) => Crs::from_user(c).at_kind(FileKind::Other, named(path))?,
+            (None, Some(srs)) => Crs::from_srs(&srs).at_kind(FileKind::Other, named(path))?,
             (None, None) => {
                 return Err(fail(
                     "has no CRS to place its rows by; set label.crs (or join by label.id)".into(),
                 ))
             }
         };
-        Some(Transform::new(&crs, &fp.crs).at_kind(FileKind::Other, path)?)
+        Some(Transform::new(&crs, &fp.crs).at_kind(FileKind::Other, named(path))?)
     };
     let unit = cfg.unit.unwrap_or_default().metres();
     let mut summary = SurveySummary {

@@ -12,6 +12,7 @@ pub mod intervals;
 pub mod level;
 pub mod local;
 pub mod matrix;
+pub mod params;
 pub mod predict;
 pub mod train;
 

@@ -15,12 +15,13 @@ use pyo3::types::PyBytes;
 use roofline::config::CityConfig;
 use roofline::error::Error;
 use roofline::features::{city_features, features_table, CityFeatures, FeatureOptions};
-use roofline::io::memory::{footprints_in_memory, InMemory};
+use roofline::io::memory::{footprints_in_memory, known_heights_in_memory, InMemory};
 use roofline::io::output::arrow_ipc;
 use roofline::io::table::Table;
 use roofline::label::{label_city, labels_output};
+use roofline::model::params::TrainParams;
 use roofline::model::predict::predict_city;
-use roofline::model::train::{train_model, TrainOptions};
+use roofline::model::train::train_model;
 use roofline::model::HeightModel;
 use roofline::progress::Progress;
 
@@ -119,6 +120,16 @@ struct City {
     dir: PathBuf,
     footprints: Option<Vec<u8>>,
     crs: Option<String>,
+    known: Option<Known>,
+}
+
+/// Known heights handed to `predict`: an Arrow IPC table with `height_m` and an `id` column
+/// or a geometry (then its CRS), taken as heights of the model's label family. They replace
+/// the config's `[label]` as a survey (the same join, checks and anchoring).
+struct Known {
+    ipc: Vec<u8>,
+    crs: Option<String>,
+    label: String,
 }
 
 /// A city from Python: (text, is JSON, path, folder, footprints IPC bytes or None, CRS or None).
@@ -142,16 +153,17 @@ impl City {
             dir,
             footprints: footprints.map(|b| b.as_bytes(py).to_vec()),
             crs,
+            known: None,
         }
     }
 
-    /// The checked config, and the in-memory footprints it reads (kept alive with it).
-    fn config(&self) -> roofline::error::Result<(CityConfig, Option<InMemory>)> {
-        if !self.json && self.footprints.is_none() {
+    /// The checked config, and the in-memory tables it reads (kept alive with it).
+    fn config(&self) -> roofline::error::Result<(CityConfig, Vec<InMemory>)> {
+        if !self.json && self.footprints.is_none() && self.known.is_none() {
             // A config file's own text, so messages name its lines.
             return Ok((
                 CityConfig::from_toml(&self.text, &self.path, &self.dir)?,
-                None,
+                Vec::new(),
             ));
         }
         let config_error =
@@ -163,33 +175,71 @@ impl City {
                 .parse()
                 .map_err(|e: toml::de::Error| config_error(e.message().to_string()))?
         };
-        let Some(ipc) = &self.footprints else {
-            return Ok((
-                CityConfig::from_toml(&doc.to_string(), &self.path, &self.dir)?,
-                None,
-            ));
-        };
-        let crs = self.crs.as_deref().ok_or_else(|| {
-            Error::of(
-                roofline::error::FileKind::Config,
-                &self.path,
-                "the footprints GeoDataFrame has no CRS: set one (gdf.set_crs(...))",
-            )
-        })?;
-        let held = footprints_in_memory(ipc, crs)?;
-        let section = doc
-            .entry("footprints")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(t) = section.as_table_mut() {
-            t.insert(
-                "path".into(),
-                toml::Value::String(held.path().to_string_lossy().into_owned()),
-            );
-            t.insert("layer".into(), toml::Value::String("footprints".into()));
-            t.remove("sql");
+        let mut held = Vec::new();
+        if let Some(ipc) = &self.footprints {
+            let crs = self.crs.as_deref().ok_or_else(|| {
+                config_error(
+                    "the footprints GeoDataFrame has no CRS: set one (gdf.set_crs(...))".into(),
+                )
+            })?;
+            let memory = footprints_in_memory(ipc, crs)?;
+            let section = doc
+                .entry("footprints")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(t) = section.as_table_mut() {
+                t.insert("path".into(), path_value(&memory));
+                t.insert("layer".into(), memory.layer().into());
+                t.remove("sql");
+            }
+            held.push(memory);
+        }
+        if let Some(known) = &self.known {
+            let memory = known_heights_in_memory(&known.ipc, known.crs.as_deref())?;
+            doc.insert("label".into(), known.label_section(&memory)?.into());
+            held.push(memory);
         }
         let cfg = CityConfig::from_toml(&doc.to_string(), &self.path, &self.dir)?;
-        Ok((cfg, Some(held)))
+        Ok((cfg, held))
+    }
+}
+
+/// An in-memory table's path as a config value.
+fn path_value(memory: &InMemory) -> toml::Value {
+    toml::Value::String(memory.path().to_string_lossy().into_owned())
+}
+
+impl Known {
+    /// The `[label]` that reads the table as a survey of the model's family: joined by its
+    /// `id` column, else by where its geometries lie.
+    fn label_section(&self, memory: &InMemory) -> roofline::error::Result<toml::Table> {
+        let bad = |m: String| {
+            Error::of(
+                roofline::error::FileKind::Other,
+                roofline::io::memory::KNOWN_IN_MEMORY,
+                m,
+            )
+        };
+        let fields = memory.fields();
+        if !fields.iter().any(|f| f == "height_m") {
+            return Err(bad(format!(
+                "has no `height_m` column (columns: {})",
+                fields.join(", ")
+            )));
+        }
+        let mut t = toml::Table::new();
+        t.insert("source".into(), "survey".into());
+        t.insert("name".into(), self.label.clone().into());
+        t.insert("path".into(), path_value(memory));
+        t.insert("layer".into(), memory.layer().into());
+        t.insert("field".into(), "height_m".into());
+        if fields.iter().any(|f| f == "id") {
+            t.insert("id".into(), "id".into());
+        } else if !memory.has_geometry() {
+            return Err(bad(
+                "has neither an `id` column (the footprints' ids) nor a geometry to join by".into(),
+            ));
+        }
+        Ok(t)
     }
 }
 
@@ -197,10 +247,9 @@ impl City {
 /// bytes (encoded without the GIL too).
 fn city_table(
     py: Python<'_>,
-    city: CityArgs,
+    city: City,
     stage: impl FnOnce(&CityConfig) -> roofline::error::Result<Table> + Send,
 ) -> PyResult<Py<PyBytes>> {
-    let city = City::of(py, city);
     let bytes = py
         .detach(|| {
             let (cfg, _held) = city.config()?;
@@ -210,20 +259,20 @@ fn city_table(
     Ok(PyBytes::new(py, &bytes).unbind())
 }
 
-/// The configs (with the in-memory footprints they read) and features of several cities.
-type CitiesFeatures = (Vec<Option<InMemory>>, Vec<CityConfig>, Vec<CityFeatures>);
+/// The configs (with the in-memory tables they read) and features of several cities.
+type CitiesFeatures = (Vec<Vec<InMemory>>, Vec<CityConfig>, Vec<CityFeatures>);
 
 /// [`CitiesFeatures`] of `cities`, known-neighbour features with `known_heights`.
 fn cities_features(
     cities: &[City],
     known_heights: bool,
-    quiet: bool,
+    progress: &Progress,
 ) -> roofline::error::Result<CitiesFeatures> {
     let (mut held, mut configs, mut features) = (Vec::new(), Vec::new(), Vec::new());
     for c in cities {
         let (cfg, h) = c.config()?;
         held.push(h);
-        features.push(features_of(&cfg, known_heights, quiet)?);
+        features.push(features_of(&cfg, known_heights, progress)?);
         configs.push(cfg);
     }
     Ok((held, configs, features))
@@ -232,7 +281,7 @@ fn cities_features(
 fn features_of(
     cfg: &CityConfig,
     known_heights: bool,
-    quiet: bool,
+    progress: &Progress,
 ) -> roofline::error::Result<CityFeatures> {
     city_features(
         cfg,
@@ -240,8 +289,76 @@ fn features_of(
             known_heights,
             ..Default::default()
         },
-        &Progress::new(quiet),
+        progress,
     )
+}
+
+/// Where progress goes, as Python decides it: `quiet` (nothing, and no summaries on stderr),
+/// `python` (bars written to `sys.stderr`, so a notebook shows them in the cell) or `stderr`
+/// (the command line's bars, drawn when stderr is a terminal).
+fn progress(how: &str) -> PyResult<Progress> {
+    match how {
+        "quiet" => Ok(Progress::hidden()),
+        "python" => Ok(Progress::drawn_to(|| {
+            indicatif::ProgressDrawTarget::term_like(Box::new(SysStderr))
+        })),
+        "stderr" => Ok(Progress::new(false)),
+        other => Err(InvalidError::new_err(format!(
+            "progress is quiet, python or stderr, not {other}"
+        ))),
+    }
+}
+
+/// Python's `sys.stderr` as a one-line terminal for indicatif: a notebook's output area
+/// understands a carriage return but no cursor movement, so a bar redraws its line in place.
+#[derive(Debug)]
+struct SysStderr;
+
+impl SysStderr {
+    fn call(&self, method: &str, text: Option<&str>) -> std::io::Result<()> {
+        Python::attach(|py| -> PyResult<()> {
+            let stderr = py.import("sys")?.getattr("stderr")?;
+            match text {
+                Some(t) => stderr.call_method1(method, (t,))?,
+                None => stderr.call_method0(method)?,
+            };
+            Ok(())
+        })
+        .map_err(std::io::Error::other)
+    }
+}
+
+impl indicatif::TermLike for SysStderr {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.call("write", Some(&format!("{s}\n")))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.call("write", Some(s))
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.call(
+            "write",
+            Some(&format!("\r{:w$}\r", "", w = self.width() as usize)),
+        )
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.call("flush", None)
+    }
 }
 
 /// A trained height model (the `.model` files of the command line, `models/` included).
@@ -280,18 +397,27 @@ impl Model {
             .collect()
     }
 
-    /// `roofline predict` on one region: Arrow IPC of its output table.
-    #[pyo3(signature = (city, recalibrate = true, quiet = true))]
+    /// `roofline predict` on one region: Arrow IPC of its output table. `known` (an Arrow IPC
+    /// table and its CRS) gives known heights of the model's family, replacing `[label]`.
+    #[pyo3(signature = (city, known = None, recalibrate = true, progress = "quiet"))]
     fn predict(
         &self,
         py: Python<'_>,
         city: CityArgs,
+        known: Option<(Py<PyBytes>, Option<String>)>,
         recalibrate: bool,
-        quiet: bool,
+        progress: &str,
     ) -> PyResult<Py<PyBytes>> {
         let model = &self.inner;
+        let mut city = City::of(py, city);
+        city.known = known.map(|(ipc, crs)| Known {
+            ipc: ipc.as_bytes(py).to_vec(),
+            crs,
+            label: model.meta.label.name.clone(),
+        });
+        let progress = self::progress(progress)?;
         city_table(py, city, |cfg| {
-            Ok(predict_city(model, cfg, recalibrate, &Progress::new(quiet))?.0)
+            Ok(predict_city(model, cfg, recalibrate, &progress)?.0)
         })
     }
 }
@@ -307,37 +433,41 @@ fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
 
 /// `roofline labels`: Arrow IPC of the city's labels table.
 #[pyfunction]
-#[pyo3(signature = (city, quiet = true))]
-fn labels(py: Python<'_>, city: CityArgs, quiet: bool) -> PyResult<Py<PyBytes>> {
-    city_table(py, city, |cfg| {
-        let (footprints, labels) = label_city(cfg, &Progress::new(quiet))?;
+#[pyo3(signature = (city, progress = "quiet"))]
+fn labels(py: Python<'_>, city: CityArgs, progress: &str) -> PyResult<Py<PyBytes>> {
+    let progress = self::progress(progress)?;
+    city_table(py, City::of(py, city), |cfg| {
+        let (footprints, labels) = label_city(cfg, &progress)?;
         Ok(labels_output(&labels, &footprints))
     })
 }
 
 /// `roofline features`: Arrow IPC of the city's features table.
 #[pyfunction]
-#[pyo3(signature = (city, known_heights = true, quiet = true))]
+#[pyo3(signature = (city, known_heights = true, progress = "quiet"))]
 fn features(
     py: Python<'_>,
     city: CityArgs,
     known_heights: bool,
-    quiet: bool,
+    progress: &str,
 ) -> PyResult<Py<PyBytes>> {
-    city_table(py, city, |cfg| {
-        features_table(&[features_of(cfg, known_heights, quiet)?])
+    let progress = self::progress(progress)?;
+    city_table(py, City::of(py, city), |cfg| {
+        features_table(&[features_of(cfg, known_heights, &progress)?])
     })
 }
 
-/// `roofline train` with its defaults and `seed`: the model of these cities.
+/// `roofline train`: the model of these cities, `params` the training parameters as JSON
+/// (roofline's [`TrainParams`], by name; unset ones keep the defaults).
 #[pyfunction]
-#[pyo3(signature = (cities, seed = 42, quiet = true))]
-fn train(py: Python<'_>, cities: Vec<CityArgs>, seed: u64, quiet: bool) -> PyResult<Model> {
+#[pyo3(signature = (cities, params = "{}", progress = "quiet"))]
+fn train(py: Python<'_>, cities: Vec<CityArgs>, params: &str, progress: &str) -> PyResult<Model> {
     let cities: Vec<City> = cities.into_iter().map(|c| City::of(py, c)).collect();
+    let progress = self::progress(progress)?;
     let inner = py
         .detach(|| {
-            let opts = TrainOptions::default().with_seed(seed);
-            let (_held, _, features) = cities_features(&cities, opts.known_heights, quiet)?;
+            let opts = TrainParams::from_json(params)?.options()?;
+            let (_held, _, features) = cities_features(&cities, opts.known_heights, &progress)?;
             let refs: Vec<&CityFeatures> = features.iter().collect();
             train_model(&refs, &opts)
         })
@@ -345,27 +475,30 @@ fn train(py: Python<'_>, cities: Vec<CityArgs>, seed: u64, quiet: bool) -> PyRes
     Ok(Model { inner })
 }
 
-/// `roofline cv` with its defaults: the cities cross-validated (`by` `city` or `blocks`; by
-/// default leave-one-city-out from two cities on) with the `local_labels` scenarios
-/// (`20`, `0.02`, `20:clustered`), the report folder written to `output`.
+/// `roofline cv`: the cities cross-validated (`by` `city` or `blocks`; by default
+/// leave-one-city-out from two cities on) with the `scenarios` of leave-one-city-out (known
+/// buildings `20`, `0.02`, `20:clustered`; sparse LiDAR `density=0.05`, `strips=0.3`,
+/// `tracks=500`), `params` the training parameters as JSON; the report folder written to
+/// `output`.
 #[pyfunction]
-#[pyo3(signature = (cities, output, by = None, seed = 42, block_size = 250.0, folds = 5, buffer = roofline::eval::cv::DEFAULT_BUFFER_M, local_labels = Vec::new(), quiet = true))]
+#[pyo3(signature = (cities, output, by = None, block_size = 250.0, folds = 5, buffer = roofline::eval::cv::DEFAULT_BUFFER_M, scenarios = Vec::new(), params = "{}", progress = "quiet"))]
 #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one per `roofline cv` option.
 fn cv(
     py: Python<'_>,
     cities: Vec<CityArgs>,
     output: PathBuf,
     by: Option<String>,
-    seed: u64,
     block_size: f64,
     folds: usize,
     buffer: f64,
-    local_labels: Vec<String>,
-    quiet: bool,
+    scenarios: Vec<String>,
+    params: &str,
+    progress: &str,
 ) -> PyResult<()> {
     use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
     use roofline::eval::scenario::Scenario;
     let cities: Vec<City> = cities.into_iter().map(|c| City::of(py, c)).collect();
+    let progress = self::progress(progress)?;
     py.detach(|| -> roofline::error::Result<()> {
         let scheme = match by.as_deref() {
             Some("city") => Scheme::City,
@@ -382,25 +515,20 @@ fn cv(
             }
         };
         scheme.check()?;
+        let mut opts = TrainParams::from_json(params)?.options()?;
         roofline::io::output::check_output_dir(&output)?;
-        let scenarios = local_labels
+        let scenarios = scenarios
             .iter()
-            .map(|s| {
-                let (known, draw) = roofline::model::anchor::parse_known(s)?;
-                Ok(Scenario::LocalLabels {
-                    known,
-                    draw: draw.unwrap_or_default(),
-                })
-            })
+            .map(|s| s.parse::<Scenario>())
             .collect::<roofline::error::Result<Vec<_>>>()?;
-        let opts = TrainOptions::default().with_seed(seed);
-        // Without known heights: the cross-validation recomputes them per fold.
-        let (_held, configs, features) = cities_features(&cities, false, quiet)?;
+        // Known-neighbour features only under blocks, recomputed per fold (as `roofline cv`).
+        opts.known_heights &= matches!(scheme, Scheme::Blocks { .. });
+        let (_held, configs, features) = cities_features(&cities, false, &progress)?;
         let scenarios = Scenarios {
             list: &scenarios,
             configs: &configs,
         };
-        let out = cross_validate_with(&features, scheme, &opts, scenarios, &Progress::new(quiet))?;
+        let out = cross_validate_with(&features, scheme, &opts, scenarios, &progress)?;
         roofline::render::report::write_report(&out, &features, &output)
     })
     .map_err(raise)

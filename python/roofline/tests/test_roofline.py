@@ -1,9 +1,11 @@
 """The Python package against the command line: same heights, same features, same model bytes,
 errors as exceptions. Run by the test command after `maturin develop` (README "From Python");
 `ROOFLINE_BIN` names the command-line binary built by the same test run."""
+import io
 import json
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -153,7 +155,7 @@ print(t.num_rows, n)
 def test_the_tables_are_geoarrow_that_old_and_new_readers_open(tmp_path):
     from roofline import _city, _native
 
-    ipc = _native.features(_city(DELFT), False, True)
+    ipc = _native.features(_city(DELFT), False, "quiet")
     t = pa.ipc.open_stream(ipc).read_all()
     field = t.schema.field("geometry")
     assert field.metadata[b"ARROW:extension:name"] == b"geoarrow.wkb"
@@ -193,17 +195,98 @@ def test_the_gil_is_released_while_roofline_works():
     assert len(ticks) > 20, len(ticks)
 
 
-def test_cv_writes_the_command_lines_report(tmp_path):
+class Watched(io.StringIO):
+    """A stderr someone watches (as a notebook's or a terminal's): bars are drawn into it."""
+
+    def isatty(self):
+        return True
+
+
+def test_cv_writes_the_command_lines_report_with_a_bar_in_the_cell(tmp_path, monkeypatch):
     cities = [DATA / "cities" / "delft-3dfier.toml", DELFT]
-    metrics, predictions, folder = roofline.cv(cities, tmp_path / "py", seed=3, local_labels=[20])
-    cli("cv", "--quiet", "--seed", 3, "--local-labels", 20, *cities, "-o", tmp_path / "cli")
+    cell = Watched()
+    monkeypatch.setattr(sys, "stderr", cell)
+    metrics, predictions, folder = roofline.cv(
+        cities, tmp_path / "py", seed=3, scenarios=["density=0.05", 20]
+    )
+    monkeypatch.undo()
+    # The leave-one-city-out bar, redrawn in place in the "cell".
+    assert "cv" in cell.getvalue() and "cities" in cell.getvalue() and "\r" in cell.getvalue()
+    cli("cv", "--quiet", "--seed", 3, "--local-labels", 20, "--sparse-lidar", "density=0.05",
+        *cities, "-o", tmp_path / "cli")
     theirs = json.loads((tmp_path / "cli" / "metrics.json").read_text())
-    for m in (metrics, theirs):
+    ours = metrics.attrs["json"]
+    for m in (ours, theirs):
         m.pop("seconds")
-    assert metrics == theirs
-    assert metrics["scheme"]["by"] == "city"
-    assert [c["city"] for c in metrics["per_city"]] == ["delft-3dfier", "delft-5910"]
-    assert set(predictions["scenario"]) == {"none", "local-labels 20"}
+    assert ours == theirs
+    assert ours["scheme"]["by"] == "city"
+    row = metrics.set_index(["scenario", "city"]).loc[("none", "delft-5910")]
+    assert row["mae"] == theirs["per_city"][1]["model"]["mae"]
+    assert row["baseline_mae"] == theirs["per_city"][1]["baseline"]["mae"]
+    assert set(metrics["scenario"]) == {"none", "local-labels 20", "sparse-lidar density=0.05"}
+    # The sparse-LiDAR scenario is reported (as skipped: these cities have no LiDAR).
+    assert set(predictions["scenario"]) <= {"none", "local-labels 20", "sparse-lidar density=0.05"}
     assert (folder / "report.html").is_file()
     with pytest.raises(roofline.InvalidError, match="by"):
         roofline.cv(cities, tmp_path / "bad", by="street")
+    with pytest.raises(roofline.InvalidError, match="unknown field `tres`"):
+        roofline.cv(cities, tmp_path / "bad2", tres=3)
+
+
+def test_train_takes_the_command_lines_parameters_by_name(tmp_path):
+    city = DATA / "cities" / "delft-3dfier.toml"
+    ours = roofline.train([city], seed=5, trees=40, loss="huber", intervals="pooled", quiet=True)
+    ours.save(tmp_path / "py.model")
+    cli("train", "--quiet", "--seed", 5, "--trees", 40, "--loss", "huber", "--intervals", "pooled",
+        city, "-o", tmp_path / "cli.model")
+    assert (tmp_path / "py.model").read_bytes() == (tmp_path / "cli.model").read_bytes()
+    with pytest.raises(roofline.InvalidError, match="learning_rate"):
+        roofline.train([city], learning_rate=2.0, quiet=True)
+    with pytest.raises(roofline.InvalidError, match="huberr"):
+        roofline.train([city], loss="huberr", quiet=True)
+
+
+def test_known_heights_from_python_anchor_as_a_survey_file_does(tmp_path):
+    model = roofline.load_model(REPO / "models" / "roof-p70.model")
+    fp = gpd.read_file(DELFT_GPKG, layer="footprints")
+    sample = fp.iloc[::20]  # 22 buildings spread over the tile
+    table = pd.DataFrame({"id": sample["identificatie"], "height_m": sample["h_70p"]})
+    ours = model.predict(DELFT, known_heights=table, quiet=True)
+    # The command line, reading the same heights from a survey CSV.
+    table.to_csv(tmp_path / "survey.csv", index=False)
+    config = tmp_path / "delft.toml"
+    config.write_text(
+        f'''name = "delft-5910"
+[footprints]
+path = "{DELFT_GPKG}"
+layer = "footprints"
+id = "identificatie"
+[label]
+source = "survey"
+name = "roof-p70"
+path = "survey.csv"
+field = "height_m"
+id = "id"
+'''
+    )
+    cli("predict", "--quiet", "--model", REPO / "models" / "roof-p70.model", config, "-o", tmp_path / "cli.parquet")
+    theirs = gpd.read_parquet(tmp_path / "cli.parquet")
+    same_frames(ours, theirs)
+    counts = ours["source"].value_counts()
+    assert counts["survey"] == len(sample) and counts["recalibrated"] == len(fp) - len(sample)
+    # The same heights as a Series by id, and as points joined by where they lie.
+    by_series = model.predict(DELFT, known_heights=table.set_index("id")["height_m"], quiet=True)
+    same_frames(ours, by_series)
+    points = gpd.GeoDataFrame(
+        {"height_m": sample["h_70p"].to_numpy()},
+        geometry=sample.geometry.representative_point().to_crs(4326).to_numpy(),
+        crs=4326,
+    )
+    by_place = model.predict(DELFT, known_heights=points, quiet=True)
+    assert (by_place["source"] == "survey").sum() == len(sample)
+    assert np.allclose(by_place["height_m"], ours["height_m"], atol=1e-6)
+    # Nothing to join by, or no heights: one line naming the table.
+    with pytest.raises(roofline.RooflineError, match="known_heights table.*height_m"):
+        model.predict(DELFT, known_heights=table.rename(columns={"height_m": "h"}), quiet=True)
+    with pytest.raises(roofline.RooflineError, match="known_heights table.*neither an `id`"):
+        model.predict(DELFT, known_heights=table.drop(columns="id"), quiet=True)
