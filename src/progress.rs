@@ -1,7 +1,7 @@
 //! Progress bars on stderr (indicatif), silenced by `--quiet` and invisible when stderr is not
 //! a terminal, so logs and CI output stay clean.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Whether to draw progress bars, and where; cheap to copy into every stage. The default is
 /// quiet.
@@ -47,10 +47,16 @@ impl Progress {
         }
         let target = self.target.map_or_else(ProgressDrawTarget::stderr, |t| t());
         let bar = ProgressBar::with_draw_target(Some(len), target);
-        let template = format!("{{msg:>12}} [{{bar:32}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)");
+        let template = format!(
+            "{{msg:>12}} [{{bar:32}}] {{human_pos}}/{{human_len}} {unit} ({{rate}}, {{eta}} left)"
+        );
         bar.set_style(
             ProgressStyle::with_template(&template)
                 .expect("static template")
+                // indicatif's `per_sec` prints four decimals of millions of points a second.
+                .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}/s", HumanCount(s.per_sec().round() as u64));
+                })
                 .progress_chars("=> "),
         );
         bar.set_message(message.to_string());
