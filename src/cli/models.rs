@@ -28,8 +28,9 @@ use roofline::model::HeightModel;
 use roofline::progress::Progress;
 use roofline::stats::percentile::percentile_sorted;
 
-/// Training options from the command line: its flags as the library's [`TrainParams`].
-pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
+/// Training options from the command line: its flags as the library's [`TrainParams`]
+/// (`no_intervals`: `train --no-intervals`).
+pub fn train_options(args: &ModelArgs, no_intervals: bool) -> Result<TrainOptions> {
     TrainParams {
         model: args.model,
         seed: args.seed,
@@ -48,7 +49,7 @@ pub fn train_options(args: &ModelArgs) -> Result<TrainOptions> {
         known_heights: args.known_heights,
         allow_mixed_labels: args.allow_mixed_labels,
         intervals: args.intervals,
-        no_intervals: false,
+        no_intervals,
     }
     .options()
 }
@@ -87,10 +88,7 @@ pub fn train(a: &TrainArgs, ctx: &Context) -> Result<()> {
         a.adapt_to.as_deref(),
         &a.model,
     );
-    let mut opts = train_options(args)?;
-    if a.no_intervals {
-        opts.alpha = None;
-    }
+    let opts = train_options(args, a.no_intervals)?;
     check_output_file(output, false)?;
     let features = load_cities(
         cities,
@@ -530,25 +528,22 @@ pub fn cv(a: &CvArgs, ctx: &Context) -> Result<()> {
     let (cities, output, args) = (&a.cities, a.output.as_path(), &a.model);
     let (by, block_size, folds, buffer) = (a.by, a.block_size, a.folds, a.buffer);
     use roofline::eval::cv::{cross_validate_with, Scenarios, Scheme};
-    let scheme = match by {
-        Some(By::City) => Scheme::City,
-        None if cities.len() >= 2 => Scheme::City,
-        Some(By::Blocks) | None => Scheme::Blocks {
-            size_m: block_size,
-            folds,
-            buffer_m: buffer,
-        },
-    };
     // A scheme that cannot run stops before any city's features are computed.
-    scheme.check()?;
+    let scheme = Scheme::choose(
+        by.map(|b| b == By::City),
+        cities.len(),
+        block_size,
+        folds,
+        buffer,
+    )?;
     if !variants.is_empty() && !matches!(scheme, Scheme::City) {
         return Err(Error::invalid(
             "--ablate compares variants under leave-one-city-out (--by city)",
         ));
     }
-    let mut opts = train_options(args)?;
+    let mut opts = train_options(args, false)?;
     check_output_dir(output)?;
-    opts.known_heights = args.known_heights && matches!(scheme, Scheme::Blocks { .. });
+    opts.known_heights = scheme.known_heights(args.known_heights);
     // Features are computed without known heights: the CV recomputes them per fold.
     let features = load_cities(
         cities,

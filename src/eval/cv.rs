@@ -45,6 +45,34 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The scheme asked for (`by_city`: `Some(true)` leave-one-city-out, `Some(false)` blocks;
+    /// `None`: leave-one-city-out from two cities on, else blocks), checked.
+    pub fn choose(
+        by_city: Option<bool>,
+        cities: usize,
+        size_m: f64,
+        folds: usize,
+        buffer_m: f64,
+    ) -> Result<Scheme> {
+        let scheme = if by_city.unwrap_or(cities >= 2) {
+            Scheme::City
+        } else {
+            Scheme::Blocks {
+                size_m,
+                folds,
+                buffer_m,
+            }
+        };
+        scheme.check()?;
+        Ok(scheme)
+    }
+
+    /// Whether folds learn from known-neighbour features when they are `wanted`: only under
+    /// blocks (recomputed per fold from its training labels); a held-out city has none.
+    pub fn known_heights(&self, wanted: bool) -> bool {
+        wanted && matches!(self, Scheme::Blocks { .. })
+    }
+
     /// An error when the scheme cannot run: fewer than 2 folds, a block size that is not
     /// positive, a negative buffer.
     pub fn check(&self) -> Result<()> {

@@ -165,8 +165,7 @@ impl HeightModel {
         &self,
         region: &crate::features::CityFeatures,
     ) -> crate::error::Result<Option<RegionLevel>> {
-        let (Some(level), Some(log_level)) = (&self.meta.level, self.region_log_level(region))
-        else {
+        let Some(log_level) = self.region_log_level(region) else {
             return Ok(None);
         };
         let factor = match self.spread_cap() {
@@ -176,10 +175,20 @@ impl HeightModel {
             }
             None => 1.0,
         };
-        Ok(Some(RegionLevel {
-            log_level,
-            weight: level.structure_weight * factor,
-        }))
+        Ok(self.level_at(Some(log_level), factor))
+    }
+
+    /// The [`RegionLevel`] at `log_level` with the structure weight scaled by the spread cap's
+    /// `factor`; `None` for a model without a city level (or no level).
+    pub(crate) fn level_at(&self, log_level: Option<f64>, factor: f64) -> Option<RegionLevel> {
+        self.meta
+            .level
+            .as_ref()
+            .zip(log_level)
+            .map(|(l, log_level)| RegionLevel {
+                log_level,
+                weight: l.structure_weight * factor,
+            })
     }
 
     /// ln of a region's estimated height level, for a model with a city level (`None`

@@ -145,15 +145,7 @@ pub fn predict_region(model: &HeightModel, region: &CityFeatures) -> Result<Pred
     let log_level = model.region_log_level(region);
     let (structure, factor) = model.region_structure(&x, region)?;
     let point = model.heights_at(&structure, log_level);
-    let level = model
-        .meta
-        .level
-        .as_ref()
-        .zip(log_level)
-        .map(|(l, log_level)| super::RegionLevel {
-            log_level,
-            weight: l.structure_weight * factor,
-        });
+    let level = model.level_at(log_level, factor);
     let (lo, hi) = intervals(model, &x, &point, log_level)?;
     let ood = out_of_range(model, &x);
     let ood_gain_share = gain_shares(model, &ood);

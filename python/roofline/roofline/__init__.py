@@ -79,7 +79,7 @@ def _progress(quiet: bool) -> str:
     return "python" if watched else "stderr"
 
 
-def _footprints_ipc(gdf: gpd.GeoDataFrame, geometry: bool = True) -> tuple[bytes, Optional[str]]:
+def _table_ipc(gdf: gpd.GeoDataFrame, geometry: bool = True) -> tuple[bytes, Optional[str]]:
     """A GeoDataFrame as an Arrow IPC stream of plain columns (text, float64, int64, bool) and
     WKB geometry (unless `geometry` is false), and its CRS as `AUTHORITY:CODE` (or WKT)."""
     if not isinstance(gdf, gpd.GeoDataFrame):
@@ -129,8 +129,8 @@ def _known_ipc(known: KnownHeights) -> tuple[bytes, Optional[str]]:
             f"GeoDataFrame or a file, not {type(known).__name__}"
         )
     if isinstance(known, gpd.GeoDataFrame) and known._geometry_column_name in known.columns:
-        return _footprints_ipc(known)
-    return _footprints_ipc(gpd.GeoDataFrame(pd.DataFrame(known)), geometry=False)
+        return _table_ipc(known)
+    return _table_ipc(gpd.GeoDataFrame(pd.DataFrame(known)), geometry=False)
 
 
 def _city(city: City, footprints: Optional[gpd.GeoDataFrame] = None) -> tuple:
@@ -151,7 +151,7 @@ def _city(city: City, footprints: Optional[gpd.GeoDataFrame] = None) -> tuple:
         text, is_json, path, folder = city, False, "<config text>", os.getcwd()
     else:
         raise TypeError(f"a city is a config path, a dict or TOML text, not {type(city).__name__}")
-    fp, crs = _footprints_ipc(footprints) if footprints is not None else (None, None)
+    fp, crs = _table_ipc(footprints) if footprints is not None else (None, None)
     return (text, is_json, Path(path), Path(folder), fp, crs)
 
 

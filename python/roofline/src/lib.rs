@@ -500,29 +500,24 @@ fn cv(
     let cities: Vec<City> = cities.into_iter().map(|c| City::of(py, c)).collect();
     let progress = self::progress(progress)?;
     py.detach(|| -> roofline::error::Result<()> {
-        let scheme = match by.as_deref() {
-            Some("city") => Scheme::City,
-            None if cities.len() >= 2 => Scheme::City,
-            Some("blocks") | None => Scheme::Blocks {
-                size_m: block_size,
-                folds,
-                buffer_m: buffer,
-            },
+        let by_city = match by.as_deref() {
+            None => None,
+            Some("city") => Some(true),
+            Some("blocks") => Some(false),
             Some(other) => {
                 return Err(Error::invalid(format!(
                     "`by` is \"city\" or \"blocks\", not \"{other}\""
                 )))
             }
         };
-        scheme.check()?;
+        let scheme = Scheme::choose(by_city, cities.len(), block_size, folds, buffer)?;
         let mut opts = TrainParams::from_json(params)?.options()?;
         roofline::io::output::check_output_dir(&output)?;
         let scenarios = scenarios
             .iter()
             .map(|s| s.parse::<Scenario>())
             .collect::<roofline::error::Result<Vec<_>>>()?;
-        // Known-neighbour features only under blocks, recomputed per fold (as `roofline cv`).
-        opts.known_heights &= matches!(scheme, Scheme::Blocks { .. });
+        opts.known_heights = scheme.known_heights(opts.known_heights);
         let (_held, configs, features) = cities_features(&cities, false, &progress)?;
         let scenarios = Scenarios {
             list: &scenarios,
