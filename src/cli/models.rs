@@ -346,13 +346,10 @@ fn print_sources(p: &Predictions) {
         count(Source::Recalibrated),
         count(Source::Predicted),
         p.local.as_ref().map_or(String::new(), |l| format!(
-            " (recalibration on {} known buildings: {}{})",
+            " (recalibration on {} known buildings: {}, {})",
             l.known,
             l.map_text(),
-            l.interval_scale.map_or(
-                ", too few for local intervals".to_string(),
-                |q| format!(", local intervals ×{q:.2} the model's half-width")
-            )
+            l.interval_text()
         ))
     );
 }

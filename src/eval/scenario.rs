@@ -16,7 +16,8 @@ use crate::io::pointcloud::open_point_clouds;
 use crate::label::sparse::{direct_estimates, MIN_ROOF_POINTS};
 use crate::label::sparsify::{Sparsify, SparsifyPlan};
 use crate::model::anchor::{apply_local, Draw, Known, LocalData, Reveal, Source};
-use crate::model::local::{LocalOptions, LocalSummary};
+use crate::model::level::AREA;
+use crate::model::local::{LocalOptions, LocalSummary, Sites};
 use crate::model::predict::Predictions;
 use crate::progress::Progress;
 
@@ -217,13 +218,12 @@ impl HeldOut<'_> {
     fn anchored_rows(&self, local: &LocalData, summary: &mut ScenarioCity) -> Vec<CvRow> {
         let mut p = self.predictions.clone();
         let label = p.label.clone();
-        let r = apply_local(
-            p.rows_mut(),
-            &self.city.centroids,
-            local,
-            &label,
-            &self.anchoring,
-        );
+        let area = self.city.column_or_nan(AREA);
+        let sites = Sites {
+            centroids: &self.city.centroids,
+            area_m2: &area,
+        };
+        let r = apply_local(p.rows_mut(), sites, local, &label, &self.anchoring);
         summary.known = r.as_ref().map_or(0, |r| r.known);
         summary.recalibration = r;
         self.test

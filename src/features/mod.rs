@@ -91,6 +91,12 @@ impl CityFeatures {
             .map(|j| self.values.column(j))
     }
 
+    /// [`CityFeatures::column`] as a vector, all NaN when the city lacks the feature.
+    pub fn column_or_nan(&self, name: &str) -> Vec<f64> {
+        self.column(name)
+            .map_or_else(|| vec![f64::NAN; self.len()], |c| c.to_vec())
+    }
+
     /// Buildings × `names`, in that column order, for the buildings `rows` (all when `None`):
     /// the one place a feature matrix is built, for training and predicting alike. An error lists
     /// the features the city lacks.

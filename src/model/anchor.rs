@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::local::{recalibrate, LocalOptions, LocalSummary};
+use super::local::{recalibrate, LocalOptions, LocalSummary, Sites};
 use crate::error::{Error, Result};
 use crate::label::sparse::SparseHeights;
 use crate::label::Origin;
@@ -261,11 +261,7 @@ impl HeightRows<'_> {
 /// Recalibrates the model on every row whose source is not [`Source::Predicted`] and
 /// rewrites the predicted rows as [`Source::Recalibrated`]; `None` (rows untouched) when no
 /// row is known.
-pub fn anchor(
-    rows: HeightRows<'_>,
-    centroids: &[[f64; 2]],
-    opts: &LocalOptions,
-) -> Option<LocalSummary> {
+pub fn anchor(rows: HeightRows<'_>, sites: Sites<'_>, opts: &LocalOptions) -> Option<LocalSummary> {
     let known: Vec<Option<f64>> = (0..rows.source.len())
         .map(|i| (rows.source[i] != Source::Predicted).then_some(rows.height_m[i]))
         .collect();
@@ -276,7 +272,7 @@ pub fn anchor(
         rows.predicted_m,
         rows.predicted_lo_m,
         rows.predicted_hi_m,
-        centroids,
+        sites,
         &known,
         opts,
     );
@@ -296,7 +292,7 @@ pub fn anchor(
 /// nothing is measured, then (when asked) [`anchor`] on all of them.
 pub fn apply_local(
     mut rows: HeightRows<'_>,
-    centroids: &[[f64; 2]],
+    sites: Sites<'_>,
     local: &LocalData,
     label: &str,
     opts: &LocalOptions,
@@ -304,7 +300,7 @@ pub fn apply_local(
     let n = rows.source.len();
     if let Some(known) = &local.known {
         let measured: Vec<usize> = (0..n).filter(|&i| rows.source[i].is_label()).collect();
-        let keep = reveal(&measured, centroids, known);
+        let keep = reveal(&measured, sites.centroids, known);
         for &i in &measured {
             if keep.binary_search(&i).is_err() {
                 rows.forget(i);
@@ -325,7 +321,7 @@ pub fn apply_local(
         }
     }
     if local.recalibrate {
-        anchor(rows, centroids, opts)
+        anchor(rows, sites, opts)
     } else {
         None
     }

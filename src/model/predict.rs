@@ -5,7 +5,7 @@
 use ndarray::Array2;
 
 use super::anchor::{apply_local, HeightRows};
-use super::local::{LocalOptions, LocalSummary};
+use super::local::{LocalOptions, LocalSummary, Sites};
 use super::HeightModel;
 use crate::crs::Crs;
 use crate::error::{Error, Result};
@@ -353,9 +353,14 @@ pub fn predict_region_local(
 ) -> Result<Predictions> {
     let mut p = predict_region(model, region)?;
     let label = model.meta.label.name.clone();
+    let area = region.column_or_nan(super::level::AREA);
+    let sites = Sites {
+        centroids: &region.centroids,
+        area_m2: &area,
+    };
     p.local = apply_local(
         p.rows_mut(),
-        &region.centroids,
+        sites,
         local,
         &label,
         &LocalOptions::for_model(model),

@@ -9,7 +9,7 @@ use crate::io::output::read_table;
 use crate::io::table::{concat_union, ColumnData, Table};
 use crate::model::anchor::{anchor, HeightRows, Source};
 use crate::model::level::{area_spread_of, bounds_at, height_at};
-use crate::model::local::{LocalOptions, LocalSummary};
+use crate::model::local::{LocalOptions, LocalSummary, Sites};
 use crate::model::predict::column;
 
 use super::run::{MergeSteps, PlanLevel, HELPER_COLUMNS, LEVEL_COLUMNS, PLAN_METADATA};
@@ -162,7 +162,7 @@ fn relevel_merged(t: &mut Table, n: usize, level: &PlanLevel) -> Result<()> {
     let l = level.model.log_level_from_values(&feature);
     let factor = match &level.model.spread_cap {
         Some(cap) => cap.factor(
-            area_spread_of(&head(f64_column(t, LEVEL_COLUMNS[4])?)),
+            area_spread_of(&head(f64_column(t, HELPER_COLUMNS[4])?)),
             &structure,
         ),
         None => 1.0,
@@ -217,6 +217,7 @@ fn recalibrate_merged(
     let hi = head(f64_column(t, HELPER_COLUMNS[1])?);
     let xs = head(f64_column(t, HELPER_COLUMNS[2])?);
     let ys = head(f64_column(t, HELPER_COLUMNS[3])?);
+    let area = head(f64_column(t, HELPER_COLUMNS[4])?);
     let mut height = head(f64_column(t, column::HEIGHT)?);
     let mut height_lo = head(f64_column(t, column::LO)?);
     let mut height_hi = head(f64_column(t, column::HI)?);
@@ -244,7 +245,11 @@ fn recalibrate_merged(
         hi_m: &mut height_hi,
         source: &mut source,
     };
-    let Some(summary) = anchor(rows, &centroids, opts) else {
+    let sites = Sites {
+        centroids: &centroids,
+        area_m2: &area,
+    };
+    let Some(summary) = anchor(rows, sites, opts) else {
         return Ok(None);
     };
     let number =

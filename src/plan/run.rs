@@ -23,24 +23,24 @@ use super::Job;
 /// Metadata key of a partition's plan-only facts (removed by the merge).
 pub const PLAN_METADATA: &str = "roofline_plan";
 /// Columns a predictions partition carries for the merge's recalibration (removed by it).
-pub const HELPER_COLUMNS: [&str; 4] = [
+pub const HELPER_COLUMNS: [&str; 5] = [
     "_plan_predicted_lo_m",
     "_plan_predicted_hi_m",
     "_plan_x",
     "_plan_y",
+    "_plan_area_m2",
 ];
 
 /// Columns a predictions partition of a model with a city level carries, so the merge can
 /// apply the whole region's level (a tile's own, from its buildings alone, differs): each
 /// row's structure and interval bounds in ln(height) above the level, its value of the
-/// feature the level is estimated from and its footprint area, for the spread cap (removed by
-/// the merge).
-pub const LEVEL_COLUMNS: [&str; 5] = [
+/// feature the level is estimated from (removed by the merge). The spread cap reads the
+/// footprint area from [`HELPER_COLUMNS`].
+pub const LEVEL_COLUMNS: [&str; 4] = [
     "_plan_structure",
     "_plan_lo_structure",
     "_plan_hi_structure",
     "_plan_level_feature",
-    "_plan_area_m2",
 ];
 
 /// What the merge does after concatenating a predictions stage's partitions, under
@@ -221,6 +221,7 @@ impl JobInput {
             HELPER_COLUMNS[3],
             region.centroids.iter().map(|c| c[1]),
         ));
+        table.push(Column::f64(HELPER_COLUMNS[4], region.column_or_nan(AREA)));
         let level = model.meta.level.as_ref().map(|l| PlanLevel {
             model: l.clone(),
             intervals: model.interval.as_ref().map(|i| i.calibration.log_scale),
@@ -238,11 +239,10 @@ impl JobInput {
                 .descriptor
                 .as_deref()
                 .and_then(|d| region.column(descriptor_source(d)))
-                .map_or(nan.clone(), |c| c.to_vec());
-            let area = region.column(AREA).map_or(nan, |c| c.to_vec());
+                .map_or(nan, |c| c.to_vec());
             for (name, v) in LEVEL_COLUMNS
                 .iter()
-                .zip([structure.to_vec(), lo, hi, feature, area])
+                .zip([structure.to_vec(), lo, hi, feature])
             {
                 table.push(Column::f64(name, v));
             }
