@@ -240,6 +240,8 @@ pub fn recalibrate(
         .collect();
     // In ln(height) the map and the residuals are relative; heights under 0.1 m are 0.1 m.
     let to = |v: f64| if opts.log_scale { v.max(0.1).ln() } else { v };
+    // Back to metres, never negative.
+    let back = |v: f64| if opts.log_scale { v.exp() } else { v.max(0.0) };
     let kx: Vec<f64> = k.iter().map(|&i| to(predicted[i])).collect();
     let mut ky: Vec<f64> = k.iter().map(|&i| to(known[i].expect("known"))).collect();
     if opts.log_scale {
@@ -299,7 +301,6 @@ pub fn recalibrate(
         // Kept only when it predicts the known buildings better (each left out of its own
         // correction), in metres: a few known buildings in a city the model sizes right
         // would otherwise add their noise.
-        let back = |v: f64| if opts.log_scale { v.exp() } else { v.max(0.0) };
         let error = |with: bool| -> f64 {
             k.iter()
                 .map(|&i| {
@@ -312,16 +313,7 @@ pub fn recalibrate(
             alike = fitted;
         }
     }
-    let height: Vec<f64> = (0..n)
-        .map(|i| {
-            let v = placed[i] + alike[i];
-            if opts.log_scale {
-                v.exp()
-            } else {
-                v.max(0.0)
-            }
-        })
-        .collect();
+    let height: Vec<f64> = (0..n).map(|i| back(placed[i] + alike[i])).collect();
     // The model's half-width in metres, stretched by the map's slope there, is the
     // difficulty scale (in ln(height) the map's derivative is b · e^a · p^(b - 1)).
     let stretch = |p: f64| {
