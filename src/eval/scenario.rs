@@ -219,9 +219,11 @@ impl HeldOut<'_> {
         let mut p = self.predictions.clone();
         let label = p.label.clone();
         let area = self.city.column_or_nan(AREA);
+        let (_, features) = self.city.footprint_features();
         let sites = Sites {
             centroids: &self.city.centroids,
             area_m2: &area,
+            features: features.view(),
         };
         let r = apply_local(p.rows_mut(), sites, local, &label, &self.anchoring);
         summary.known = r.as_ref().map_or(0, |r| r.known);

@@ -124,6 +124,23 @@ impl CityFeatures {
         })
     }
 
+    /// The footprint features alone — shape and surroundings ([`Group::Geometry`],
+    /// [`Group::Context`]), what every region has with or without labels, imagery or LiDAR —
+    /// as names and buildings × those columns: what anchoring learns from
+    /// ([`crate::model::local`]).
+    pub fn footprint_features(&self) -> (Vec<String>, Array2<f64>) {
+        let names: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| matches!(describe(n).group, Group::Geometry | Group::Context))
+            .cloned()
+            .collect();
+        let x = self
+            .matrix(&names, None)
+            .expect("the names are the city's own columns");
+        (names, x)
+    }
+
     /// Those of `names` the city has no column of.
     pub fn lacks<'a>(&self, names: &'a [String]) -> Vec<&'a str> {
         names

@@ -15,13 +15,18 @@
 //!    a size class wrong across a whole city (Linz's sheds, Chiyoda's slabs), which no map of
 //!    the predicted height alone and no neighbourhood can see. Kept when leave-one-out on the
 //!    known buildings says it helps;
-//! 4. intervals from the known buildings' leave-one-out residuals (split conformal inside the
-//!    target city, at the rank whose *expected* coverage is 90 %, [`expected_quantile`]),
+//! 4. with 100 known buildings or more, what is still left, learnt by a small boosted model
+//!    from the footprints' shape and surroundings ([`super::learnt`]): a kind of building
+//!    the model gets wrong that size does not name. Kept when cross-fitting says it helps;
+//! 5. intervals from the known buildings' leave-one-out (or out-of-fold) residuals (split
+//!    conformal inside the target city, at the rank whose *expected* coverage is 90 %,
+//!    [`expected_quantile`]),
 //!    scaled by the model's own interval width — or by the height, when that is narrower and
 //!    enough buildings are known ([`Difficulty`]) — and by how hard buildings alike proved to
 //!    be: what makes a 90 % interval hold in a city the model never saw. With too few known
 //!    buildings for the level, the model's own interval is shifted by the correction instead.
 
+use ndarray::ArrayView2;
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
 use serde::{Deserialize, Serialize};
@@ -66,6 +71,14 @@ pub struct LocalOptions {
     /// widen or narrow the intervals of their kind; infinite turns it off.
     #[serde(default = "default_alike_scale_prior_weight")]
     pub alike_scale_prior_weight: f64,
+    /// Known buildings from which a small boosted model of what is left learns from the
+    /// footprints' shape and surroundings (step 4); `usize::MAX` turns it off.
+    #[serde(default = "default_learnt_min_known")]
+    pub learnt_min_known: usize,
+    /// Pseudo-buildings of prior weight on "no learnt correction": it is shrunk by
+    /// `n / (n + learnt_prior_n)`.
+    #[serde(default = "default_learnt_prior_n")]
+    pub learnt_prior_n: f64,
 }
 
 fn default_prior_level_n() -> f64 {
@@ -86,6 +99,14 @@ fn default_alike_neighbours() -> usize {
 
 fn default_alike_scale_prior_weight() -> f64 {
     5.0
+}
+
+fn default_learnt_min_known() -> usize {
+    100
+}
+
+fn default_learnt_prior_n() -> f64 {
+    100.0
 }
 
 impl LocalOptions {
@@ -112,6 +133,8 @@ impl Default for LocalOptions {
             alike_prior_weight: default_alike_prior_weight(),
             alike_neighbours: default_alike_neighbours(),
             alike_scale_prior_weight: default_alike_scale_prior_weight(),
+            learnt_min_known: default_learnt_min_known(),
+            learnt_prior_n: default_learnt_prior_n(),
         }
     }
 }
@@ -142,6 +165,10 @@ pub struct LocalSummary {
     /// The correction among buildings alike in size was kept (leave-one-out).
     #[serde(default)]
     pub alike: bool,
+    /// The correction learnt from the footprints' shape and surroundings was kept
+    /// (cross-fitted).
+    #[serde(default)]
+    pub learnt: bool,
 }
 
 /// What an anchored interval's width follows (the known buildings' conformal quantile
@@ -178,7 +205,12 @@ impl LocalSummary {
         } else {
             ""
         };
-        text + chosen + alike
+        let learnt = if self.learnt {
+            ", then by shape and surroundings"
+        } else {
+            ""
+        };
+        text + chosen + alike + learnt
     }
 
     /// How the intervals were set, e.g. `local intervals ×0.21 the model's half-width`.
@@ -208,14 +240,18 @@ pub struct Recalibrated {
     pub summary: LocalSummary,
 }
 
-/// Where each building is and how large, parallel to the predictions: what the known
-/// buildings' residuals are spread by.
+/// Where each building is, how large and of what shape and surroundings, parallel to the
+/// predictions: what the known buildings' residuals are spread by.
 #[derive(Clone, Copy, Debug)]
 pub struct Sites<'a> {
     /// Centroids in the region's working (metric) CRS.
     pub centroids: &'a [[f64; 2]],
     /// Footprint areas (m²); NaN where unknown (such a building is corrected by place only).
     pub area_m2: &'a [f64],
+    /// Buildings × footprint features (shape and surroundings,
+    /// [`crate::features::CityFeatures::footprint_features`]; NaN = missing) for step 4; no
+    /// columns skips it.
+    pub features: ArrayView2<'a, f64>,
 }
 
 /// Corrects `predicted` (with interval `lo`–`hi`) using the buildings whose `known` height is
@@ -289,6 +325,20 @@ pub fn recalibrate(
         })
         .collect();
     let placed: Vec<f64> = (0..n).map(|i| mapped[i] + local[i]).collect();
+    // Steps 3 and 4 are kept only when they predict the known buildings better (each with the
+    // value it gets left out of its own correction), in metres: a few known buildings in a
+    // city the model sizes right would otherwise add their noise.
+    let helps = |before: &[f64], correction: &[f64]| -> bool {
+        let error = |with: bool| -> f64 {
+            k.iter()
+                .map(|&i| {
+                    let v = before[i] + if with { correction[i] } else { 0.0 };
+                    (back(v) - known[i].expect("known")).abs()
+                })
+                .sum()
+        };
+        error(true) < error(false)
+    };
     let like = Alike::new(&placed, sites.area_m2, opts);
     let mut alike = vec![0.0; n];
     if opts.alike_prior_weight.is_finite() {
@@ -298,22 +348,19 @@ pub fn recalibrate(
             .map(|(&i, y)| (i, y - placed[i]))
             .collect();
         let fitted = like.mean(&left, 0.0, opts.alike_prior_weight);
-        // Kept only when it predicts the known buildings better (each left out of its own
-        // correction), in metres: a few known buildings in a city the model sizes right
-        // would otherwise add their noise.
-        let error = |with: bool| -> f64 {
-            k.iter()
-                .map(|&i| {
-                    let v = placed[i] + if with { fitted[i] } else { 0.0 };
-                    (back(v) - known[i].expect("known")).abs()
-                })
-                .sum()
-        };
-        if error(true) < error(false) {
+        if helps(&placed, &fitted) {
             alike = fitted;
         }
     }
-    let height: Vec<f64> = (0..n).map(|i| back(placed[i] + alike[i])).collect();
+    let alikened: Vec<f64> = (0..n).map(|i| placed[i] + alike[i]).collect();
+    // The known heights as they are: pulling in outliers protects the global map (step 1),
+    // but a kind of building far off is what this step is for.
+    let raw: Vec<f64> = k.iter().map(|&i| to(known[i].expect("known"))).collect();
+    let learnt = super::learnt::correction(sites.features, &alikened, &k, &raw, opts)
+        .filter(|fitted| helps(&alikened, fitted));
+    let height: Vec<f64> = (0..n)
+        .map(|i| back(alikened[i] + learnt.as_ref().map_or(0.0, |l| l[i])))
+        .collect();
     // The model's half-width in metres, stretched by the map's slope there, is the
     // difficulty scale (in ln(height) the map's derivative is b · e^a · p^(b - 1)).
     let stretch = |p: f64| {
@@ -383,6 +430,7 @@ pub fn recalibrate(
             interval_scale: q.is_finite().then_some(q),
             difficulty,
             alike: alike.iter().any(|&v| v != 0.0),
+            learnt: learnt.is_some(),
             log_scale: opts.log_scale,
             map: kind,
         },
@@ -413,7 +461,7 @@ fn expected_quantile(scores: &[f64], alpha: f64) -> f64 {
 
 /// The interval half-widths (m) around `height` for the difficulty `scale`: the conformal
 /// quantile `q` of the known buildings' scores `|known - height| / scale`, each score first
-/// divided by how hard buildings alike proved (their mean score over the city's, step 4), and
+/// divided by how hard buildings alike proved (their mean score over the city's, step 5), and
 /// `q · scale · hardness` per building. `q` is infinite when too few buildings are known.
 fn half_widths(
     scale: &[f64],
@@ -444,7 +492,7 @@ fn half_widths(
 }
 
 /// Buildings placed by likeness — (ln area, ln height) over the bandwidth — for steps 3 and
-/// 4 of the module: a kernel mean over the known buildings most alike, itself left out,
+/// 5 of the module: a kernel mean over the known buildings most alike, itself left out,
 /// shrunk toward a prior value.
 struct Alike {
     /// Each building's point; `None` without an area or a usable height.
@@ -633,7 +681,13 @@ fn choose_map(
 
 #[cfg(test)]
 mod tests {
+    use ndarray::Array2;
+
     use super::*;
+
+    /// Sites without footprint features: steps 1–3 alone.
+    static NO_FEATURES: std::sync::LazyLock<Array2<f64>> =
+        std::sync::LazyLock::new(|| Array2::zeros((0, 0)));
 
     #[test]
     fn global_map_shrinks_toward_identity() {
@@ -662,6 +716,7 @@ mod tests {
         let sites = Sites {
             centroids: &centroids,
             area_m2: &area,
+            features: NO_FEATURES.view(),
         };
         let r = recalibrate(&pred, &lo, &hi, sites, &known, &LocalOptions::default());
         let unknown: Vec<usize> = (0..n).filter(|i| i % 4 != 0).collect();
@@ -716,6 +771,7 @@ mod tests {
             let sites = Sites {
                 centroids: &centroids,
                 area_m2: &area,
+                features: NO_FEATURES.view(),
             };
             let r = recalibrate(&pred, &lo, &hi, sites, &known, &opts);
             let mae = |h: &[f64]| {
@@ -772,6 +828,7 @@ mod tests {
         let sites = Sites {
             centroids: &centroids,
             area_m2: &area,
+            features: NO_FEATURES.view(),
         };
         let sheds_mae = |opts: &LocalOptions| {
             let r = recalibrate(&pred, &lo, &hi, sites, &known, opts);
@@ -791,6 +848,93 @@ mod tests {
         };
         let (before, after) = (sheds_mae(&without), sheds_mae(&with));
         assert!(after < 0.6 * before, "sheds {before:.2} -> {after:.2} m");
+    }
+
+    #[test]
+    fn known_buildings_teach_a_kind_the_model_got_wrong_and_noise_teaches_nothing() {
+        // 3 000 buildings, one in ten known, scattered at random (no place to learn from),
+        // of sizes unrelated to the error. A third are of a kind (a footprint feature says
+        // which, e.g. courtyard blocks) that is 1.6× taller than predicted; the others are
+        // right. Beside it, a feature of pure noise.
+        use crate::stats::seeded::{mix, unit};
+        let n = 3000u64;
+        let pred: Vec<f64> = (0..n).map(|i| 4.0 + 20.0 * unit(mix(12, i, 0))).collect();
+        let kind: Vec<bool> = (0..n).map(|i| unit(mix(13, i, 0)) < 1.0 / 3.0).collect();
+        let truth: Vec<f64> = (0..n as usize)
+            .map(|i| {
+                let z: f64 = (0..12).map(|k| unit(mix(14, i as u64, k))).sum::<f64>() - 6.0;
+                pred[i] * if kind[i] { 1.6 } else { 1.0 } * (0.1 * z).exp()
+            })
+            .collect();
+        let centroids: Vec<[f64; 2]> = (0..n)
+            .map(|i| [unit(mix(15, i, 0)) * 3000.0, unit(mix(15, i, 1)) * 3000.0])
+            .collect();
+        let area: Vec<f64> = (0..n).map(|i| 50.0 + 500.0 * unit(mix(16, i, 0))).collect();
+        let noise = |i: usize| unit(mix(17, i as u64, 0));
+        let informative = Array2::from_shape_fn((n as usize, 2), |(i, j)| match j {
+            0 => f64::from(u8::from(kind[i])),
+            _ => noise(i),
+        });
+        let uninformative = Array2::from_shape_fn((n as usize, 1), |(i, _)| noise(i));
+        let known: Vec<Option<f64>> = (0..n as usize)
+            .map(|i| (i % 10 == 0).then_some(truth[i]))
+            .collect();
+        let lo: Vec<f64> = pred.iter().map(|p| p * 0.6).collect();
+        let hi: Vec<f64> = pred.iter().map(|p| p * 1.6).collect();
+        let opts = LocalOptions {
+            log_scale: true,
+            ..LocalOptions::default()
+        };
+        let run = |features: &Array2<f64>, truth: &[f64]| {
+            let known: Vec<Option<f64>> = known
+                .iter()
+                .enumerate()
+                .map(|(i, k)| k.map(|_| truth[i]))
+                .collect();
+            let sites = Sites {
+                centroids: &centroids,
+                area_m2: &area,
+                features: features.view(),
+            };
+            let r = recalibrate(&pred, &lo, &hi, sites, &known, &opts);
+            let rows: Vec<usize> = (0..n as usize).filter(|i| i % 10 != 0).collect();
+            let mae = rows
+                .iter()
+                .map(|&i| (r.height_m[i] - truth[i]).abs())
+                .sum::<f64>()
+                / rows.len() as f64;
+            let covered = rows
+                .iter()
+                .filter(|&&i| r.lo_m[i] <= truth[i] && truth[i] <= r.hi_m[i])
+                .count() as f64
+                / rows.len() as f64;
+            // How far the kind is still off (ln ratio to the truth, mean over its buildings).
+            let of_kind: Vec<usize> = rows.iter().copied().filter(|&i| kind[i]).collect();
+            let off = of_kind
+                .iter()
+                .map(|&i| (r.height_m[i] / truth[i]).ln())
+                .sum::<f64>()
+                / of_kind.len() as f64;
+            (mae, covered, r.summary.learnt, off)
+        };
+        let (before, _, learnt, off_before) = run(&NO_FEATURES, &truth);
+        assert!(!learnt);
+        let (after, covered, learnt, off_after) = run(&informative, &truth);
+        assert!(learnt, "the kind's feature was not used");
+        // 300 known shrink the step to 3/4, and the noise (σ 0.1, ~1.1 m) stays.
+        assert!(after < 0.6 * before, "{before:.2} -> {after:.2} m");
+        assert!(
+            off_after.abs() < 0.35 * off_before.abs(),
+            "the kind off by {off_before:+.3} -> {off_after:+.3} in ln(height)"
+        );
+        assert!((0.85..=0.95).contains(&covered), "coverage {covered}");
+        // Without a kind, only noise to learn from: no worse than without features.
+        let plain: Vec<f64> = (0..n as usize)
+            .map(|i| truth[i] / if kind[i] { 1.6 } else { 1.0 })
+            .collect();
+        let (before, ..) = run(&NO_FEATURES, &plain);
+        let (after, ..) = run(&uninformative, &plain);
+        assert!(after <= 1.01 * before, "noise {before:.3} -> {after:.3} m");
     }
 
     #[test]
@@ -814,6 +958,7 @@ mod tests {
         let sites = Sites {
             centroids: &centroids,
             area_m2: &area,
+            features: NO_FEATURES.view(),
         };
         let known: Vec<Option<f64>> = (0..n as usize)
             .map(|i| (i % 10 == 0).then_some(truth[i]))

@@ -9,6 +9,7 @@ pub mod ensemble;
 pub mod file;
 pub mod forest;
 pub mod intervals;
+pub mod learnt;
 pub mod level;
 pub mod local;
 pub mod matrix;

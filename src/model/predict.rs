@@ -354,9 +354,11 @@ pub fn predict_region_local(
     let mut p = predict_region(model, region)?;
     let label = model.meta.label.name.clone();
     let area = region.column_or_nan(super::level::AREA);
+    let (_, features) = region.footprint_features();
     let sites = Sites {
         centroids: &region.centroids,
         area_m2: &area,
+        features: features.view(),
     };
     p.local = apply_local(
         p.rows_mut(),

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use ndarray::Array2;
+
 use crate::error::{Error, Result};
 use crate::io::output::read_table;
 use crate::io::table::{concat_union, ColumnData, Table};
@@ -12,7 +14,9 @@ use crate::model::level::{area_spread_of, bounds_at, height_at};
 use crate::model::local::{LocalOptions, LocalSummary, Sites};
 use crate::model::predict::column;
 
-use super::run::{MergeSteps, PlanLevel, HELPER_COLUMNS, LEVEL_COLUMNS, PLAN_METADATA};
+use super::run::{
+    MergeSteps, PlanLevel, FEATURE_PREFIX, HELPER_COLUMNS, LEVEL_COLUMNS, PLAN_METADATA,
+};
 use super::{partition_path, Job, Plan, Stage};
 
 /// The stages whose partitions exist for every job of a plan.
@@ -117,7 +121,9 @@ pub fn merge(plan_dir: &Path, stage: Stage) -> Result<(Table, Option<LocalSummar
             summary = recalibrate_merged(&mut out, plan.footprints, &opts)?;
         }
         out.columns.retain(|c| {
-            !HELPER_COLUMNS.contains(&c.name.as_str()) && !LEVEL_COLUMNS.contains(&c.name.as_str())
+            !HELPER_COLUMNS.contains(&c.name.as_str())
+                && !LEVEL_COLUMNS.contains(&c.name.as_str())
+                && !c.name.starts_with(FEATURE_PREFIX)
         });
     }
     Ok((out, summary))
@@ -218,6 +224,14 @@ fn recalibrate_merged(
     let xs = head(f64_column(t, HELPER_COLUMNS[2])?);
     let ys = head(f64_column(t, HELPER_COLUMNS[3])?);
     let area = head(f64_column(t, HELPER_COLUMNS[4])?);
+    let feature_columns: Vec<Vec<f64>> = t
+        .columns
+        .iter()
+        .filter(|c| c.name.starts_with(FEATURE_PREFIX))
+        .map(|c| f64_column(t, &c.name).map(head))
+        .collect::<Result<_>>()?;
+    let features =
+        Array2::from_shape_fn((n, feature_columns.len()), |(i, j)| feature_columns[j][i]);
     let mut height = head(f64_column(t, column::HEIGHT)?);
     let mut height_lo = head(f64_column(t, column::LO)?);
     let mut height_hi = head(f64_column(t, column::HI)?);
@@ -248,6 +262,7 @@ fn recalibrate_merged(
     let sites = Sites {
         centroids: &centroids,
         area_m2: &area,
+        features: features.view(),
     };
     let Some(summary) = anchor(rows, sites, opts) else {
         return Ok(None);

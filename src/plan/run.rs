@@ -31,6 +31,11 @@ pub const HELPER_COLUMNS: [&str; 5] = [
     "_plan_area_m2",
 ];
 
+/// Prefix of the columns a predictions partition carries for each footprint feature
+/// ([`crate::features::CityFeatures::footprint_features`]), which the merge's anchoring learns
+/// from (removed by it).
+pub const FEATURE_PREFIX: &str = "_plan_feature_";
+
 /// Columns a predictions partition of a model with a city level carries, so the merge can
 /// apply the whole region's level (a tile's own, from its buildings alone, differs): each
 /// row's structure and interval bounds in ln(height) above the level, its value of the
@@ -222,6 +227,13 @@ impl JobInput {
             region.centroids.iter().map(|c| c[1]),
         ));
         table.push(Column::f64(HELPER_COLUMNS[4], region.column_or_nan(AREA)));
+        let (names, features) = region.footprint_features();
+        for (name, column) in names.iter().zip(features.columns()) {
+            table.push(Column::f64(
+                &format!("{FEATURE_PREFIX}{name}"),
+                column.iter().copied(),
+            ));
+        }
         let level = model.meta.level.as_ref().map(|l| PlanLevel {
             model: l.clone(),
             intervals: model.interval.as_ref().map(|i| i.calibration.log_scale),
