@@ -279,7 +279,10 @@ pub fn recalibrate(
     // Back to metres, never negative.
     let back = |v: f64| if opts.log_scale { v.exp() } else { v.max(0.0) };
     let kx: Vec<f64> = k.iter().map(|&i| to(predicted[i])).collect();
-    let mut ky: Vec<f64> = k.iter().map(|&i| to(known[i].expect("known"))).collect();
+    // The known heights in the map's scale as they are (step 4 learns from these); for the
+    // global map, pulled in where far off.
+    let raw: Vec<f64> = k.iter().map(|&i| to(known[i].expect("known"))).collect();
+    let mut ky = raw.clone();
     if opts.log_scale {
         winsorise_residuals(&kx, &mut ky);
     }
@@ -355,7 +358,6 @@ pub fn recalibrate(
     let alikened: Vec<f64> = (0..n).map(|i| placed[i] + alike[i]).collect();
     // The known heights as they are: pulling in outliers protects the global map (step 1),
     // but a kind of building far off is what this step is for.
-    let raw: Vec<f64> = k.iter().map(|&i| to(known[i].expect("known"))).collect();
     let learnt = super::learnt::correction(sites.features, &alikened, &k, &raw, opts)
         .filter(|fitted| helps(&alikened, fitted));
     let height: Vec<f64> = (0..n)
@@ -685,6 +687,25 @@ mod tests {
 
     use super::*;
 
+    /// `n` centroids scattered at random over a 3 km square (`seed` picks which).
+    fn scattered(n: u64, seed: u64) -> Vec<[f64; 2]> {
+        use crate::stats::seeded::{mix, unit};
+        (0..n)
+            .map(|i| {
+                [
+                    unit(mix(seed, i, 0)) * 3000.0,
+                    unit(mix(seed, i, 1)) * 3000.0,
+                ]
+            })
+            .collect()
+    }
+
+    /// A sum of 12 uniforms less 6: roughly a standard normal draw, building `i` of `seed`.
+    fn normal(seed: u64, i: u64) -> f64 {
+        use crate::stats::seeded::{mix, unit};
+        (0..12).map(|k| unit(mix(seed, i, k))).sum::<f64>() - 6.0
+    }
+
     /// Sites without footprint features: steps 1–3 alone.
     static NO_FEATURES: std::sync::LazyLock<Array2<f64>> =
         std::sync::LazyLock::new(|| Array2::zeros((0, 0)));
@@ -744,13 +765,11 @@ mod tests {
         let truth: Vec<f64> = (0..n)
             .map(|i| {
                 // Sum of uniforms: roughly normal, σ 0.25.
-                let z: f64 = (0..12).map(|k| unit(mix(2, i, k))).sum::<f64>() - 6.0;
+                let z = normal(2, i);
                 pred[i as usize] * factor * (0.25 * z).exp()
             })
             .collect();
-        let centroids = (0..n)
-            .map(|i| [unit(mix(3, i, 0)) * 3000.0, unit(mix(3, i, 1)) * 3000.0])
-            .collect();
+        let centroids = scattered(n, 3);
         (pred, truth, centroids)
     }
 
@@ -803,7 +822,7 @@ mod tests {
             .collect();
         let truth: Vec<f64> = (0..n)
             .map(|i| {
-                let z: f64 = (0..12).map(|k| unit(mix(5, i, k))).sum::<f64>() - 6.0;
+                let z = normal(5, i);
                 (1.5 * area[i as usize].ln() - 1.0) * (0.25 * z).exp()
             })
             .collect();
@@ -817,9 +836,7 @@ mod tests {
                 }
             })
             .collect();
-        let centroids: Vec<[f64; 2]> = (0..n)
-            .map(|i| [unit(mix(6, i, 0)) * 3000.0, unit(mix(6, i, 1)) * 3000.0])
-            .collect();
+        let centroids = scattered(n, 6);
         let known: Vec<Option<f64>> = (0..n as usize)
             .map(|i| (i % 20 == 0).then_some(truth[i]))
             .collect();
@@ -862,13 +879,11 @@ mod tests {
         let kind: Vec<bool> = (0..n).map(|i| unit(mix(13, i, 0)) < 1.0 / 3.0).collect();
         let truth: Vec<f64> = (0..n as usize)
             .map(|i| {
-                let z: f64 = (0..12).map(|k| unit(mix(14, i as u64, k))).sum::<f64>() - 6.0;
+                let z = normal(14, i as u64);
                 pred[i] * if kind[i] { 1.6 } else { 1.0 } * (0.1 * z).exp()
             })
             .collect();
-        let centroids: Vec<[f64; 2]> = (0..n)
-            .map(|i| [unit(mix(15, i, 0)) * 3000.0, unit(mix(15, i, 1)) * 3000.0])
-            .collect();
+        let centroids = scattered(n, 15);
         let area: Vec<f64> = (0..n).map(|i| 50.0 + 500.0 * unit(mix(16, i, 0))).collect();
         let noise = |i: usize| unit(mix(17, i as u64, 0));
         let informative = Array2::from_shape_fn((n as usize, 2), |(i, j)| match j {
@@ -947,13 +962,11 @@ mod tests {
         let sigma: Vec<f64> = (0..n).map(|i| 0.05 + 0.4 * unit(mix(8, i, 0))).collect();
         let truth: Vec<f64> = (0..n as usize)
             .map(|i| {
-                let z: f64 = (0..12).map(|k| unit(mix(9, i as u64, k))).sum::<f64>() - 6.0;
+                let z = normal(9, i as u64);
                 pred[i] * (sigma[i] * z).exp()
             })
             .collect();
-        let centroids: Vec<[f64; 2]> = (0..n)
-            .map(|i| [unit(mix(10, i, 0)) * 3000.0, unit(mix(10, i, 1)) * 3000.0])
-            .collect();
+        let centroids = scattered(n, 10);
         let area = vec![f64::NAN; n as usize];
         let sites = Sites {
             centroids: &centroids,
